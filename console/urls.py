@@ -1,0 +1,24 @@
+"""URL map: pages per section, the REST API under /api/v1/, schema and docs."""
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("apps.accounts.api.urls")),
+    path("", include("apps.core.api_urls")),
+    path("storage/", include("apps.storage.api.urls")),
+    path("runtime/", include("apps.runtime.api.urls")),
+]
+
+urlpatterns = [
+    path("", include("apps.core.urls")),
+    path("accounts/", include("apps.accounts.urls")),
+    path("storage/", include("apps.storage.urls")),
+    path("resources/", include("apps.runtime.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler404 = "apps.core.errors.not_found"
+handler403 = "apps.core.errors.forbidden"
+handler500 = "apps.core.errors.server_error"
