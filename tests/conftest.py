@@ -1,0 +1,59 @@
+"""Shared fixtures: the named cast (owner, teammate, outsider) and API clients.
+
+Owner and teammate share the owner's workspace; the outsider has only their own.
+"""
+import pytest
+from rest_framework.test import APIClient
+
+from apps.core.choices import Role
+
+PASSWORD = "correct-horse-battery-9"
+
+
+def make_user(username: str, *, is_staff: bool = False):
+    from apps.accounts.services import user_create
+
+    return user_create(username=username, password=PASSWORD, email=f"{username}@example.test", is_staff=is_staff)
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def workspace(owner):
+    return owner.default_workspace
+
+
+@pytest.fixture
+def teammate(db, owner, workspace):
+    from apps.accounts.services import membership_set
+
+    user = make_user("bob")
+    membership_set(actor=owner, workspace=workspace, user=user, role=Role.DEVELOPER)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("charlie")
+
+
+@pytest.fixture
+def staff(db):
+    return make_user("root-admin", is_staff=True)
+
+
+@pytest.fixture
+def api(owner):
+    client = APIClient()
+    client.force_authenticate(owner)
+    return client
+
+
+@pytest.fixture
+def outsider_api(outsider):
+    client = APIClient()
+    client.force_authenticate(outsider)
+    return client
