@@ -3,13 +3,22 @@
 Every section reads and writes user data through `get_storage()`. Callers pass a
 validated `StoragePath` (see `apps.core.paths`); backends never see raw user strings.
 Folders exist explicitly: locally as directories, on S3 as zero-byte "<key>/" markers,
-so an empty folder created in the browser stays visible.
+so an empty folder created in the browser stays visible. Both backends behave the same
+(tests/core/test_storage.py runs one suite against each):
+
+* a file and a folder never share a name: writing a file where a folder (or a folder where
+  a file) exists, or below a file, raises `StorageError`;
+* writing a file creates its missing parent folders, and deleting the file leaves them;
+* `walk` yields files in lexicographic key order; names starting with "." are internal
+  (partial uploads) and never listed.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,6 +61,16 @@ class Listing:
     files: list[ObjectInfo]
 
 
+def _ancestors(path: StoragePath) -> list[StoragePath]:
+    """The folders above `path` inside its bucket, outermost first ("a/b/c" → "a", "a/b")."""
+    parts = path.key.split("/") if path.key else []
+    return [StoragePath(path.bucket, "/".join(parts[:depth])) for depth in range(1, len(parts))]
+
+
+def _mtime(stat: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+
+
 class LocalStorage:
     """Buckets are directories under ATELIER_STORAGE_ROOT."""
 
@@ -82,8 +101,15 @@ class LocalStorage:
     def is_folder(self, path: StoragePath) -> bool:
         return self._path(path).is_dir()
 
+    def _refuse_file_ancestors(self, path: StoragePath) -> None:
+        for ancestor in _ancestors(path):
+            if self._path(ancestor).is_file():
+                raise StorageError(f'"{ancestor.key}" is a file, so nothing can be created inside it.')
+
     def mkdir(self, path: StoragePath) -> None:
+        """Create the folder and every missing level above it; an existing folder is kept."""
         target = self._path(path)
+        self._refuse_file_ancestors(path)
         if target.exists() and not target.is_dir():
             raise StorageError(f'A file named "{path.name}" already exists here.')
         target.mkdir(parents=True, exist_ok=True)
@@ -95,50 +121,59 @@ class LocalStorage:
         folders, files = [], []
         with os.scandir(folder) as entries:
             for entry in entries:
+                if entry.name.startswith("."):
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     folders.append(entry.name)
                 elif entry.is_file(follow_symlinks=False):
-                    stat = entry.stat()
-                    key = f"{path.key}/{entry.name}" if path.key else entry.name
-                    files.append(ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
+                    files.append(ObjectInfo(path.child(entry.name).key, entry.stat().st_size, _mtime(entry.stat())))
         folders.sort()
         files.sort(key=lambda f: f.key)
         return Listing(folders, files)
 
     def walk(self, path: StoragePath) -> Iterator[ObjectInfo]:
-        """Every file at or below `path`, in key order."""
+        """Every file at or below `path`, in lexicographic key order (the order S3 lists in)."""
         base = self._path(path)
         if base.is_file():
-            stat = base.stat()
-            yield ObjectInfo(path.key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
+            yield ObjectInfo(path.key, base.stat().st_size, _mtime(base.stat()))
             return
-        bucket_root = self._path(StoragePath(path.bucket, ""))
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = Path(dirpath) / name
-                if full.is_symlink():
-                    continue
-                stat = full.stat()
-                yield ObjectInfo(
-                    full.relative_to(bucket_root).as_posix(), stat.st_size,
-                    datetime.fromtimestamp(stat.st_mtime, timezone.utc),
-                )
+        if base.is_dir():
+            yield from self._walk_dir(base, path)
+
+    def _walk_dir(self, folder: Path, path: StoragePath) -> Iterator[ObjectInfo]:
+        with os.scandir(folder) as scan:
+            entries = [e for e in scan if not e.name.startswith(".")]
+        # A folder "b" sorts as "b/" so its files interleave with siblings exactly as full keys do.
+        entries.sort(key=lambda e: e.name + "/" if e.is_dir(follow_symlinks=False) else e.name)
+        for entry in entries:
+            child = path.child(entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk_dir(Path(entry.path), child)
+            elif entry.is_file(follow_symlinks=False):
+                stat = entry.stat()
+                yield ObjectInfo(child.key, stat.st_size, _mtime(stat))
 
     def stat(self, path: StoragePath) -> ObjectInfo:
         full = self._path(path)
         if not full.is_file():
             raise NotFound(f"{path.uri} does not exist.")
         stat = full.stat()
-        return ObjectInfo(path.key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
+        return ObjectInfo(path.key, stat.st_size, _mtime(stat))
 
     def save(self, path: StoragePath, stream: BinaryIO) -> int:
-        """Write `stream` to `path` atomically (temp file + rename); returns bytes written."""
+        """Write `stream` to `path` atomically (temp file + rename); returns bytes written.
+
+        If reading the stream raises, nothing is left behind and the exception propagates.
+        """
         target = self._path(path)
         if target.is_dir():
             raise StorageError(f'A folder named "{path.name}" already exists here.')
+        self._refuse_file_ancestors(path)
+        # Levels this call creates, deepest first, so a failed write can take them back.
+        created = [p for p in [target.parent, *target.parent.parents] if not p.exists() and self.root in p.parents]
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+        # Unique per call: concurrent uploads of one name (threads share a pid) must not collide.
+        tmp = target.with_name(f".{target.name}.part-{uuid.uuid4().hex}")
         written = 0
         try:
             with open(tmp, "wb") as out:
@@ -146,8 +181,14 @@ class LocalStorage:
                     out.write(chunk)
                     written += len(chunk)
             os.replace(tmp, target)
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            for level in created:
+                try:
+                    level.rmdir()
+                except OSError:  # another writer put something there meanwhile: keep it
+                    break
+            raise
         return written
 
     def open(self, path: StoragePath) -> BinaryIO:
@@ -157,7 +198,7 @@ class LocalStorage:
         return open(full, "rb")
 
     def delete(self, path: StoragePath) -> None:
-        """Delete a file, or a folder with everything below it."""
+        """Delete a file, or a folder with everything below it. A missing path is not an error."""
         full = self._path(path)
         if full.is_dir():
             shutil.rmtree(full)
@@ -165,11 +206,26 @@ class LocalStorage:
             full.unlink()
 
     def download_to(self, path: StoragePath, dest: Path) -> None:
-        shutil.copyfile(self._path(path), dest)
+        source = self._path(path)
+        if not source.is_file():
+            raise NotFound(f"{path.uri} does not exist.")
+        shutil.copyfile(source, dest)
 
     def upload_from(self, src: Path, path: StoragePath) -> None:
         with open(src, "rb") as fh:
             self.save(path, fh)
+
+
+class _CountingReader:
+    """Wraps a stream to count the bytes boto3 reads from it."""
+
+    def __init__(self, inner: BinaryIO):
+        self.inner, self.count = inner, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.count += len(data)
+        return data
 
 
 class S3Storage:
@@ -180,6 +236,7 @@ class S3Storage:
         from botocore.config import Config
 
         self.physical = bucket
+        self.region = region
         self.client = boto3.client(
             "s3",
             endpoint_url=endpoint_url or None,
@@ -198,7 +255,10 @@ class S3Storage:
         try:
             self.client.head_bucket(Bucket=self.physical)
         except ClientError:
-            self.client.create_bucket(Bucket=self.physical)
+            # us-east-1 is the one region that rejects an explicit LocationConstraint.
+            extra = {} if self.region in ("", "us-east-1") else {
+                "CreateBucketConfiguration": {"LocationConstraint": self.region}}
+            self.client.create_bucket(Bucket=self.physical, **extra)
         self._ensured = True
 
     @staticmethod
@@ -223,6 +283,9 @@ class S3Storage:
         except ClientError:
             return None
 
+    def _is_file(self, path: StoragePath) -> bool:
+        return bool(path.key) and self._head(self._key(path)) is not None
+
     def is_folder(self, path: StoragePath) -> bool:
         self._ensure()
         prefix = self._key(path) + "/"
@@ -231,16 +294,29 @@ class S3Storage:
 
     def exists(self, path: StoragePath) -> bool:
         self._ensure()
-        return self._head(self._key(path)) is not None or self.is_folder(path)
+        return self._is_file(path) or self.is_folder(path)
+
+    def _refuse_file_ancestors(self, path: StoragePath) -> None:
+        for ancestor in _ancestors(path):
+            if self._is_file(ancestor):
+                raise StorageError(f'"{ancestor.key}" is a file, so nothing can be created inside it.')
+
+    def _put_folder_markers(self, path: StoragePath) -> None:
+        """Marker objects for `path` and every level above it, so empty folders stay visible."""
+        levels = [*_ancestors(path), path] if path.key else []
+        for level in levels:
+            self.client.put_object(Bucket=self.physical, Key=self._key(level) + "/", Body=b"")
 
     def mkdir(self, path: StoragePath) -> None:
+        """Create the folder and every missing level above it; an existing folder is kept."""
         self._ensure()
-        if self._head(self._key(path)) is not None:
+        if not path.key:
+            self.bucket_create(path.bucket)
+            return
+        self._refuse_file_ancestors(path)
+        if self._is_file(path):
             raise StorageError(f'A file named "{path.name}" already exists here.')
-        # Create every level so "a/b/c" shows as three nested folders even before files arrive.
-        parts = path.key.split("/")
-        for depth in range(1, len(parts) + 1):
-            self.client.put_object(Bucket=self.physical, Key=f"{path.bucket}/{'/'.join(parts[:depth])}/", Body=b"")
+        self._put_folder_markers(path)
 
     def list(self, path: StoragePath) -> Listing:
         self._ensure()
@@ -252,10 +328,13 @@ class S3Storage:
         ):
             for common in page.get("CommonPrefixes", []):
                 found = True
-                folders.append(common["Prefix"][len(prefix):].rstrip("/"))
+                name = common["Prefix"][len(prefix):].rstrip("/")
+                if not name.startswith("."):
+                    folders.append(name)
             for obj in page.get("Contents", []):
                 found = True
-                if obj["Key"] == prefix:
+                name = obj["Key"][len(prefix):]
+                if obj["Key"] == prefix or name.startswith("."):
                     continue
                 files.append(ObjectInfo(obj["Key"][len(path.bucket) + 1:], obj["Size"], obj["LastModified"]))
         if not found:
@@ -263,6 +342,7 @@ class S3Storage:
         return Listing(sorted(folders), sorted(files, key=lambda f: f.key))
 
     def walk(self, path: StoragePath) -> Iterator[ObjectInfo]:
+        """Every file at or below `path`, in lexicographic key order."""
         self._ensure()
         head = self._head(self._key(path)) if path.key else None
         if head is not None:
@@ -271,47 +351,49 @@ class S3Storage:
         prefix = self._key(path) + "/"
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.physical, Prefix=prefix):
             for obj in page.get("Contents", []):
-                if not obj["Key"].endswith("/"):
-                    yield ObjectInfo(obj["Key"][len(path.bucket) + 1:], obj["Size"], obj["LastModified"])
+                key = obj["Key"][len(path.bucket) + 1:]
+                if obj["Key"].endswith("/") or any(part.startswith(".") for part in key.split("/")):
+                    continue
+                yield ObjectInfo(key, obj["Size"], obj["LastModified"])
 
     def stat(self, path: StoragePath) -> ObjectInfo:
         self._ensure()
-        head = self._head(self._key(path))
+        head = self._head(self._key(path)) if path.key else None
         if head is None:
             raise NotFound(f"{path.uri} does not exist.")
         return ObjectInfo(path.key, head["ContentLength"], head["LastModified"])
 
     def save(self, path: StoragePath, stream: BinaryIO) -> int:
+        """Upload `stream` to `path`; returns bytes written. A failing stream leaves no object."""
         self._ensure()
         if self.is_folder(path):
             raise StorageError(f'A folder named "{path.name}" already exists here.')
-
-        class _Counting:
-            def __init__(self, inner):
-                self.inner, self.count = inner, 0
-
-            def read(self, size=-1):
-                data = self.inner.read(size)
-                self.count += len(data)
-                return data
-
-        counting = _Counting(stream)
+        self._refuse_file_ancestors(path)
+        counting = _CountingReader(stream)
+        # upload_fileobj aborts its multipart upload when reading raises, so no partial object appears.
         self.client.upload_fileobj(counting, self.physical, self._key(path))
+        parent = path.parent
+        if parent.key and self._head(self._key(parent) + "/") is None:
+            self._put_folder_markers(parent)
         return counting.count
 
     def open(self, path: StoragePath) -> BinaryIO:
         from botocore.exceptions import ClientError
 
         self._ensure()
+        if not path.key:
+            raise NotFound(f"{path.uri} does not exist.")
         try:
             return self.client.get_object(Bucket=self.physical, Key=self._key(path))["Body"]
         except ClientError as exc:
             raise NotFound(f"{path.uri} does not exist.") from exc
 
     def delete(self, path: StoragePath) -> None:
+        """Delete a file, or a folder with everything below it. A missing path is not an error."""
         self._ensure()
         key = self._key(path)
-        self.client.delete_object(Bucket=self.physical, Key=key)
+        if path.key:
+            self.client.delete_object(Bucket=self.physical, Key=key)
         batch = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.physical, Prefix=key + "/"):
             for obj in page.get("Contents", []):
@@ -323,12 +405,12 @@ class S3Storage:
             self.client.delete_objects(Bucket=self.physical, Delete={"Objects": batch})
 
     def download_to(self, path: StoragePath, dest: Path) -> None:
-        self._ensure()
-        self.client.download_file(self.physical, self._key(path), str(dest))
+        with contextlib.closing(self.open(path)) as body, open(dest, "wb") as out:
+            shutil.copyfileobj(body, out, CHUNK)
 
     def upload_from(self, src: Path, path: StoragePath) -> None:
-        self._ensure()
-        self.client.upload_file(str(src), self.physical, self._key(path))
+        with open(src, "rb") as fh:
+            self.save(path, fh)
 
 
 @functools.cache
