@@ -257,8 +257,10 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: long runs need one task at a time per worker process and acks after the work,
 # with a visibility timeout longer than any heartbeat gap so Redis never re-delivers a live run.
-CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+# Kombu and Celery spell a unix socket `redis+socket:///path`; redis-py and channels-redis `unix:///path`.
+_CELERY_REDIS_URL = "redis+socket://" + REDIS_URL.removeprefix("unix://") if REDIS_URL.startswith("unix://") else REDIS_URL
+CELERY_BROKER_URL = _CELERY_REDIS_URL
+CELERY_RESULT_BACKEND = _CELERY_REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -57,3 +57,15 @@ def outsider_api(outsider):
     client = APIClient()
     client.force_authenticate(outsider)
     return client
+
+
+# Real-service fixtures: asgi_server, celery_worker, browser, page, login (see tests/harness.py).
+from tests.harness import asgi_server, browser, celery_worker, login, page  # noqa: E402,F401
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the item so the page fixture can screenshot failures."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -15,6 +15,8 @@ os.environ.setdefault("ATELIER_EMBEDDED", "true")
 os.environ.setdefault("ATELIER_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("ATELIER_FAST_PASSWORD_HASHER", "true")
 os.environ.setdefault("ATELIER_HTTPS", "false")
+# Playwright's sync API runs an event loop in the test thread; Django must still allow ORM calls there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # Distinct key prefixes keep parallel test sessions on one Redis from seeing each other.
 os.environ.setdefault("ATELIER_CACHE_PREFIX", f"atelier-test-{os.getpid()}")
 os.environ.setdefault("ATELIER_CHANNEL_PREFIX", f"atelier-test-{os.getpid()}")
