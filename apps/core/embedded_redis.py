@@ -29,7 +29,11 @@ def start_embedded_redis(socket_path: Path, workdir: Path, timeout: float = 10.0
     """Start the server and wait until it answers PING; the caller owns (and stops) the process."""
     workdir.mkdir(parents=True, exist_ok=True)
     socket_path.unlink(missing_ok=True)
-    proc = subprocess.Popen(redis_server_command(socket_path, workdir), stdout=subprocess.DEVNULL)
+    # Own session: a terminal Ctrl-C reaches only the supervisor, which stops Redis last,
+    # after the web process and the worker that still need it.
+    proc = subprocess.Popen(
+        redis_server_command(socket_path, workdir), stdout=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

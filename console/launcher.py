@@ -1,0 +1,363 @@
+"""`python -m console.launcher`: the embedded console in the foreground (what `make run` starts).
+
+Prepares the var directory (secret key, private Redis when REDIS_URL is unset), migrates,
+creates the first admin, then supervises four children, each in its own process group:
+the ASGI server, one Celery worker serving every queue, Celery beat and the private Redis.
+Their output is prefixed with their name. SIGINT/SIGTERM/SIGHUP stop every child (TERM, then
+KILL after a grace period) and exit 0; a child that dies on its own stops the others and
+the launcher exits 1 naming it. A second Ctrl-C skips the grace period.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Seconds a child gets between SIGTERM and SIGKILL; Celery's warm shutdown needs a few.
+DEFAULT_GRACE = 10.0
+# Seconds the ASGI server may take to answer /healthz after it starts (a cold import is ~3 s).
+READY_TIMEOUT = 60.0
+# How often the supervisor checks its children; also bounds the reaction time to a signal.
+POLL_INTERVAL = 0.2
+
+COLOURS = {"web": "36", "worker": "35", "beat": "33", "redis": "31", "setup": "32"}
+
+
+class LaunchError(Exception):
+    """A start-up step failed; the message says which and what to do."""
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    reader: threading.Thread | None = None
+    stopping: bool = field(default=False)
+
+
+class Output:
+    """Writes children's lines with a `name |` prefix; one lock keeps lines whole."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.lock = threading.Lock()
+        self.colour = hasattr(self.stream, "isatty") and self.stream.isatty() and not os.environ.get("NO_COLOR")
+
+    def line(self, name: str, text: str) -> None:
+        prefix = f"{name:<6} |"
+        if self.colour:
+            prefix = f"\033[{COLOURS.get(name, '0')}m{prefix}\033[0m"
+        self.write(f"{prefix} {text}\n")
+
+    def say(self, text: str) -> None:
+        self.write(f"atelier: {text}\n")
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (BrokenPipeError, ValueError):  # our reader went away; keep supervising
+                pass
+
+    def pump(self, name: str, pipe) -> None:
+        """Copy a child's output until it closes its end."""
+        for raw in iter(pipe.readline, b""):
+            self.line(name, raw.decode("utf-8", "replace").rstrip("\r\n"))
+        pipe.close()
+
+
+def secret_key_for(var_dir: Path) -> str:
+    """The installation's own random key, made once and kept in var/ readable by the owner only."""
+    path = var_dir / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail early with a clear message instead of a uvicorn traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise LaunchError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); stop whatever uses it or set ATELIER_PORT"
+            ) from None
+
+
+def worker_queues() -> list[str]:
+    """Every queue the settings name: the default pool plus each routed queue, plus ATELIER_WORKER_QUEUES.
+
+    The embedded worker is the only worker, so it must serve all of them or tasks routed
+    elsewhere would wait forever.
+    """
+    from django.conf import settings
+
+    queues = [getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "pool.local")]
+    routes = getattr(settings, "CELERY_TASK_ROUTES", None) or {}
+    if isinstance(routes, dict):
+        for route in routes.values():
+            if isinstance(route, dict) and route.get("queue"):
+                queues.append(route["queue"])
+    for queue in getattr(settings, "CELERY_TASK_QUEUES", None) or []:
+        queues.append(getattr(queue, "name", queue))
+    queues += [q.strip() for q in os.environ.get("ATELIER_WORKER_QUEUES", "").split(",") if q.strip()]
+    return list(dict.fromkeys(q for q in queues if isinstance(q, str) and q))
+
+
+def worker_concurrency() -> int:
+    """Each run holds a worker process while it supervises its user process, so allow several
+    at once even on a small machine; ATELIER_WORKER_CONCURRENCY overrides."""
+    value = os.environ.get("ATELIER_WORKER_CONCURRENCY", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise LaunchError(f"ATELIER_WORKER_CONCURRENCY must be an integer, not {value!r}") from None
+    return max(4, os.cpu_count() or 1)
+
+
+class Launcher:
+    def __init__(self, *, host: str, port: int, grace: float, output: Output):
+        self.host, self.port, self.grace, self.out = host, port, grace, output
+        self.children: list[Child] = []
+        self.stop_requested = threading.Event()
+        self.kill_now = False
+        self.var_dir = Path(os.environ.get("ATELIER_VAR_DIR") or BASE_DIR / "var").resolve()
+
+    # -- environment ---------------------------------------------------------------------
+    def prepare_environment(self) -> None:
+        """Defaults for local use; anything the caller already set wins."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["ATELIER_VAR_DIR"] = str(self.var_dir)
+        os.environ["ATELIER_EMBEDDED"] = "true"
+        os.environ.setdefault("ATELIER_DEBUG", "true")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        if not os.environ.get("ATELIER_SECRET_KEY"):
+            os.environ["ATELIER_SECRET_KEY"] = secret_key_for(self.var_dir)
+
+    # -- children ------------------------------------------------------------------------
+    def spawn(self, name: str, argv: list[str]) -> Child:
+        proc = subprocess.Popen(
+            argv, cwd=BASE_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: a terminal Ctrl-C reaches only us, and we stop it in order
+        )
+        child = Child(name=name, proc=proc)
+        child.reader = threading.Thread(target=self.out.pump, args=(name, proc.stdout), daemon=True)
+        child.reader.start()
+        self.children.append(child)
+        return child
+
+    def start_redis(self) -> None:
+        from apps.core.embedded_redis import start_embedded_redis
+
+        sock = self.var_dir / "redis.sock"
+        try:
+            proc = start_embedded_redis(sock, self.var_dir / "redis")
+        except RuntimeError as exc:
+            raise LaunchError(f"the private Redis did not start: {exc}") from None
+        self.children.append(Child(name="redis", proc=proc))
+        os.environ["REDIS_URL"] = f"unix://{sock}"
+        self.out.line("redis", f"private Redis on {sock}")
+
+    def run_step(self, name: str, argv: list[str], *, capture: bool = False) -> str:
+        """Run a set-up command to completion; its output is prefixed, or returned when `capture`."""
+        proc = subprocess.Popen(argv, cwd=BASE_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE if capture else subprocess.STDOUT, start_new_session=True)
+        self.children.append(Child(name=name, proc=proc))
+        try:
+            if capture:
+                stdout, stderr = proc.communicate()
+                for line in stderr.decode("utf-8", "replace").splitlines():
+                    self.out.line(name, line)
+                text = stdout.decode("utf-8", "replace")
+            else:
+                self.out.pump(name, proc.stdout)
+                proc.wait()
+                text = ""
+        finally:
+            self.children.pop()
+        if self.stop_requested.is_set():
+            raise KeyboardInterrupt
+        if proc.returncode != 0:
+            raise LaunchError(f"`{' '.join(argv[1:])}` failed with exit code {proc.returncode} (output above)")
+        return text
+
+    def wait_until_serving(self, web: Child) -> None:
+        url = f"http://{self.url_host}:{self.port}/healthz"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and not self.stop_requested.is_set():
+            if web.proc.poll() is not None:
+                return  # the supervision loop reports it
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                return
+            except urllib.error.HTTPError:
+                return  # it answers (503 says what is down); serving is all we wait for
+            except OSError:
+                time.sleep(0.2)
+        if not self.stop_requested.is_set():
+            self.out.say(f"warning: {url} did not answer within {READY_TIMEOUT:.0f}s")
+
+    @property
+    def url_host(self) -> str:
+        host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+    # -- stopping ------------------------------------------------------------------------
+    def request_stop(self, signum, frame) -> None:
+        if self.stop_requested.is_set():
+            self.kill_now = True  # second Ctrl-C: no more waiting
+        self.stop_requested.set()
+        for child in self.children:
+            if child.name == "setup":  # a set-up step (migrate) is not worth finishing
+                self.signal_group(child, signal.SIGTERM)
+
+    def stop_children(self, children: list[Child]) -> None:
+        """TERM each child's process group, wait up to the grace period, then KILL what is left."""
+        for child in children:
+            child.stopping = True
+            self.signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline and not self.kill_now:
+            if all(c.proc.poll() is not None for c in children):
+                break
+            time.sleep(0.05)
+        for child in children:
+            if child.proc.poll() is None:
+                self.out.say(f"{child.name} did not stop within {self.grace:.0f}s; killing it")
+            # Kill the group even when the leader exited: its helpers (pool processes) may linger.
+            self.signal_group(child, signal.SIGKILL)
+            try:
+                child.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.out.say(f"{child.name} (pid {child.proc.pid}) survived SIGKILL")
+            if child.reader is not None:
+                child.reader.join(timeout=2)
+
+    @staticmethod
+    def signal_group(child: Child, sig: int) -> None:
+        try:
+            os.killpg(child.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop_all(self) -> None:
+        # Redis last: the worker and the web process need it to finish cleanly.
+        users = [c for c in self.children if c.name != "redis"]
+        redis_children = [c for c in self.children if c.name == "redis"]
+        self.stop_children(users)
+        self.stop_children(redis_children)
+
+    # -- main ----------------------------------------------------------------------------
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self.request_stop)
+        try:
+            return self.start_and_supervise()
+        except LaunchError as exc:
+            self.out.say(f"error: {exc}")
+            self.stop_all()
+            return 1
+        except KeyboardInterrupt:
+            self.out.say("stopping")
+            self.stop_all()
+            return 0
+
+    def start_and_supervise(self) -> int:
+        self.prepare_environment()
+        check_port_free(self.host, self.port)
+        if not os.environ.get("REDIS_URL"):
+            self.start_redis()
+        python = sys.executable
+        self.run_step("setup", [python, "manage.py", "migrate", "--noinput"])
+        admin_text = self.run_step("setup", [python, "manage.py", "ensure_admin"], capture=True)
+
+        queues = worker_queues()
+        web = self.spawn("web", [
+            python, "-m", "uvicorn", "console.asgi:application", "--host", self.host, "--port", str(self.port),
+            "--lifespan", "off",  # Django's ASGI handler does not speak the lifespan protocol
+            "--timeout-graceful-shutdown", str(max(1, int(self.grace) - 2)),
+        ])
+        self.spawn("worker", [
+            python, "-m", "celery", "-A", "console", "worker", "-Q", ",".join(queues),
+            "--hostname", "local@%h", "--concurrency", str(worker_concurrency()),
+            "--prefetch-multiplier", "1", "-O", "fair",
+            "--without-mingle", "--without-gossip",  # the only worker: nobody to sync with at start
+            "--loglevel", "INFO",
+        ])
+        self.spawn("beat", [
+            python, "-m", "celery", "-A", "console", "beat",
+            "--schedule", str(self.var_dir / "celerybeat-schedule"), "--loglevel", "INFO",
+        ])
+        self.wait_until_serving(web)
+        if web.proc.poll() is None and not self.stop_requested.is_set():
+            self.print_banner(admin_text, queues)
+        return self.supervise()
+
+    def supervise(self) -> int:
+        while not self.stop_requested.wait(POLL_INTERVAL):
+            for child in self.children:
+                code = child.proc.poll()
+                if code is not None:
+                    self.out.say(f"{child.name} exited unexpectedly with code {code}; stopping the others")
+                    self.stop_all()
+                    self.out.say(f"stopped because {child.name} exited (code {code})")
+                    return 1
+        self.out.say("stopping (Ctrl-C again to kill at once)")
+        self.stop_all()
+        self.out.say("stopped")
+        return 0
+
+    def print_banner(self, admin_text: str, queues: list[str]) -> None:
+        database = os.environ.get("DATABASE_URL") or f"SQLite {self.var_dir / 'atelier.sqlite3'}"
+        lines = [
+            f"Atelier is running at http://{self.url_host}:{self.port}/",
+            *[line.rstrip() for line in admin_text.strip().splitlines()],
+            f"Database: {database.split('@')[-1] if '://' in database else database}",
+            f"Redis:    {os.environ['REDIS_URL'].split('@')[-1]}",
+            f"Worker queues: {', '.join(queues)}",
+            f"Data:     {self.var_dir}",
+            "Stop:     Ctrl-C",
+        ]
+        rule = "=" * max(len(line) for line in lines)
+        self.out.write("\n" + "\n".join([rule, *lines, rule]) + "\n\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m console.launcher", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("ATELIER_HOST", "127.0.0.1"),
+                        help="interface to listen on (ATELIER_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (ATELIER_PORT, default 8000)")
+    parser.add_argument("--grace", type=float, default=DEFAULT_GRACE,
+                        help=f"seconds between SIGTERM and SIGKILL when stopping (default {DEFAULT_GRACE:.0f})")
+    args = parser.parse_args(argv)
+    port = args.port
+    if port is None:
+        raw = os.environ.get("ATELIER_PORT", "").strip() or "8000"
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            parser.error(f"ATELIER_PORT must be a port number (1-65535), not {raw!r}")
+        port = int(raw)
+    return Launcher(host=args.host, port=port, grace=args.grace, output=Output()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
