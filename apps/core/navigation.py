@@ -1,7 +1,8 @@
 """The sidebar: console sections in their fixed order.
 
 A section is listed only when its app has registered the named URL (a section appears
-when it works) and the user's role may view it.
+when it works) and the user's role may view it. Sections are grouped under small headings
+(Build, Deploy, Platform) in the sidebar; `group` is empty for the top entry.
 """
 from __future__ import annotations
 
@@ -18,23 +19,26 @@ class Section:
     label: str
     url_name: str
     permission: str  # "<resource>:view" in the current workspace; "staff" for platform admin
-    icon: str
+    icon: str  # a symbol of static/core/icons.svg
+    group: str = ""
+    staff_too: bool = False  # platform staff see it even without a role in the workspace
 
 
 SECTIONS = [
     Section("overview", "Overview", "core:overview", "workspace:view", "grid"),
-    Section("data", "Data", "datasets:list", "dataset:view", "database"),
-    Section("labeling", "Labeling", "labeling:list", "labeling:view", "tag"),
-    Section("autolearn", "Auto-learning", "autolearn:list", "autolearn:view", "zap"),
-    Section("notebooks", "Notebooks", "notebooks:list", "notebook:view", "book"),
-    Section("training", "Training", "training:list", "trainjob:view", "activity"),
-    Section("models", "Models", "deployment:model_list", "model:view", "box"),
-    Section("services", "Services", "deployment:service_list", "service:view", "server"),
-    Section("workflows", "Workflows", "workflows:list", "workflow:view", "share"),
-    Section("hub", "AI Hub", "hub:list", "hub:view", "globe"),
-    Section("storage", "Storage", "storage:browser", "storage:view", "folder"),
-    Section("resources", "Resources", "runtime:overview", "resource:view", "cpu"),
-    Section("admin", "Admin", "accounts:admin_users", "staff", "shield"),
+    Section("data", "Data", "datasets:list", "dataset:view", "database", "Build"),
+    Section("labeling", "Labeling", "labeling:list", "labeling:view", "tag", "Build"),
+    Section("autolearn", "Auto-learning", "autolearn:list", "autolearn:view", "zap", "Build"),
+    Section("notebooks", "Notebooks", "notebooks:list", "notebook:view", "book", "Build"),
+    Section("training", "Training", "training:list", "trainjob:view", "activity", "Build"),
+    Section("models", "Models", "deployment:model_list", "model:view", "box", "Deploy"),
+    Section("services", "Services", "deployment:service_list", "service:view", "server", "Deploy"),
+    Section("workflows", "Workflows", "workflows:list", "workflow:view", "share", "Deploy"),
+    Section("hub", "AI Hub", "hub:list", "hub:view", "globe", "Deploy"),
+    Section("storage", "Storage", "storage:browser", "storage:view", "folder", "Platform"),
+    Section("resources", "Resources", "runtime:overview", "resource:view", "cpu", "Platform"),
+    Section("audit", "Audit log", "core:audit_log", "audit:view", "audit", "Platform", staff_too=True),
+    Section("admin", "Admin", "accounts:admin_users", "staff", "shield", "Platform"),
 ]
 
 
@@ -50,11 +54,14 @@ def sections_for(request) -> list[dict]:
         if section.permission == "staff":
             allowed = request.user.is_staff
         else:
-            allowed = has_perm(request.user, getattr(request, "workspace", None), section.permission)
+            allowed = (section.staff_too and request.user.is_staff) or has_perm(
+                request.user, getattr(request, "workspace", None), section.permission
+            )
         if not allowed:
             continue
         # A section owns every page under its first path segment ("/storage/…").
         root = "/" + url.strip("/").split("/")[0] + "/"
         active = path == url or (url != "/" and path.startswith(root))
-        items.append({"key": section.key, "label": section.label, "url": url, "icon": section.icon, "active": active})
+        items.append({"key": section.key, "label": section.label, "url": url, "icon": section.icon,
+                      "group": section.group, "active": active})
     return items
