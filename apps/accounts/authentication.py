@@ -1,4 +1,5 @@
 """`Authorization: Token <key>` for the REST API (and the gateway)."""
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from .services import api_token_authenticate
@@ -20,3 +21,14 @@ class TokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents the token header in the OpenAPI schema (registered on import)."""
+
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "`Token <key>`; create keys on the API tokens page or with POST /api/v1/auth/token/."}

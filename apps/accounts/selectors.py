@@ -1,6 +1,8 @@
 """Read queries for accounts, always limited to what the user may see."""
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, Q
 from django.http import Http404
 
 from .models import ApiToken, Membership, Workspace
@@ -10,8 +12,6 @@ SESSION_KEY = "atelier_workspace_id"
 
 def workspaces_for(user):
     """Workspaces where `user` is a member, with their role annotated as `my_role`."""
-    from django.db.models import F
-
     return Workspace.objects.filter(memberships__user=user).annotate(my_role=F("memberships__role")).order_by("name")
 
 
@@ -45,3 +45,44 @@ def memberships_of(workspace: Workspace):
 
 def tokens_of(user):
     return ApiToken.objects.filter(user=user)
+
+
+def token_get_for_user(user, pk) -> ApiToken:
+    """One of the user's own tokens, else 404."""
+    try:
+        return tokens_of(user).get(pk=pk)
+    except (ApiToken.DoesNotExist, ValueError, TypeError):
+        raise Http404("Not found.") from None
+
+
+def membership_get(workspace: Workspace, pk) -> Membership:
+    """A membership of `workspace` (already scoped to the user), else 404."""
+    try:
+        return memberships_of(workspace).get(pk=pk)
+    except (Membership.DoesNotExist, ValueError, TypeError):
+        raise Http404("Not found.") from None
+
+
+def users_search(query: str = ""):
+    """Every user for the platform admin list, matched on username or email, with membership counts."""
+    users = get_user_model().objects.annotate(workspace_count=Count("memberships")).order_by("username")
+    query = (query or "").strip()
+    if query:
+        users = users.filter(Q(username__icontains=query) | Q(email__icontains=query))
+    return users
+
+
+def user_get_for_staff(actor, pk):
+    """Any user, for platform staff; 404 for everyone else (the admin area does not exist for them)."""
+    User = get_user_model()  # noqa: N806 - the model class
+    if not (actor.is_authenticated and actor.is_staff and actor.is_active):
+        raise Http404("Not found.")
+    try:
+        return User.objects.get(pk=pk)
+    except (User.DoesNotExist, ValueError, TypeError):
+        raise Http404("Not found.") from None
+
+
+def memberships_of_user(user):
+    """The user's memberships with their workspaces, by workspace name."""
+    return Membership.objects.filter(user=user).select_related("workspace").order_by("workspace__name")

@@ -4,21 +4,36 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.choices import Role
+from apps.core.choices import AuditResult, Role
+from apps.core.middleware import client_ip
 from apps.core.permissions import require_perm
 from apps.core.services import audit_record
 
+from . import throttling
 from .models import ApiToken, Membership, Workspace, hash_token_key
 
 User = get_user_model()
 
 # Visible part of a token key: lets users tell keys apart in lists without revealing them.
 TOKEN_PREFIX_LENGTH = 8
+# Shown for any wrong username/password pair: never reveal which half was wrong.
+WRONG_CREDENTIALS = "Wrong username or password. Both are case-sensitive; check Caps Lock."
+
+
+class LoginLocked(Exception):
+    """Too many failed sign-ins for one username from one address; `retry_after` seconds remain."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(
+            f"Too many failed sign-in attempts. Try again in {throttling.wait_text(retry_after)}."
+        )
 
 
 def _unique_workspace_name(base: str) -> str:
@@ -29,10 +44,48 @@ def _unique_workspace_name(base: str) -> str:
     return name
 
 
+def user_authenticate(*, request, username: str, password: str, via: str = "form") -> "User":
+    """Check a username/password pair, throttled per username+IP; audits `auth:login` either way.
+
+    Raises LoginLocked while the pair is locked (even for the right password) and
+    ValidationError with a readable message for wrong or deactivated credentials.
+    """
+    ip = client_ip(request)
+    remaining = throttling.lock_remaining(username, ip)
+    if remaining:
+        _login_failure_audit(username, via, "locked")
+        raise LoginLocked(remaining)
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        throttling.failure_register(username, ip)
+        inactive = User.objects.filter(username=username, is_active=False).first()
+        # Only someone who knows the password learns that the account is deactivated.
+        if inactive is not None and inactive.check_password(password):
+            _login_failure_audit(username, via, "inactive")
+            raise ValidationError("This account is deactivated. Ask a platform admin to reactivate it.",
+                                  code="inactive")
+        _login_failure_audit(username, via, "wrong_credentials")
+        raise ValidationError(WRONG_CREDENTIALS, code="invalid_login")
+    throttling.failures_reset(username, ip)
+    audit_record(actor=user, action="auth:login", obj=user, detail={"via": via})
+    return user
+
+
+def _login_failure_audit(username: str, via: str, reason: str) -> None:
+    audit_record(actor=None, action="auth:login", result=AuditResult.FAILURE,
+                 object_repr=username[:150], detail={"username": username[:150], "via": via, "reason": reason})
+
+
 @transaction.atomic
 def user_create(*, username: str, password: str | None, email: str = "", is_staff: bool = False,
                 actor=None) -> "User":
-    """Create a user with a personal default workspace in which they are admin."""
+    """Create a user with a personal default workspace in which they are admin.
+
+    `actor` (when given) must be platform staff. Password rules are the caller's choice:
+    forms and the API check them with `user_password_validate` before calling.
+    """
+    if actor is not None and not actor.is_staff:
+        raise PermissionDenied("Only platform admins can create users.")
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationError({"username": [f'The username "{username}" is taken.']})
     user = User(username=username, email=email, is_staff=is_staff, is_superuser=is_staff)
@@ -53,12 +106,25 @@ def user_create(*, username: str, password: str | None, email: str = "", is_staf
     return user
 
 
+def _workspace_fields_clean(name: str, description: str | None) -> tuple[str, str | None]:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": ["Enter a name."]})
+    limit = Workspace._meta.get_field("name").max_length
+    if len(name) > limit:
+        raise ValidationError({"name": [f"Use at most {limit} characters (this name has {len(name)})."]})
+    if description is not None:
+        description = description.strip()
+        limit = Workspace._meta.get_field("description").max_length
+        if len(description) > limit:
+            raise ValidationError({"description": [f"Use at most {limit} characters (this one has {len(description)})."]})
+    return name, description
+
+
 @transaction.atomic
 def workspace_create(*, user, name: str, description: str = "") -> Workspace:
     """Create a workspace with `user` as its admin."""
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": ["Enter a name."]})
+    name, description = _workspace_fields_clean(name, description)
     if Workspace.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": [f'A workspace named "{name}" already exists.']})
     workspace = Workspace.objects.create(name=name, description=description, created_by=user)
@@ -71,9 +137,7 @@ def workspace_create(*, user, name: str, description: str = "") -> Workspace:
 def workspace_rename(*, user, workspace: Workspace, name: str, description: str | None = None) -> Workspace:
     """Rename (and optionally re-describe) a workspace; admins of that workspace only."""
     require_perm(user, workspace, "workspace:update")
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": ["Enter a name."]})
+    name, description = _workspace_fields_clean(name, description)
     if Workspace.objects.filter(name__iexact=name).exclude(pk=workspace.pk).exists():
         raise ValidationError({"name": [f'A workspace named "{name}" already exists.']})
     old = workspace.name
@@ -83,6 +147,19 @@ def workspace_rename(*, user, workspace: Workspace, name: str, description: str 
     workspace.save(update_fields=["name", "description"])
     audit_record(actor=user, action="workspace:update", obj=workspace, detail={"old_name": old})
     return workspace
+
+
+@transaction.atomic
+def membership_create(*, actor, workspace: Workspace, user, role: str) -> Membership:
+    """Add a user who is not yet a member; workspace admins (or staff) only."""
+    if not actor.is_staff:
+        require_perm(actor, workspace, "member:create")
+    if Membership.objects.filter(workspace=workspace, user=user).exists():
+        raise ValidationError({"username": [f'"{user.get_username()}" is already a member of {workspace}; '
+                                            "change their role in the list instead."]})
+    if not user.is_active:
+        raise ValidationError({"username": [f'"{user.get_username()}" is deactivated and cannot join workspaces.']})
+    return membership_set(actor=actor, workspace=workspace, user=user, role=role)
 
 
 @transaction.atomic
@@ -128,6 +205,9 @@ def api_token_create(*, user, name: str, expires_at: datetime | None = None) -> 
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": ["Give the token a name so you can recognise it later."]})
+    limit = ApiToken._meta.get_field("name").max_length
+    if len(name) > limit:
+        raise ValidationError({"name": [f"Use at most {limit} characters (this name has {len(name)})."]})
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": ["The expiry must be in the future."]})
     for _ in range(3):  # a digest collision is astronomically unlikely; retry rather than 500
@@ -147,6 +227,8 @@ def api_token_create(*, user, name: str, expires_at: datetime | None = None) -> 
 
 def api_token_revoke(*, user, token: ApiToken) -> ApiToken:
     """Revoke a token of `user` (staff may revoke anyone's). Idempotent."""
+    if token.user_id != user.pk and not user.is_staff:
+        raise PermissionDenied("You can only revoke your own tokens.")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
@@ -163,3 +245,42 @@ def api_token_authenticate(key: str) -> ApiToken | None:
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+def user_password_validate(password: str, *, username: str = "", email: str = "", user=None) -> None:
+    """Run the configured password validators; raise ValidationError keyed on "password"."""
+    subject = user or User(username=username, email=email)
+    try:
+        validate_password(password, subject)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from None
+
+
+@transaction.atomic
+def user_password_set(*, actor, user, password: str) -> None:
+    """Set a new password (the user themself, or platform staff resetting it). Validators apply.
+
+    Existing sessions of `user` end (Django ties sessions to the password hash); API tokens stay.
+    """
+    if actor.pk != user.pk and not actor.is_staff:
+        raise PermissionDenied("Only platform admins can reset another user's password.")
+    user_password_validate(password, user=user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(actor=actor, action="user:password", obj=user,
+                 detail={"reset_by_admin": actor.pk != user.pk})
+
+
+@transaction.atomic
+def user_set_active(*, actor, user, is_active: bool) -> None:
+    """Activate or deactivate a user (staff only, never oneself). A deactivated user cannot sign in
+    and their API tokens stop working; their data and memberships stay."""
+    if not actor.is_staff:
+        raise PermissionDenied("Only platform admins can activate or deactivate users.")
+    if actor.pk == user.pk and not is_active:
+        raise ValidationError({"is_active": ["You cannot deactivate your own account."]})
+    if user.is_active == is_active:
+        return
+    user.is_active = is_active
+    user.save(update_fields=["is_active"])
+    audit_record(actor=actor, action="user:activate" if is_active else "user:deactivate", obj=user)
