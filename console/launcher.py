@@ -103,22 +103,23 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def worker_queues() -> list[str]:
-    """Every queue the settings name: the default pool plus each routed queue, plus ATELIER_WORKER_QUEUES.
+    """Every queue the settings send work to, plus ATELIER_WORKER_QUEUES.
 
-    The embedded worker is the only worker, so it must serve all of them or tasks routed
-    elsewhere would wait forever.
+    That is the default pool queue, the control queue, each routed queue and each queue a beat
+    entry names. The embedded worker is the only worker, so it must serve all of them or
+    tasks sent there would wait forever. (Its own direct queue needs no listing.)
     """
     from django.conf import settings
 
-    queues = [getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "pool.local")]
+    queues = [getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "pool.local"),
+              getattr(settings, "ATELIER_CONTROL_QUEUE", "")]
     routes = getattr(settings, "CELERY_TASK_ROUTES", None) or {}
     if isinstance(routes, dict):
-        for route in routes.values():
-            if isinstance(route, dict) and route.get("queue"):
-                queues.append(route["queue"])
-    for queue in getattr(settings, "CELERY_TASK_QUEUES", None) or []:
-        queues.append(getattr(queue, "name", queue))
-    queues += [q.strip() for q in os.environ.get("ATELIER_WORKER_QUEUES", "").split(",") if q.strip()]
+        queues += [route.get("queue") for route in routes.values() if isinstance(route, dict)]
+    queues += [getattr(queue, "name", queue) for queue in getattr(settings, "CELERY_TASK_QUEUES", None) or []]
+    for entry in (getattr(settings, "CELERY_BEAT_SCHEDULE", None) or {}).values():
+        queues.append((entry.get("options") or {}).get("queue"))
+    queues += [q.strip() for q in os.environ.get("ATELIER_WORKER_QUEUES", "").split(",")]
     return list(dict.fromkeys(q for q in queues if isinstance(q, str) and q))
 
 
