@@ -278,7 +278,16 @@ CELERY_TASK_DEFAULT_QUEUE = "pool.local"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Periodic work, one place. Each entry says why it runs at that interval.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Marks silent workers offline and their runs lost (then restarts them), and sends waiting
+    # runs to workers that can now take them; the interval bounds how late both are noticed.
+    # It goes to the control queue: pool workers' slots are held by long runs and would starve it.
+    "runtime-sweep": {
+        "task": "apps.runtime.tasks.runtime_sweep",
+        "schedule": float(ATELIER_RUNTIME_SWEEP_SECONDS),
+        "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": float(ATELIER_RUNTIME_SWEEP_SECONDS)},
+    },
+}
 
 # Security baseline. Cookies are secure and HSTS is on whenever debug is off and TLS is declared.
 ATELIER_HTTPS = env_bool("ATELIER_HTTPS", not DEBUG and not env_bool("ATELIER_EMBEDDED"))
@@ -299,6 +308,50 @@ X_FRAME_OPTIONS = "DENY"
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
+# Every worker also consumes its own queue, so the console can place a run on one node
+# (GPU runs, the ranks of a multi-node run); other runs go to their pool's shared queue.
+CELERY_WORKER_DIRECT = True
+
+# The run engine. Workers, the web process and beat read the same values.
+# Queue of short housekeeping tasks (the runtime sweep); some worker outside the pools must serve it.
+ATELIER_CONTROL_QUEUE = env_str("ATELIER_CONTROL_QUEUE", "atelier.control")
+# Run directories on each worker (inputs, outputs, working dir); removed when a run ends.
+ATELIER_RUNTIME_WORK_ROOT = Path(env_str("ATELIER_RUNTIME_WORK_ROOT", str(VAR_DIR / "runs")))
+# Keep run directories after the run ends (debugging a worker); outputs are uploaded either way.
+ATELIER_RUNTIME_KEEP_WORK_DIRS = env_bool("ATELIER_RUNTIME_KEEP_WORK_DIRS", False)
+# Storage bucket holding run logs (one file per run); not a user bucket.
+ATELIER_RUNTIME_LOG_BUCKET = env_str("ATELIER_RUNTIME_LOG_BUCKET", "atelier-system")
+# Per-run log cap in bytes; output past it is dropped after a visible truncation notice.
+ATELIER_RUNTIME_LOG_CAP_BYTES = env_int("ATELIER_RUNTIME_LOG_CAP_BYTES", 1024 ** 3)
+# Lines a log viewer receives on connect when it does not ask for a position (the latest part).
+ATELIER_RUNTIME_LOG_BACKLOG_LINES = env_int("ATELIER_RUNTIME_LOG_BACKLOG_LINES", 10000)
+# Seconds between SIGTERM and SIGKILL when a run is stopped (time to save a checkpoint).
+ATELIER_RUNTIME_STOP_GRACE_SECONDS = env_int("ATELIER_RUNTIME_STOP_GRACE_SECONDS", 30)
+# A run with no output and ~no CPU for this long is reported as hung (0 disables detection).
+ATELIER_RUNTIME_HANG_SECONDS = env_int("ATELIER_RUNTIME_HANG_SECONDS", 30 * 60)
+# Seconds between worker and run heartbeats.
+ATELIER_RUNTIME_HEARTBEAT_SECONDS = env_int("ATELIER_RUNTIME_HEARTBEAT_SECONDS", 5)
+# A run (or worker) silent this long is lost (offline); six missed heartbeats by default.
+ATELIER_RUNTIME_LOST_SECONDS = env_int("ATELIER_RUNTIME_LOST_SECONDS", 30)
+# Seconds between sweeps (lost runs, offline workers, dispatch of waiting runs); lost within LOST+SWEEP.
+ATELIER_RUNTIME_SWEEP_SECONDS = env_int("ATELIER_RUNTIME_SWEEP_SECONDS", 10)
+# A queued run sent to a queue but not claimed after this long is sent again (lost messages).
+ATELIER_RUNTIME_REDISPATCH_SECONDS = env_int("ATELIER_RUNTIME_REDISPATCH_SECONDS", 120)
+# Seconds between periodic output uploads, so checkpoints survive a lost worker.
+ATELIER_RUNTIME_UPLOAD_SECONDS = env_int("ATELIER_RUNTIME_UPLOAD_SECONDS", 5)
+# How long the nodes of a multi-node run wait for each other before failing.
+ATELIER_RUNTIME_RENDEZVOUS_SECONDS = env_int("ATELIER_RUNTIME_RENDEZVOUS_SECONDS", 600)
+# How long a long-lived run (notebook, model server) may take to answer its health URL.
+ATELIER_RUNTIME_READY_SECONDS = env_int("ATELIER_RUNTIME_READY_SECONDS", 300)
+# Hours of per-node resource samples kept for the monitoring charts.
+ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS = env_int("ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS", 72)
+# GPUs of this worker: empty = discover with nvidia-smi; a number declares that many (0 = none).
+ATELIER_WORKER_GPUS = env_str("ATELIER_WORKER_GPUS", "")
+# Address other nodes and the console use to reach runs on this worker; empty = detect.
+ATELIER_WORKER_HOST = env_str("ATELIER_WORKER_HOST", "")
+# Run user processes as this user (name or uid); the worker must then run as root. Empty = worker's user.
+ATELIER_RUN_AS_USER = env_str("ATELIER_RUN_AS_USER", "")
+
         "script-src": ["'self'"],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:", "blob:"],

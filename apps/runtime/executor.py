@@ -1,0 +1,740 @@
+"""Execution of one run on a worker: claim, stage, start, supervise, upload, finish.
+
+`run_execute_here` is what the Celery task calls. The steps, in order:
+
+1. claim the run (compare-and-set queued → starting, GPU leases) or drop a stale message;
+2. heartbeat the run from a thread until the end, so the sweep can tell it is alive;
+3. prepare the run directory, download inputs (and outputs marked `preload`, for resuming);
+4. multi-node: wait until every node is claimed and rank 0 published its address and port;
+5. start the command in its own session/process group, with a scrubbed environment and
+   the engine's variables, optionally as another user; the child dies with its supervisor;
+6. supervise: stream output lines to the log and metric lines to metrics, poll stop
+   requests every 0.5 s, enforce the maximum runtime, watch for hangs, check readiness of
+   long-lived runs, upload outputs periodically;
+7. after exit: final output and log upload, the final state (with the exit code in words).
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import pwd
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from apps.core.choices import EventLevel
+from apps.core.paths import StoragePath, parse, validate_key
+from apps.core.services import event_add
+from apps.core.storage import get_storage
+
+from .choices import ACTIVE_STATUSES, TERMINAL_STATUSES, HangAction, RunStatus
+from .exitcodes import exit_code_explain, exit_code_from_returncode, exit_code_label
+from .logstream import LogWriter, Publisher, human_bytes
+from .metrics import MetricLineError, MetricSink, metric_line_parse
+from .models import Run, WorkerNode
+from .scheduling import run_claim, runs_dispatch
+from .services import REASON_MAX_RUNTIME, _stop_node, run_clear_hang, run_finish, run_mark_ready, run_report_hang, run_transition
+
+logger = logging.getLogger(__name__)
+S = RunStatus
+
+# How often the supervisor looks at the run row for a stop request (and other control checks).
+CONTROL_INTERVAL = 0.5
+# Log batches are flushed at least this often while output flows: the live-latency budget.
+FLUSH_INTERVAL = 0.02
+# Metrics and the row's log counters are written at most this often (DB writes are batched).
+METRIC_INTERVAL = 0.5
+COUNTER_INTERVAL = 2.0
+# Hang detection samples the process tree's CPU time this often.
+HANG_SAMPLE_INTERVAL = 10.0
+# Below this share of one core, the process counts as idle for hang detection.
+HANG_CPU_FRACTION = 0.01
+# After the main process exits, wait this long for the pipe to drain (daemonised children).
+DRAIN_SECONDS = 2.0
+CLIENT_DIR = Path(__file__).resolve().parent / "client"
+# Names the engine sets; a user's env cannot override them.
+ENGINE_PREFIXES = ("ATELIER_", "MA_", "VC_")
+ENGINE_NAMES = {"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "NODE_RANK", "LOCAL_RANK",
+                "CUDA_VISIBLE_DEVICES", "PORT"}
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: children are still killed by the stop path
+    _prctl = None
+
+
+def _child_setup() -> None:
+    """In the child before exec: die with the supervisor, so a killed worker leaves no orphan."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class StageError(Exception):
+    """Preparing the run failed for a reason the user can act on; the message says which."""
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class OwnershipLost(Exception):
+    """The row moved on without this supervisor (lost, restarted elsewhere): touch nothing more."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
+def scrubbed_environ() -> dict[str, str]:
+    """The worker's environment without console secrets (ATELIER_SCRUBBED_ENV_PREFIXES)."""
+    prefixes = tuple(settings.ATELIER_SCRUBBED_ENV_PREFIXES)
+    return {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
+
+
+def run_environment(run: Run, *, run_dir: Path, hosts: list[str], master_addr: str, master_port: int,
+                    port: int | None) -> dict[str, str]:
+    """Everything the process sees: scrubbed worker env, the run's env, then the engine's variables.
+
+    Engine variables (ATELIER_*, MA_*, VC_*, the torch.distributed names, CUDA_VISIBLE_DEVICES,
+    PORT) win over the user's; the worker's Python comes first on PATH and the `atelier`
+    helper package on PYTHONPATH.
+    """
+    env = scrubbed_environ()
+    env.update({k: v for k, v in run.env.items() if not k.startswith(ENGINE_PREFIXES) and k not in ENGINE_NAMES})
+    env.setdefault("PYTHONUNBUFFERED", "1")  # prints reach the log as they happen
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CLIENT_DIR), run.env.get("PYTHONPATH", "")]))
+    gpus = ",".join(str(index) for index in run.gpu_indices)
+    this_host = run.host or "127.0.0.1"
+    env.update({
+        "ATELIER_RUN_ID": str(run.pk),
+        "ATELIER_ATTEMPT": str(run.attempt),
+        "ATELIER_RESTART_COUNT": str(run.restart_count),
+        "ATELIER_WORK_DIR": str(run_dir),
+        "ATELIER_INPUTS_DIR": str(run_dir / "inputs"),
+        "ATELIER_OUTPUTS_DIR": str(run_dir / "outputs"),
+        # Empty for CPU runs: the process sees no GPU rather than every GPU of the machine.
+        "CUDA_VISIBLE_DEVICES": gpus,
+        "MASTER_ADDR": master_addr,
+        "MASTER_PORT": str(master_port),
+        "WORLD_SIZE": str(run.node_count),
+        "RANK": str(run.node_rank),
+        "NODE_RANK": str(run.node_rank),
+        "LOCAL_RANK": "0",
+        "MA_NUM_HOSTS": str(run.node_count),
+        "MA_NUM_GPUS": str(len(run.gpu_indices)),
+        "MA_CURRENT_IP": this_host,
+        "MA_TASK_NAME": "worker",
+        "MA_CURRENT_INSTANCE_NAME": f"run-{run.group.hex[:8]}-{run.task_name}",
+        "VC_TASK_INDEX": str(run.node_rank),
+        "VC_WORKER_NUM": str(run.node_count),
+        "VC_WORKER_HOSTS": ",".join(hosts),
+    })
+    for item in run.inputs:
+        env[f"ATELIER_INPUT_{item['name'].upper()}"] = str(run_dir / "inputs" / item["name"])
+    for item in run.outputs:
+        env[f"ATELIER_OUTPUT_{item['name'].upper()}"] = str(run_dir / "outputs" / item["name"])
+    if port is not None:
+        env["PORT"] = env["ATELIER_PORT"] = str(port)
+    return env
+
+
+def _run_as() -> tuple[int, int, str] | None:
+    """(uid, gid, home) of ATELIER_RUN_AS_USER, or None to run as the worker's user."""
+    spec = settings.ATELIER_RUN_AS_USER.strip()
+    if not spec:
+        return None
+    try:
+        entry = pwd.getpwuid(int(spec)) if spec.isdigit() else pwd.getpwnam(spec)
+    except (KeyError, ValueError):
+        raise StageError(f"ATELIER_RUN_AS_USER={spec!r} is not a user on {socket.gethostname()}.") from None
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        raise StageError(f"ATELIER_RUN_AS_USER={spec!r} needs the worker to run as root.")
+    return entry.pw_uid, entry.pw_gid, entry.pw_dir
+
+
+class RunHeartbeat(threading.Thread):
+    """Refreshes `heartbeat_at` of the run while this process supervises it."""
+
+    def __init__(self, run: Run):
+        super().__init__(name=f"heartbeat-run-{run.pk}", daemon=True)
+        self.run_id, self.attempt = run.pk, run.attempt
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(settings.ATELIER_RUNTIME_HEARTBEAT_SECONDS):
+            try:
+                Run.objects.filter(pk=self.run_id, attempt=self.attempt, status__in=ACTIVE_STATUSES).update(
+                    heartbeat_at=timezone.now())
+            except Exception:  # a database blip: the next beat tries again well before the lost threshold
+                logger.warning("heartbeat of run %s failed", self.run_id, exc_info=True)
+            finally:
+                close_old_connections()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+class OutputUploader(threading.Thread):
+    """Uploads new or changed files of the output folders every ATELIER_RUNTIME_UPLOAD_SECONDS."""
+
+    def __init__(self, execution: "RunExecution"):
+        super().__init__(name=f"outputs-run-{execution.run.pk}", daemon=True)
+        self.execution = execution
+        self.stopped = threading.Event()
+        self.seen: dict[Path, tuple[int, int]] = {}
+        self.skipped: set[str] = set()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stopped.wait(settings.ATELIER_RUNTIME_UPLOAD_SECONDS):
+            try:
+                self.upload_changed()
+            except Exception:  # storage hiccup: the next round or the final upload retries
+                logger.warning("periodic output upload of run %s failed", self.execution.run.pk, exc_info=True)
+            finally:
+                close_old_connections()
+
+    def upload_changed(self) -> tuple[int, int]:
+        """Upload files changed since the last round; returns (files, bytes) uploaded."""
+        files = total = 0
+        with self.lock:
+            storage = get_storage()
+            for item in self.execution.run.outputs:
+                base = self.execution.run_dir / "outputs" / item["name"]
+                target = parse(item["uri"])
+                for path in sorted(base.rglob("*")) if base.is_dir() else []:
+                    if path.is_symlink() or not path.is_file():
+                        continue  # a symlink could point at the worker's own files: never follow it
+                    rel = path.relative_to(base).as_posix()
+                    try:
+                        validate_key(rel)
+                    except Exception:
+                        if rel not in self.skipped:
+                            self.skipped.add(rel)
+                            self.execution.event(f"Output file {item['name']}/{rel} is not uploaded: its name "
+                                                 f"breaks the storage naming rules.", level=EventLevel.WARNING)
+                        continue
+                    stat = path.stat()
+                    signature = (stat.st_size, stat.st_mtime_ns)
+                    if self.seen.get(path) == signature:
+                        continue
+                    storage.upload_from(path, StoragePath(target.bucket, f"{target.key}/{rel}" if target.key else rel))
+                    self.seen[path] = signature
+                    files += 1
+                    total += stat.st_size
+        return files, total
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=60)
+
+
+class RunExecution:
+    """Supervises one claimed run in this process."""
+
+    def __init__(self, run: Run, node: WorkerNode):
+        self.run = run
+        self.node = node
+        self.run_dir = Path(settings.ATELIER_RUNTIME_WORK_ROOT) / f"run-{run.pk}"
+        self.proc: subprocess.Popen | None = None
+        self.publisher = Publisher(run.group_channel)
+        self.log: LogWriter | None = None
+        self.metrics: MetricSink | None = None
+        self.heartbeat = RunHeartbeat(run)
+        self.uploader: OutputUploader | None = None
+        self.stop_reason = ""  # set once a stop (user, peer, hang, max runtime) is under way
+        self.kill_at: float | None = None
+        self.timed_out = False
+        self.port: int | None = None
+        self.parent_pid = os.getppid()
+        self.in_pool_child = _in_pool_child()
+        self.run_as: tuple[int, int, str] | None = None
+        self.not_ready = False
+        self.grace = settings.ATELIER_RUNTIME_STOP_GRACE_SECONDS
+        self.started = time.monotonic()
+
+    # -- small helpers ---------------------------------------------------------------------------
+
+    def event(self, message: str, level: str = EventLevel.INFO) -> None:
+        prefix = f"[{self.run.task_name}] " if self.run.node_count > 1 else ""
+        event_add(obj=self.run, message=prefix + message, level=level)
+
+    def platform_line(self, message: str) -> None:
+        """A line in the log from the engine itself, e.g. where a restart begins."""
+        if self.log is not None:
+            self.log.add(f"[atelier] {message}")
+            self.log.flush()
+
+    def row(self) -> dict:
+        values = Run.objects.filter(pk=self.run.pk).values("status", "attempt", "stop_requested_at",
+                                                          "status_reason").first()
+        if values is None or values["attempt"] != self.run.attempt or values["status"] not in ACTIVE_STATUSES:
+            raise OwnershipLost()
+        return values
+
+    # -- the steps -------------------------------------------------------------------------------
+
+    def execute(self) -> str:
+        self.heartbeat.start()
+        try:
+            try:
+                self.prepare()
+                master_addr, master_port, hosts = self.rendezvous()
+                self.launch(master_addr, master_port, hosts)
+            except StageError as exc:
+                self.finish_failed_start(str(exc), exit_code=exc.exit_code)
+                return "failed"
+            returncode = self.supervise()
+            return self.finish(returncode)
+        except OwnershipLost:
+            self.kill_tree(signal.SIGKILL)
+            logger.warning("run %s attempt %s was taken over; supervisor exits", self.run.pk, self.run.attempt)
+            return "abandoned"
+        except Exception as exc:
+            logger.exception("supervising run %s failed", self.run.pk)
+            self.kill_tree(signal.SIGKILL)
+            self.finish_failed_start(f"The worker failed while supervising the run: {exc}")
+            return "failed"
+        finally:
+            self.heartbeat.stop()
+            if self.uploader is not None:
+                self.uploader.stop()
+            if self.log is not None and not self.log.fh.closed:
+                try:
+                    self.log.close()
+                except Exception:
+                    logger.warning("closing the log of run %s failed", self.run.pk, exc_info=True)
+            self.publisher.close()
+            if not settings.ATELIER_RUNTIME_KEEP_WORK_DIRS:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._dispatch_waiting()
+            close_old_connections()
+
+    def prepare(self) -> None:
+        run = self.run
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log = LogWriter(run, publisher=self.publisher, run_dir=self.run_dir)
+        self.metrics = MetricSink(run, self.publisher)
+        if run.attempt > 1:
+            self.platform_line(f"Attempt {run.attempt} (restart {run.restart_count}) on {self.node.hostname}.")
+        (self.run_dir / "inputs").mkdir(exist_ok=True)
+        (self.run_dir / "outputs").mkdir(exist_ok=True)
+        storage = get_storage()
+        for item in run.inputs:
+            self.row()
+            self._download(storage, item["name"], parse(item["uri"]), self.run_dir / "inputs" / item["name"],
+                           what="input")
+        for item in run.outputs:
+            local = self.run_dir / "outputs" / item["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            if item.get("preload") and (storage.is_folder(parse(item["uri"])) or storage.exists(parse(item["uri"]))):
+                self._download(storage, item["name"], parse(item["uri"]), local, what="output (preload)")
+        workdir = self.run_dir / run.working_dir if run.working_dir else self.run_dir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.run_as = _run_as()
+        if self.run_as is not None:
+            uid, gid, _home = self.run_as
+            for path in [self.run_dir, *self.run_dir.rglob("*")]:
+                if path.name != ".atelier" and ".atelier" not in path.parts[len(self.run_dir.parts):]:
+                    os.lchown(path, uid, gid)
+
+    def _download(self, storage, name: str, source: StoragePath, dest: Path, *, what: str) -> None:
+        started = time.monotonic()
+        self.event(f"Downloading {what} {name} from {source.uri}.")
+        files = total = 0
+        try:
+            for info in storage.walk(source):
+                rel = info.key[len(source.key) + 1:] if source.key and info.key != source.key else info.name
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                storage.download_to(StoragePath(source.bucket, info.key), target)
+                files += 1
+                total += info.size
+        except Exception as exc:
+            raise StageError(f"Downloading {what} {name} from {source.uri} failed: {exc}") from exc
+        self.event(f"{what.capitalize()} {name} downloaded: {files} file{'s' if files != 1 else ''}, "
+                   f"{human_bytes(total)} in {time.monotonic() - started:.1f} s.")
+
+    def rendezvous(self) -> tuple[str, int, list[str]]:
+        """Single node: this host and a free port. Multi-node: wait for every node and rank 0's port."""
+        run = self.run
+        if run.node_count == 1:
+            return run.host or "127.0.0.1", free_port(), [run.host or "127.0.0.1"]
+        if run.node_rank == 0:
+            Run.objects.filter(pk=run.pk, attempt=run.attempt).update(master_addr=run.host, master_port=free_port())
+        deadline = time.monotonic() + settings.ATELIER_RUNTIME_RENDEZVOUS_SECONDS
+        self.event("Waiting for the other nodes.")
+        while True:
+            values = self.row()
+            if values["status"] == S.STOPPING:
+                raise StageError(values["status_reason"] or "Stopped before the process started.")
+            peers = list(Run.objects.filter(group=run.group).order_by("node_rank")
+                         .values("node_rank", "status", "attempt", "host", "master_addr", "master_port"))
+            ended = [p for p in peers if p["status"] in TERMINAL_STATUSES and p["attempt"] == run.attempt]
+            if ended:
+                raise StageError(f"Node {ended[0]['node_rank']} ended before all nodes started.")
+            ready = [p for p in peers if p["attempt"] == run.attempt and p["status"] in (S.STARTING, S.RUNNING)]
+            master = peers[0]
+            if len(ready) == run.node_count and master["master_port"]:
+                hosts = [p["host"] for p in peers]
+                self.event(f"All {run.node_count} nodes started; master {master['master_addr']}:{master['master_port']}.")
+                return master["master_addr"], master["master_port"], hosts
+            if time.monotonic() > deadline:
+                missing = [str(p["node_rank"]) for p in peers if p not in ready]
+                raise StageError(f"Node(s) {', '.join(missing)} did not start within "
+                                 f"{settings.ATELIER_RUNTIME_RENDEZVOUS_SECONDS} s.")
+            time.sleep(0.2)
+
+    def launch(self, master_addr: str, master_port: int, hosts: list[str]) -> None:
+        run = self.run
+        if run.long_lived:
+            self.port = free_port()
+        env = run_environment(run, run_dir=self.run_dir, hosts=hosts, master_addr=master_addr,
+                              master_port=master_port, port=self.port)
+        cwd = self.run_dir / run.working_dir if run.working_dir else self.run_dir
+        kwargs = {}
+        if self.run_as is not None:
+            uid, gid, home = self.run_as
+            kwargs.update(user=uid, group=gid, extra_groups=[])
+            env["HOME"] = home
+        values = self.row()
+        if values["status"] == S.STOPPING:
+            raise StageError(values["status_reason"] or "Stopped before the process started.")
+        try:
+            self.proc = subprocess.Popen(
+                run.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_child_setup, close_fds=True,
+                **kwargs,
+            )
+        except FileNotFoundError:
+            raise StageError(f"Command not found: {run.command[0]}.", exit_code=127) from None
+        except PermissionError:
+            raise StageError(f"Command not executable: {run.command[0]}.", exit_code=126) from None
+        except OSError as exc:
+            raise StageError(f"The command could not start: {exc}.", exit_code=126) from None
+        now = timezone.now()
+        Run.objects.filter(pk=run.pk, attempt=run.attempt).update(pid=self.proc.pid, started_at=now)
+        run_transition(run, S.RUNNING, event=f"Process started (pid {self.proc.pid}).", pid=self.proc.pid,
+                       started_at=now)
+        self.run.pid = self.proc.pid
+        self.started = time.monotonic()
+        if run.outputs:
+            self.uploader = OutputUploader(self)
+            self.uploader.start()
+
+    # -- supervision -------------------------------------------------------------------------------
+
+    def supervise(self) -> int:
+        run = self.run
+        proc = self.proc
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        selector = selectors.DefaultSelector()
+        selector.register(fd, selectors.EVENT_READ)
+        rest = b""
+        eof = False
+        exited_at: float | None = None
+        now = time.monotonic()
+        last_flush = next_control = next_metrics = next_counters = now
+        next_hang = now + HANG_SAMPLE_INTERVAL
+        self.last_output = now
+        self.idle_since = now
+        self.cpu_seen = self._tree_cpu()
+        self.hang_reported = False
+        self.ready = False
+        max_runtime = run.max_runtime_seconds
+        while True:
+            if self.log.has_pending:
+                timeout = max(0.0, last_flush + FLUSH_INTERVAL - time.monotonic())
+            else:
+                timeout = max(0.0, next_control - time.monotonic())
+            if not eof:
+                for _key, _mask in selector.select(timeout):
+                    try:
+                        chunk = os.read(fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        eof = True
+                        selector.unregister(fd)
+                        break
+                    self.last_output = time.monotonic()
+                    parts = (rest + chunk).split(b"\n")
+                    rest = parts.pop()
+                    for raw in parts:
+                        self._line(raw)
+            else:
+                time.sleep(min(timeout, 0.05))
+            now = time.monotonic()
+            if self.log.has_pending and (now - last_flush >= FLUSH_INTERVAL or self.log.pending_bytes > 1 << 20):
+                self.log.flush()
+                last_flush = now
+            elif not self.log.has_pending:
+                last_flush = now - FLUSH_INTERVAL  # an idle stream flushes its next line at once
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and (eof or now - exited_at > DRAIN_SECONDS):
+                break
+            if now >= next_metrics:
+                self.metrics.flush()
+                next_metrics = now + METRIC_INTERVAL
+            if now >= next_counters:
+                self._save_counters()
+                next_counters = now + COUNTER_INTERVAL
+            if now >= next_control:
+                next_control = now + CONTROL_INTERVAL
+                self._control(now, max_runtime)
+            if now >= next_hang:
+                next_hang = now + HANG_SAMPLE_INTERVAL
+                self._hang_check(now)
+        if rest:
+            self._line(rest)
+        selector.close()
+        proc.stdout.close()
+        # The main process is gone: whatever it left behind in its group goes too.
+        self.kill_tree(signal.SIGKILL)
+        self.log.flush()
+        self.metrics.flush()
+        return proc.wait()
+
+    def _line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace")
+        if text.endswith("\r"):
+            text = text[:-1]
+        self.log.add(text)
+        if text.startswith("ATELIER_METRIC "):
+            try:
+                point = metric_line_parse(text)
+            except MetricLineError as exc:
+                if not self.metrics.error_reported:
+                    self.metrics.error_reported = True
+                    self.event(f"Ignored a malformed metric line (log line {self.log.seq + len(self.log.pending)}): "
+                               f"{exc}. Later malformed lines are ignored silently.", level=EventLevel.WARNING)
+                return
+            if point is not None:
+                self.metrics.add(point)
+
+    def _save_counters(self) -> None:
+        Run.objects.filter(pk=self.run.pk, attempt=self.run.attempt).update(
+            log_lines=self.log.seq, log_bytes=self.log.bytes, log_truncated=self.log.truncated)
+
+    def _control(self, now: float, max_runtime: int | None) -> None:
+        if self.in_pool_child and os.getppid() != self.parent_pid:
+            # The worker's main process died (kill -9): the sweep will mark this run lost and may
+            # restart it elsewhere, so this orphaned supervisor must not keep a second copy alive.
+            self.kill_tree(signal.SIGKILL)
+            os._exit(1)
+        values = self.row()
+        if values["status"] == S.STOPPING and not self.stop_reason:
+            self.begin_stop(values["status_reason"] or "Stop requested.")
+        if self.kill_at is not None and now >= self.kill_at and self.proc.poll() is None:
+            self.event(f"Still running {self.grace} s after SIGTERM; sending SIGKILL.", level=EventLevel.WARNING)
+            self.kill_tree(signal.SIGKILL)
+            self.kill_at = None
+        if max_runtime and not self.stop_reason and now - self.started > max_runtime:
+            self.timed_out = True
+            self.event(f"Exceeded its maximum runtime of {_duration(max_runtime)}; stopping it.",
+                       level=EventLevel.WARNING)
+            self.begin_stop(REASON_MAX_RUNTIME)
+        if self.run.long_lived and not self.ready and self.proc.poll() is None:
+            self._check_ready(now)
+
+    def begin_stop(self, reason: str) -> None:
+        """SIGTERM to the process group now, SIGKILL after the grace period."""
+        self.stop_reason = reason
+        self.grace = self.run.stop_grace_seconds or settings.ATELIER_RUNTIME_STOP_GRACE_SECONDS
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill_tree(signal.SIGTERM)
+            self.kill_at = time.monotonic() + self.grace
+
+    def kill_tree(self, sig: int) -> None:
+        """Signal the run's process group and any descendant that left it."""
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            descendants = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+        except psutil.Error:
+            descendants = []
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for child in descendants:
+            try:
+                child.send_signal(sig)
+            except psutil.Error:
+                pass
+
+    def _tree_cpu(self) -> float:
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
+    def _hang_check(self, now: float) -> None:
+        limit = self.run.hang_seconds or settings.ATELIER_RUNTIME_HANG_SECONDS
+        if not limit or self.stop_reason:
+            return
+        cpu = self._tree_cpu()
+        busy = cpu - self.cpu_seen > HANG_CPU_FRACTION * HANG_SAMPLE_INTERVAL
+        self.cpu_seen = cpu
+        if busy or now - self.last_output < HANG_SAMPLE_INTERVAL:
+            self.idle_since = now
+            if self.hang_reported:
+                self.hang_reported = False
+                run_clear_hang(self.run)
+                self.event("Output or CPU use resumed; no longer suspected hung.")
+            return
+        if not self.hang_reported and now - self.idle_since >= limit:
+            self.hang_reported = True
+            run_report_hang(self.run, idle_seconds=int(now - self.idle_since))
+            if self.run.hang_action == HangAction.STOP:
+                _stop_node(self.run, reason="Stopped: suspected hang.", level=EventLevel.WARNING)
+
+    def _check_ready(self, now: float) -> None:
+        if now - self.started > settings.ATELIER_RUNTIME_READY_SECONDS:
+            self.event(f"Not healthy within {settings.ATELIER_RUNTIME_READY_SECONDS} s; stopping it.",
+                       level=EventLevel.ERROR)
+            self.not_ready = True
+            self.begin_stop(f"Not healthy within {settings.ATELIER_RUNTIME_READY_SECONDS} s.")
+            return
+        try:
+            if self.run.health_path:
+                url = f"http://127.0.0.1:{self.port}{self.run.health_path}"
+                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback, our port
+                    healthy = 200 <= response.status < 300
+            else:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    healthy = True
+        except (OSError, urllib.error.URLError, ValueError):
+            healthy = False
+        if healthy:
+            self.ready = True
+            run_mark_ready(self.run, endpoint=f"{self.run.host}:{self.port}", port=self.port)
+
+    # -- the end ---------------------------------------------------------------------------------
+
+    def finish(self, returncode: int) -> str:
+        run = self.run
+        code = exit_code_from_returncode(returncode)
+        self._save_counters()
+        if self.uploader is not None:
+            self.uploader.stop()
+            try:
+                files, total = self.uploader.upload_changed()
+                if files:
+                    self.event(f"Outputs uploaded: {files} file{'s' if files != 1 else ''}, {human_bytes(total)}.")
+            except Exception as exc:
+                logger.warning("final output upload of run %s failed", run.pk, exc_info=True)
+                self.platform_line(f"Uploading outputs failed: {exc}")
+                return self._end(S.FAILED, f"Uploading outputs failed: {exc}", code, level=EventLevel.ERROR)
+        self.platform_line(f"Process exited with {exit_code_label(code)}.")
+        self.log.close()
+        fields = {"log_lines": self.log.seq, "log_bytes": self.log.bytes, "log_truncated": self.log.truncated}
+        if self.timed_out:
+            return self._end(S.FAILED, REASON_MAX_RUNTIME, code, level=EventLevel.ERROR, **fields)
+        if self.not_ready:
+            return self._end(S.FAILED, self.stop_reason, code, level=EventLevel.ERROR, **fields)
+        if self.stop_reason:
+            return self._end(S.STOPPED, self.stop_reason, code, **fields)
+        try:
+            values = self.row()
+        except OwnershipLost:
+            return "abandoned"
+        if values["status"] == S.STOPPING:  # the request arrived between the last poll and the exit
+            return self._end(S.STOPPED, values["status_reason"] or "Stopped.", code, **fields)
+        if code == 0:
+            return self._end(S.SUCCEEDED, "Exited with code 0.", code, **fields)
+        return self._end(S.FAILED, f"Exited with {exit_code_label(code)}.", code, level=EventLevel.ERROR, **fields)
+
+    def _end(self, status: str, reason: str, code: int | None, level: str = EventLevel.INFO, **fields) -> str:
+        explained = f" Exit code {code}: {exit_code_explain(code)}." if code is not None else ""
+        message = {
+            S.SUCCEEDED: "Succeeded: the process exited with code 0.",
+            S.STOPPED: f"Stopped.{explained}",
+        }.get(status, f"Failed: {reason.rstrip('.')}.")
+        run_finish(self.run, status, reason=reason, event=message, exit_code=code, level=level, **fields)
+        return status
+
+    def finish_failed_start(self, reason: str, exit_code: int | None = None) -> None:
+        try:
+            values = self.row()
+        except OwnershipLost:
+            return
+        if self.log is not None:
+            self.platform_line(reason)
+        if values["status"] == S.STOPPING:
+            run_finish(self.run, S.STOPPED, reason=values["status_reason"] or "Stopped.",
+                       event="Stopped before the process started.", exit_code=exit_code)
+        else:
+            run_finish(self.run, S.FAILED, reason=reason, event=f"Failed: {reason.rstrip('.')}.",
+                       exit_code=exit_code, level=EventLevel.ERROR)
+
+    def _dispatch_waiting(self) -> None:
+        """Our GPUs and slot are free now: send runs waiting in this pool without delay."""
+        try:
+            waiting = list(Run.objects.filter(status=S.QUEUED, pool_id=self.run.pool_id, dispatched_at__isnull=True)
+                           .values_list("pk", flat=True)[:50])
+            if waiting:
+                runs_dispatch(waiting)
+        except Exception:  # the sweep will send them
+            logger.warning("dispatch after run %s failed", self.run.pk, exc_info=True)
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return " ".join(p for p in parts if p) or "0s"
+
+
+def _in_pool_child() -> bool:
+    """True inside a prefork pool child (its parent is the worker's main process)."""
+    try:
+        from billiard.process import current_process
+
+        return current_process()._name != "MainProcess"
+    except Exception:
+        return False
+
+
+def run_execute_here(*, run_id: int, attempt: int, hostname: str) -> str:
+    """Execute `run_id` at `attempt` on this worker if it can claim it; returns what happened."""
+    node = WorkerNode.objects.filter(hostname=hostname).first()
+    if node is None:
+        logger.error("worker %s is not registered; leaving run %s for another worker", hostname, run_id)
+        Run.objects.filter(pk=run_id, attempt=attempt, status=S.QUEUED).update(dispatched_at=None)
+        return "unregistered"
+    run = run_claim(run_id=run_id, attempt=attempt, node=node)
+    if run is None:
+        return "skipped"
+    return RunExecution(run, node).execute()
