@@ -2,7 +2,9 @@
 
 Rules (spec seed-01 §9 items 1–2): no segment containing \\ : * ? " < > |, no path
 starting or ending with "." or "/", no "..", at most 1023 characters; uploaded file
-names must not contain "+", a space or a tab. Bucket names follow S3's rules.
+names must not contain "+", a space or a tab. Bucket names follow S3's rules. Each single
+name is also capped at 255 bytes, the limit of common filesystems, so a path that passes
+here can always be created by the local backend.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from django.core.exceptions import ValidationError
 
 SCHEME = "storage://"
 MAX_PATH_LENGTH = 1023
+MAX_NAME_BYTES = 255
 FORBIDDEN_CHARS = set('\\:*?"<>|')
 UPLOAD_FORBIDDEN_CHARS = {"+": "a plus sign", " ": "a space", "\t": "a tab"}
 BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -71,6 +74,9 @@ def validate_key(key: str, *, allow_empty: bool = True) -> str:
         raise ValidationError(
             f"The path has {len(key)} characters; at most {MAX_PATH_LENGTH} are allowed.", code="too_long"
         )
+    # Traversal first: "../etc" breaks the edge rule too, but this message says what is wrong.
+    if any(segment in {".", ".."} for segment in key.split("/")):
+        raise ValidationError('The path must not contain "." or ".." folders.', code="traversal")
     if key[0] in "./" or key[-1] in "./":
         raise ValidationError('A path must not start or end with "." or "/".', code="edge")
     bad = sorted(FORBIDDEN_CHARS.intersection(key))
@@ -86,8 +92,15 @@ def validate_key(key: str, *, allow_empty: bool = True) -> str:
             raise ValidationError('The path must not contain "." or ".." folders.', code="traversal")
         if segment[0] == "." or segment[-1] == ".":
             raise ValidationError(f'The name "{segment}" must not start or end with ".".', code="edge")
-        if any(ord(ch) < 32 for ch in segment):
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in segment):
             raise ValidationError("The path contains control characters.", code="control_char")
+        size = len(segment.encode("utf-8"))
+        if size > MAX_NAME_BYTES:
+            raise ValidationError(
+                f'The name "{segment[:40]}…" is {size} bytes long; one folder or file name may have at most '
+                f"{MAX_NAME_BYTES}.",
+                code="name_too_long",
+            )
     return key
 
 
@@ -104,7 +117,11 @@ def validate_upload_name(name: str) -> str:
         if ch in name:
             raise ValidationError(f'The file name "{name}" contains {words}; rename the file and try again.',
                                   code="upload_name")
-    return validate_name(name)
+    try:
+        return validate_name(name)
+    except ValidationError as exc:
+        # Name the file: in a batch upload the generic rule alone does not say which one failed.
+        raise ValidationError(f'The file name "{name}" is not allowed: {exc.messages[0]}', code=exc.code) from None
 
 
 def parse(uri: str) -> StoragePath:

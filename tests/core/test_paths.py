@@ -27,3 +27,53 @@ def test_upload_names_with_space_plus_tab_are_refused(name):
     with pytest.raises(ValidationError) as exc:
         paths.validate_upload_name(name)
     assert name in exc.value.messages[0]
+
+
+def test_path_length_limit_counts_bucket_and_key():
+    key = "/".join(["k" * 100] * 10) + "/" + "k" * 9  # 1019 characters in names of at most 100
+    assert len(f"bkt/{key}") == 1023
+    assert paths.parse(f"storage://bkt/{key}").key == key
+    with pytest.raises(ValidationError) as exc:
+        paths.parse(f"storage://bkt/{key}x")
+    assert exc.value.messages == ["The path has 1024 characters; at most 1023 are allowed."]
+
+
+@pytest.mark.parametrize("key, message", [
+    ("../etc", 'The path must not contain "." or ".." folders.'),
+    ("a/./b", 'The path must not contain "." or ".." folders.'),
+    (".hidden", 'A path must not start or end with "." or "/".'),
+    ("a/.b", 'The name ".b" must not start or end with ".".'),
+    ("a\nb", "The path contains control characters."),
+    ("a\x7fb", "The path contains control characters."),
+    ("a//b", "The path contains an empty folder name (//)."),
+])
+def test_key_rules_have_specific_messages(key, message):
+    with pytest.raises(ValidationError) as exc:
+        paths.validate_key(key)
+    assert exc.value.messages == [message]
+
+
+def test_a_single_name_is_capped_at_255_bytes():
+    assert paths.validate_key("é" * 127)  # 254 bytes
+    with pytest.raises(ValidationError) as exc:
+        paths.validate_key("ok/" + "é" * 128)
+    assert exc.value.messages == [f'The name "{"é" * 40}…" is 256 bytes long; one folder or file name may have at '
+                                  "most 255."]
+
+
+def test_trailing_slash_is_ignored_and_bucket_root_has_empty_key():
+    assert paths.parse("storage://bkt/a/b/") == paths.StoragePath("bkt", "a/b")
+    root = paths.parse("storage://bkt")
+    assert (root.key, root.uri, root.name) == ("", "storage://bkt", "bkt")
+    assert root.child("x").uri == "storage://bkt/x"
+
+
+def test_upload_name_other_rules_name_the_file():
+    with pytest.raises(ValidationError) as exc:
+        paths.validate_upload_name("a:b.txt")
+    assert exc.value.messages == ['The file name "a:b.txt" is not allowed: The path contains :; these characters '
+                                  'are not allowed: \\ : * ? " < > |']
+    with pytest.raises(ValidationError) as exc:
+        paths.validate_upload_name("dir/file.txt")
+    assert exc.value.messages == ['The file name "dir/file.txt" is not allowed: A name must not contain "/".']
+    assert paths.validate_upload_name("cat_01-v2.jpg") == "cat_01-v2.jpg"
