@@ -32,6 +32,9 @@ READY_TIMEOUT = 60.0
 # How often the supervisor checks its children; also bounds the reaction time to a signal.
 POLL_INTERVAL = 0.2
 
+# Talks to our own server: never through an HTTP proxy from the environment.
+LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 COLOURS = {"web": "36", "worker": "35", "beat": "33", "redis": "31", "setup": "32"}
 
 
@@ -209,7 +212,7 @@ class Launcher:
             if web.proc.poll() is not None:
                 return  # the supervision loop reports it
             try:
-                urllib.request.urlopen(url, timeout=2).close()
+                LOOPBACK.open(url, timeout=2).close()
                 return
             except urllib.error.HTTPError:
                 return  # it answers (503 says what is down); serving is all we wait for
@@ -282,6 +285,9 @@ class Launcher:
             self.out.say("stopping")
             self.stop_all()
             return 0
+        except BaseException:
+            self.stop_all()  # never leave children behind, whatever broke
+            raise
 
     def start_and_supervise(self) -> int:
         self.prepare_environment()

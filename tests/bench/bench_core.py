@@ -81,7 +81,7 @@ def wait_serving(url: str, server: subprocess.Popen, timeout: float = 60) -> Non
         if server.poll() is not None:
             raise SystemExit(f"bench core: uvicorn exited with code {server.returncode}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=2, trust_env=False).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -135,7 +135,7 @@ def main() -> int:
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         wait_serving(url, server)
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, trust_env=False) as client:
             sign_in(client)
             log(f"timing {REQUESTS} sequential GET / after {WARMUP} warm-up requests")
             samples = time_overview(client)

@@ -75,7 +75,7 @@ class Stack:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"launcher exited with {self.proc.returncode}:\n{self.text}"
             try:
-                response = httpx.get(f"{self.url}/healthz", timeout=5)
+                response = httpx.get(f"{self.url}/healthz", timeout=5, trust_env=False)
                 if response.status_code == 200 and any("ready." in line for line in self.output):
                     return response
             except httpx.TransportError:
@@ -88,7 +88,10 @@ class Stack:
         roles = {"web": "uvicorn", "worker": " worker ", "beat": " beat ", "redis": "redis-server"}
         found: dict[str, list[psutil.Process]] = {role: [] for role in roles}
         for proc in psutil.Process(self.proc.pid).children(recursive=True):
-            cmdline = " ".join(proc.cmdline())
+            try:
+                cmdline = " ".join(proc.cmdline())
+            except psutil.Error:  # exited meanwhile
+                continue
             for role, marker in roles.items():
                 if marker in f" {cmdline} ":
                     found[role].append(proc)
@@ -132,7 +135,7 @@ def test_embedded_stack_serves_logs_in_and_stops_cleanly_on_sigterm(stack, tmp_p
     assert f"Username: {ADMIN_USERNAME}" in stack.text
     assert ADMIN_PASSWORD not in stack.text  # a password given by the caller is never echoed
 
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
+    with httpx.Client(base_url=stack.url, timeout=10, trust_env=False) as client:
         login_page = client.get("/accounts/login/")
         assert login_page.status_code == 200
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
