@@ -5,6 +5,7 @@ from datetime import datetime, time
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -29,6 +30,19 @@ class LoginForm(forms.Form):
     username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autofocus": True,
                                                                              "autocomplete": "username"}))
     password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+# The rules of AUTH_PASSWORD_VALIDATORS in one sentence (Django's help is an HTML list).
+PASSWORD_RULES = ("At least 10 characters; not a common password, not only digits, "
+                  "and not similar to the username or email.")
+
+
+class OwnPasswordChangeForm(PasswordChangeForm):
+    """Django's form (old password check, confirmation, validators) with a one-line rule summary."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = PASSWORD_RULES
 
 
 class WorkspaceForm(forms.Form):
@@ -79,20 +93,21 @@ class UserCreateForm(forms.Form):
 
     username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
     email = forms.EmailField(required=False)
-    password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                               help_text=PASSWORD_RULES)
     is_staff = forms.BooleanField(required=False, label="Platform admin",
-                                  help_text="May manage users and see every workspace's admin pages.")
+                                  help_text="May create and deactivate users and manage every workspace's members.")
 
 
 class PasswordResetForm(forms.Form):
     """Platform admin: set a user's password."""
 
-    password = forms.CharField(strip=False, label="New password",
+    password = forms.CharField(strip=False, label="New password", help_text=PASSWORD_RULES,
                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
 
 class StaffMembershipForm(forms.Form):
     """Platform admin: put a user in any workspace with a role."""
 
-    workspace = forms.ModelChoiceField(queryset=Workspace.objects.order_by("name"))
+    workspace = forms.ModelChoiceField(queryset=Workspace.objects.order_by("name"), empty_label="Choose a workspace")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.DEVELOPER)

@@ -117,7 +117,8 @@ def _workspace_fields_clean(name: str, description: str | None) -> tuple[str, st
         description = description.strip()
         limit = Workspace._meta.get_field("description").max_length
         if len(description) > limit:
-            raise ValidationError({"description": [f"Use at most {limit} characters (this one has {len(description)})."]})
+            raise ValidationError(
+                {"description": [f"Use at most {limit} characters (this one has {len(description)})."]})
     return name, description
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -20,13 +19,14 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.choices import Role
-from apps.core.permissions import has_perm, require_perm
+from apps.core.permissions import has_perm, require_perm, role_allows
 from apps.core.tables import render_table
 
 from . import selectors, services
 from .forms import (
     LoginForm,
     MemberAddForm,
+    OwnPasswordChangeForm,
     PasswordResetForm,
     RoleForm,
     StaffMembershipForm,
@@ -47,6 +47,11 @@ def _safe_next(request, candidate: str | None, fallback: str) -> str:
                                                      require_https=request.is_secure()):
         return candidate
     return fallback
+
+
+def _page_or_partial(request, template: str) -> str:
+    """The confirmation pages double as modal bodies: htmx asks for their `confirm` partial."""
+    return f"{template}#confirm" if getattr(request, "htmx", False) else template
 
 
 # ---- sign-in and password -------------------------------------------------------------------
@@ -82,7 +87,7 @@ def login_view(request):
 @require_http_methods(["GET", "POST"])
 def password_change(request):
     """Change one's own password; Django's validators apply and the session survives."""
-    form = PasswordChangeForm(request.user, request.POST or None)
+    form = OwnPasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -100,17 +105,14 @@ def password_change(request):
 
 # ---- workspaces -----------------------------------------------------------------------------
 
-def _workspace_list_page(request, *, create_form=None, rename_form=None, rename_pk=None, status=200):
+def _workspace_list_page(request, *, create_form=None, status=200):
     workspaces = list(selectors.workspaces_for(request.user))
     for ws in workspaces:
-        ws.can_manage = ws.my_role == "admin"
-        ws.rename_form = (rename_form if ws.pk == rename_pk else
-                          WorkspaceForm(initial={"name": ws.name, "description": ws.description},
-                                        prefix=f"ws{ws.pk}"))
+        ws.can_rename = role_allows(ws.my_role, "workspace:update")
+        ws.can_view_members = role_allows(ws.my_role, "member:view")
     return render(request, "accounts/workspace_list.html", {
         "workspaces": workspaces,
         "create_form": create_form or WorkspaceForm(prefix="new"),
-        "rename_pk": rename_pk,
     }, status=status)
 
 
@@ -139,20 +141,26 @@ def workspace_create(request):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def workspace_rename(request, pk):
+    """GET shows the form (a page, or the modal body for htmx); POST renames. Admins only."""
     workspace = selectors.workspace_get_for_user(request.user, pk)
-    form = WorkspaceForm(request.POST, prefix=f"ws{workspace.pk}")
-    if form.is_valid():
-        try:
-            services.workspace_rename(user=request.user, workspace=workspace, name=form.cleaned_data["name"],
-                                      description=form.cleaned_data["description"])
-        except ValidationError as exc:
-            apply_service_errors(form, exc)
-        else:
-            messages.success(request, f'Workspace renamed to "{workspace.name}".')
-            return redirect("accounts:workspace_list")
-    return _workspace_list_page(request, rename_form=form, rename_pk=workspace.pk, status=INVALID)
+    require_perm(request.user, workspace, "workspace:update")
+    form = WorkspaceForm(request.POST or None, initial={"name": workspace.name, "description": workspace.description})
+    status = 200
+    if request.method == "POST":
+        status = INVALID
+        if form.is_valid():
+            try:
+                services.workspace_rename(user=request.user, workspace=workspace, name=form.cleaned_data["name"],
+                                          description=form.cleaned_data["description"])
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                messages.success(request, f'Workspace renamed to "{workspace.name}".')
+                return redirect("accounts:workspace_list")
+    return render(request, _page_or_partial(request, "accounts/workspace_rename.html"),
+                  {"workspace": workspace, "form": form}, status=status)
 
 
 @login_required
@@ -241,7 +249,7 @@ def member_remove(request, pk, mid):
         else:
             messages.success(request, f"{membership.user.get_username()} was removed from {workspace.name}.")
             return redirect("accounts:workspace_members", pk=workspace.pk)
-    return render(request, "accounts/membership_confirm_remove.html",
+    return render(request, _page_or_partial(request, "accounts/membership_confirm_remove.html"),
                   {"workspace": workspace, "membership": membership, "error": error},
                   status=INVALID if error else 200)
 
@@ -282,7 +290,7 @@ def token_revoke(request, pk):
         services.api_token_revoke(user=request.user, token=token)
         messages.success(request, f'Token "{token.name}" revoked; requests using it now get 401.')
         return redirect("accounts:token_list")
-    return render(request, "accounts/token_confirm_revoke.html", {"token": token})
+    return render(request, _page_or_partial(request, "accounts/token_confirm_revoke.html"), {"token": token})
 
 
 # ---- platform admin -------------------------------------------------------------------------

@@ -141,9 +141,9 @@ def test_workspace_list_shows_my_workspaces_and_roles(client, teammate, workspac
     client.force_login(teammate)
     response = client.get(reverse("accounts:workspace_list"))
     assert response.status_code == 200
-    rows = [(w.name, w.my_role, w.can_manage) for w in response.context["workspaces"]]
-    assert rows == [("alice-default", "developer", False), ("bob-default", "admin", True)]
-    # The developer gets no rename form for alice's workspace.
+    rows = [(w.name, w.my_role, w.can_rename, w.can_view_members) for w in response.context["workspaces"]]
+    assert rows == [("alice-default", "developer", False, True), ("bob-default", "admin", True, True)]
+    # The developer gets no rename button for alice's workspace.
     assert reverse("accounts:workspace_rename", args=[workspace.pk]) not in _text(response)
 
 
@@ -168,22 +168,29 @@ def test_workspace_create_duplicate_is_refused_inline(as_owner):
 
 def test_workspace_rename(as_owner, workspace):
     url = reverse("accounts:workspace_rename", args=[workspace.pk])
-    prefix = f"ws{workspace.pk}"
-    response = as_owner.post(url, {f"{prefix}-name": "Research", f"{prefix}-description": "d"})
+    page = as_owner.get(url)
+    assert page.status_code == 200 and "<html" in _text(page)
+    assert page.context["form"].initial == {"name": "alice-default", "description": "Default workspace of alice"}
+    # htmx (the rename dialog) gets only the form.
+    partial = as_owner.get(url, HTTP_HX_REQUEST="true")
+    assert "<html" not in _text(partial) and 'data-testid="rename-form"' in _text(partial)
+
+    response = as_owner.post(url, {"name": "Research", "description": "d"})
     assert response.status_code == 302
     workspace.refresh_from_db()
-    assert workspace.name == "Research"
-    response = as_owner.post(url, {f"{prefix}-name": ""})
+    assert (workspace.name, workspace.description) == ("Research", "d")
+    response = as_owner.post(url, {"name": ""})
     assert response.status_code == 400
-    assert response.context["rename_pk"] == workspace.pk
+    assert response.context["form"].errors == {"name": ["This field is required."]}
     workspace.refresh_from_db()
     assert workspace.name == "Research"
 
 
 def test_workspace_rename_by_developer_is_forbidden(client, teammate, workspace):
     client.force_login(teammate)
-    prefix = f"ws{workspace.pk}"
-    response = client.post(reverse("accounts:workspace_rename", args=[workspace.pk]), {f"{prefix}-name": "Mine"})
+    url = reverse("accounts:workspace_rename", args=[workspace.pk])
+    assert client.get(url).status_code == 403
+    response = client.post(url, {"name": "Mine"})
     assert response.status_code == 403
     assert "Your role does not allow workspace:update." in _text(response)
     workspace.refresh_from_db()
@@ -192,8 +199,7 @@ def test_workspace_rename_by_developer_is_forbidden(client, teammate, workspace)
 
 def test_workspace_rename_of_another_workspace_is_404(client, outsider, workspace):
     client.force_login(outsider)
-    prefix = f"ws{workspace.pk}"
-    response = client.post(reverse("accounts:workspace_rename", args=[workspace.pk]), {f"{prefix}-name": "Mine"})
+    response = client.post(reverse("accounts:workspace_rename", args=[workspace.pk]), {"name": "Mine"})
     assert response.status_code == 404
     workspace.refresh_from_db()
     assert workspace.name == "alice-default"
@@ -305,6 +311,8 @@ def test_member_remove_confirms_then_removes(as_owner, workspace, teammate):
     url = reverse("accounts:member_remove", args=[workspace.pk, bob.pk])
     confirm = as_owner.get(url)
     assert confirm.status_code == 200 and "Remove bob from alice-default?" in _text(confirm)
+    partial = as_owner.get(url, HTTP_HX_REQUEST="true")
+    assert "<html" not in _text(partial) and 'data-testid="remove-confirm"' in _text(partial)
     assert Membership.objects.filter(pk=bob.pk).exists()
     assert as_owner.post(url).status_code == 302
     assert not Membership.objects.filter(pk=bob.pk).exists()
@@ -344,7 +352,8 @@ def test_token_page_expiry_date(as_owner, owner):
 
 @pytest.mark.parametrize("data, field, message", [
     ({"name": "", "expires_at": ""}, "name", "This field is required."),
-    ({"name": "Old", "expires_at": "2001-05-01"}, "expires_at", "2001-05-01 is in the past; choose today or a later day."),
+    ({"name": "Old", "expires_at": "2001-05-01"}, "expires_at",
+     "2001-05-01 is in the past; choose today or a later day."),
     ({"name": "Bad", "expires_at": "soon"}, "expires_at", "Enter a valid date."),
 ])
 def test_token_page_bad_input(as_owner, data, field, message):
@@ -360,6 +369,8 @@ def test_token_revoke_confirms_then_revokes(as_owner, owner):
     url = reverse("accounts:token_revoke", args=[token.pk])
     confirm = as_owner.get(url)
     assert confirm.status_code == 200 and "Revoke the token “CI”?" in _text(confirm)
+    partial = as_owner.get(url, HTTP_HX_REQUEST="true")
+    assert "<html" not in _text(partial) and 'data-testid="revoke-confirm"' in _text(partial)
     assert services.api_token_authenticate(key) is not None
     response = as_owner.post(url, follow=True)
     assert _messages(response) == ['Token "CI" revoked; requests using it now get 401.']

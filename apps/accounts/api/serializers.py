@@ -23,7 +23,8 @@ class AuthTokenRequestSerializer(serializers.Serializer):
 class TokenCreatedSerializer(serializers.Serializer):
     """The one response that carries a token's plain key."""
 
-    token = serializers.CharField(help_text="The key; shown only in this response. Send it as `Authorization: Token <key>`.")
+    token = serializers.CharField(
+        help_text="The key; shown only in this response. Send it as `Authorization: Token <key>`.")
     id = serializers.IntegerField()
     name = serializers.CharField()
     expires_at = serializers.DateTimeField(allow_null=True)
