@@ -24,6 +24,24 @@ class Section:
     staff_too: bool = False  # platform staff see it even without a role in the workspace
 
 
+# One line per section for the overview's quick links.
+DESCRIPTIONS = {
+    "data": "Datasets, samples, versions and imports",
+    "labeling": "Labeling jobs and the annotation workbench",
+    "autolearn": "Train a model without writing code",
+    "notebooks": "JupyterLab instances on the pools",
+    "training": "Training jobs, experiments and metrics",
+    "models": "AI applications and their versions",
+    "services": "Online and batch inference services",
+    "workflows": "MLOps pipelines and their runs",
+    "hub": "Shared algorithms, models and datasets",
+    "storage": "Buckets, folders and files",
+    "resources": "Pools, flavors, worker nodes and runs",
+    "audit": "Who did what, when, with which result",
+    "admin": "Users, workspaces and platform settings",
+}
+
+
 SECTIONS = [
     Section("overview", "Overview", "core:overview", "workspace:view", "grid"),
     Section("data", "Data", "datasets:list", "dataset:view", "database", "Build"),
@@ -63,5 +81,5 @@ def sections_for(request) -> list[dict]:
         root = "/" + url.strip("/").split("/")[0] + "/"
         active = path == url or (url != "/" and path.startswith(root))
         items.append({"key": section.key, "label": section.label, "url": url, "icon": section.icon,
-                      "group": section.group, "active": active})
+                      "group": section.group, "description": DESCRIPTIONS.get(section.key, ""), "active": active})
     return items

@@ -1,7 +1,9 @@
 """Shared write operations: audit entries, object events and realtime publishing."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -15,6 +17,12 @@ from .models import AuditEntry, Event
 
 logger = logging.getLogger(__name__)
 
+# Longest wait for a publish from a thread that runs an event loop; Redis answers in milliseconds.
+PUBLISH_TIMEOUT_S = 5
+
+# Live source of a workspace's activity (registered in CoreConfig.ready with the workspace accessor).
+WORKSPACE_ACTIVITY_SOURCE = "accounts.workspace"
+
 
 def audit_record(
     *,
@@ -26,10 +34,16 @@ def audit_record(
     object_repr: str = "",
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one audit entry; the IP comes from the current request when there is one."""
+    """Append one audit entry; the IP comes from the current request when there is one.
+
+    After commit, pages watching the workspace (the overview's activity list) are told to
+    refresh; the signal carries no detail, because viewers may not read the audit trail.
+    """
     if workspace is None and obj is not None:
         workspace = getattr(obj, "workspace", None)
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    if workspace is not None:
+        publish_on_commit(f"{WORKSPACE_ACTIVITY_SOURCE}.{workspace.pk}", {"kind": "activity"})
     return AuditEntry.objects.create(
         actor=actor if authenticated else None,
         actor_name=actor.get_username() if authenticated else "",
@@ -64,10 +78,23 @@ def publish(group: str, payload: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+
+    def send() -> None:
+        try:
+            async_to_sync(layer.group_send)(group, {"type": "publish", "payload": payload})
+        except Exception:  # a realtime hiccup must never fail the write that caused it
+            logger.warning("realtime publish to %s failed", group, exc_info=True)
+
     try:
-        async_to_sync(layer.group_send)(group, {"type": "publish", "payload": payload})
-    except Exception:  # a realtime hiccup must never fail the write that caused it
-        logger.warning("realtime publish to %s failed", group, exc_info=True)
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send()
+        return
+    # This thread runs an event loop (an async caller, or Playwright's sync API in tests),
+    # where async_to_sync refuses to work: send from a short-lived helper thread instead.
+    sender = threading.Thread(target=send, name="atelier-publish")
+    sender.start()
+    sender.join(timeout=PUBLISH_TIMEOUT_S)
 
 
 def publish_on_commit(group: str, payload: dict[str, Any]) -> None:

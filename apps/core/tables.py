@@ -37,6 +37,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from .choices import AuditResult
+
 # Dynamic filter choices (distinct values of a column) stop here: a select with more
 # options than this is unusable, and the query must stay cheap on large tables.
 MAX_DYNAMIC_CHOICES = 200
@@ -372,3 +374,66 @@ def render_table(request, template_name: str, context: dict, table: Table, *, st
     if htmx and htmx.target == table.results_id:
         return render(request, RESULTS_PARTIAL, {**context, "table": table}, status=status)
     return render(request, template_name, {**context, "table": table}, status=status)
+
+
+# ---- the audit log ----------------------------------------------------------------------
+
+
+def _workspace_choices(queryset: QuerySet) -> list[tuple[str, str]]:
+    rows = (
+        queryset.exclude(workspace=None)
+        .order_by("workspace__name")
+        .values_list("workspace_id", "workspace__name")
+        .distinct()[:MAX_DYNAMIC_CHOICES]
+    )
+    return [(str(pk), name) for pk, name in rows]
+
+
+class AuditTable(Table):
+    """The audit log of one workspace (workspace admins)."""
+
+    columns = [
+        Column("created_at", "Time", sort="created_at", cell="core/_audit_time_cell.html", classes="nowrap"),
+        Column("actor_name", "Actor", sort="actor_name", cell="core/_audit_actor_cell.html"),
+        Column("action", "Action", sort="action", cell="core/_audit_action_cell.html"),
+        Column("object_repr", "Object", sort="object_repr", cell="core/_audit_object_cell.html"),
+        Column("result", "Result", sort="result", cell="core/_audit_result_cell.html"),
+        Column("ip", "IP address", cell="core/_audit_ip_cell.html", classes="nowrap"),
+        Column("pk", "", cell="core/_audit_detail_cell.html", classes="num"),
+    ]
+    search_fields = ["actor_name", "action", "object_type", "object_id", "object_repr"]
+    search_placeholder = "Search actor, action or object"
+    filters = [
+        ChoiceFilter("actor", "Actor", lookup="actor_name", choices=distinct_values("actor_name")),
+        ChoiceFilter("action", "Action", lookup="action", choices=distinct_values("action")),
+        ChoiceFilter("result", "Result", lookup="result", choices=AuditResult.choices),
+        ChoiceFilter("object_type", "Object type", lookup="object_type", choices=distinct_values("object_type")),
+        DateFilter("since", "From", lookup="created_at"),
+        DateFilter("until", "To", lookup="created_at", upper=True),
+    ]
+    default_sort = "-created_at"
+    default_page_size = 50
+    empty_title = "No audit entries yet"
+    empty_text = "Every create, update, delete, start and stop in this workspace is recorded here."
+    caption = "Audit log"
+
+
+class PlatformAuditTable(AuditTable):
+    """The audit log across every workspace (platform staff): adds the workspace column and filter."""
+
+    columns = [
+        *AuditTable.columns[:2],
+        Column("workspace.name", "Workspace", sort="workspace__name"),
+        *AuditTable.columns[2:],
+    ]
+    filters = [
+        ChoiceFilter("workspace", "Workspace", lookup="workspace_id", choices=_workspace_choices, coerce=int),
+        *AuditTable.filters,
+    ]
+    empty_text = "Every create, update, delete, start and stop on the platform is recorded here."
+
+
+def audit_table_for(user, queryset: QuerySet, params, *, id: str = "audit") -> AuditTable:
+    """The table matching what the user may see: every workspace for staff, one otherwise."""
+    table_class = PlatformAuditTable if getattr(user, "is_staff", False) else AuditTable
+    return table_class(queryset, params, id=id)

@@ -4,8 +4,11 @@
     {% icon "database" %}                      inline SVG from static/core/icons.svg
     {% icon "trash" label="Delete" %}          same, announced to screen readers
     {{ job.status|status_tone }}               "success", "danger", … (see STATUS_TONES)
+    {{ entry.detail|json_pretty }}             indented JSON for <pre> blocks
 """
 from __future__ import annotations
+
+import json
 
 from django import template
 from django.templatetags.static import static
@@ -48,3 +51,9 @@ def icon(name: str, label: str = "", size: str = "") -> str:
                            size_class, label, href)
     return format_html('<svg class="icon{}" aria-hidden="true" focusable="false"><use href="{}"></use></svg>',
                        size_class, href)
+
+
+@register.filter
+def json_pretty(value) -> str:
+    """Indented, key-sorted JSON (autoescaped by the template like any text)."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
