@@ -455,7 +455,10 @@ class RunExecution:
         exited_at: float | None = None
         now = time.monotonic()
         last_flush = next_control = next_metrics = next_counters = now
-        next_hang = now + HANG_SAMPLE_INTERVAL
+        hang_limit = run.hang_seconds or settings.ATELIER_RUNTIME_HANG_SECONDS
+        # Sample often enough to notice a short limit, at most every HANG_SAMPLE_INTERVAL seconds.
+        self.hang_interval = min(HANG_SAMPLE_INTERVAL, max(0.5, hang_limit / 4)) if hang_limit else HANG_SAMPLE_INTERVAL
+        next_hang = now + self.hang_interval
         self.last_output = now
         self.idle_since = now
         self.cpu_seen = self._tree_cpu()
@@ -504,7 +507,7 @@ class RunExecution:
                 next_control = now + CONTROL_INTERVAL
                 self._control(now, max_runtime)
             if now >= next_hang:
-                next_hang = now + HANG_SAMPLE_INTERVAL
+                next_hang = now + self.hang_interval
                 self._hang_check(now)
         if rest:
             self._line(rest)
@@ -605,9 +608,9 @@ class RunExecution:
         if not limit or self.stop_reason:
             return
         cpu = self._tree_cpu()
-        busy = cpu - self.cpu_seen > HANG_CPU_FRACTION * HANG_SAMPLE_INTERVAL
+        busy = cpu - self.cpu_seen > HANG_CPU_FRACTION * self.hang_interval
         self.cpu_seen = cpu
-        if busy or now - self.last_output < HANG_SAMPLE_INTERVAL:
+        if busy or now - self.last_output < self.hang_interval:
             self.idle_since = now
             if self.hang_reported:
                 self.hang_reported = False

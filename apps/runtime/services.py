@@ -581,7 +581,7 @@ def run_mark_ready(run: Run, *, endpoint: str, port: int) -> bool:
 
 def run_report_hang(run: Run, *, idle_seconds: int) -> bool:
     """Record a suspected hang once per episode (no output and ~no CPU for `idle_seconds`)."""
-    minutes = max(1, idle_seconds // 60)
+    idle = f"{idle_seconds // 60} min" if idle_seconds >= 120 else f"{idle_seconds} s"
     with transaction.atomic():
         updated = Run.objects.filter(pk=run.pk, attempt=run.attempt, hang_detected_at__isnull=True).update(
             hang_detected_at=timezone.now()
@@ -592,7 +592,7 @@ def run_report_hang(run: Run, *, idle_seconds: int) -> bool:
         action = " Stopping it, as configured." if run.hang_action == HangAction.STOP else ""
         event_add(obj=run, level=EventLevel.WARNING,
                   message=f"{_node_prefix(run)}Suspected hang: no output and almost no CPU use for "
-                          f"{minutes} min.{action}")
+                          f"{idle}.{action}")
         publish_on_commit(run.group_channel, run_status_payload(run) | {"hang": True})
     return True
 

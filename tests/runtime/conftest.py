@@ -94,3 +94,43 @@ def wait_status(run, statuses, timeout=30.0):
     except AssertionError:
         fresh = Run.objects.get(pk=run.pk)
         raise AssertionError(f"run {run.pk} is {fresh.status} ({fresh.status_reason}), expected {statuses}") from None
+
+
+@pytest.fixture
+def beat(transactional_db, fast_engine, tmp_path):
+    """A real `celery beat` process sending the runtime sweep every second; stopped at teardown."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT, subprocess_env
+
+    log = open(tmp_path / "beat.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "console", "beat", "--schedule", str(tmp_path / "beat-schedule"),
+         "--loglevel", "INFO"],
+        cwd=ROOT, env=subprocess_env(**FAST), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    yield proc
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def events_of(run) -> list[str]:
+    from apps.core.models import Event
+
+    return list(Event.objects.filter(content_type__model="run", object_id=str(run.pk)).values_list("message", flat=True))
+
+
+def process_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
