@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.storage",
     "apps.runtime",
+    "apps.datasets",
 ]
 
 MIDDLEWARE = [
@@ -236,6 +237,27 @@ ATELIER_S3_REGION = env_str("ATELIER_S3_REGION", "us-east-1")
 ATELIER_S3_ACCESS_KEY = env_str("ATELIER_S3_ACCESS_KEY", "")
 ATELIER_S3_SECRET_KEY = env_str("ATELIER_S3_SECRET_KEY", "")
 ATELIER_S3_BUCKET = env_str("ATELIER_S3_BUCKET", "atelier")
+
+# Dataset limits (spec seed-02 §3.3), enforced per file at import with a reason in the error report.
+# Most samples one dataset may hold.
+ATELIER_DATASET_MAX_SAMPLES = env_int("ATELIER_DATASET_MAX_SAMPLES", 1_000_000)
+# Most labels one dataset's label set may hold.
+ATELIER_DATASET_MAX_LABELS = env_int("ATELIER_DATASET_MAX_LABELS", 10_000)
+# Largest image sample (bytes).
+ATELIER_DATASET_MAX_IMAGE_BYTES = env_int("ATELIER_DATASET_MAX_IMAGE_BYTES", 25 * 1024 * 1024)
+# Largest non-image sample (bytes).
+ATELIER_DATASET_MAX_SAMPLE_BYTES = env_int("ATELIER_DATASET_MAX_SAMPLE_BYTES", 5 * 1024 ** 3)
+# Largest manifest file (bytes).
+ATELIER_DATASET_MAX_MANIFEST_BYTES = env_int("ATELIER_DATASET_MAX_MANIFEST_BYTES", 5 * 1024 ** 3)
+# Longest line of a text sample file (bytes).
+ATELIER_DATASET_MAX_TEXT_LINE_BYTES = env_int("ATELIER_DATASET_MAX_TEXT_LINE_BYTES", 100 * 1024)
+# Largest labeling-result file (VOC XML, COCO/Label Studio JSON, CVAT XML) read at import (bytes).
+ATELIER_DATASET_MAX_LABEL_FILE_BYTES = env_int("ATELIER_DATASET_MAX_LABEL_FILE_BYTES", 100 * 1024 * 1024)
+# Local upload batch: most files and most bytes in one upload.
+ATELIER_DATASET_MAX_UPLOAD_FILES = env_int("ATELIER_DATASET_MAX_UPLOAD_FILES", 100)
+ATELIER_DATASET_MAX_UPLOAD_BYTES = env_int("ATELIER_DATASET_MAX_UPLOAD_BYTES", 5 * 1024 ** 3)
+# Most pixels an image may have before decoding is refused (decompression bombs); 89.5 MP is Pillow's default.
+ATELIER_DATASET_MAX_IMAGE_PIXELS = env_int("ATELIER_DATASET_MAX_IMAGE_PIXELS", 89_478_485)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
