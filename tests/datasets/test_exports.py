@@ -1,0 +1,155 @@
+"""Exports: COCO checked by pycocotools, VOC/YOLO read back by our importer and by an independent reader,
+CSV formula escaping, new-dataset export, refusals (spec §15 items 44, 49–52)."""
+import csv
+import io
+import json
+import xml.etree.ElementTree as StdET
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from apps.core.paths import parse
+from apps.core.storage import get_storage
+from apps.datasets.exports import export_start
+from apps.datasets.models import Annotation, Dataset, DatasetOperation
+from apps.datasets.operations import operation_execute
+
+from .conftest import image_bytes, labels_by_file, put, read
+
+
+def boxes_of(dataset):
+    return sorted((a.sample.file_name, a.label.name, tuple(round(a.geometry[k], 2) for k in
+                   ("xmin", "ymin", "xmax", "ymax"))) for a in Annotation.objects.filter(dataset=dataset,
+                                                                                        shape="bndbox"))
+
+
+@pytest.fixture
+def det_dataset(make_dataset, run_import, root):
+    put(f"{root}/coco/images/a.jpg", image_bytes(100, 80))
+    put(f"{root}/coco/images/b.jpg", image_bytes(120, 90))
+    put(f"{root}/coco/images/c.jpg", image_bytes(50, 50))
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80},
+                      {"id": 2, "file_name": "b.jpg", "width": 120, "height": 90},
+                      {"id": 3, "file_name": "c.jpg", "width": 50, "height": 50}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 30]},
+                           {"id": 2, "image_id": 1, "category_id": 2, "bbox": [50, 5, 10, 10]},
+                           {"id": 3, "image_id": 2, "category_id": 2, "bbox": [0, 0, 120, 90]}],
+           "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}
+    put(f"{root}/coco/instances.json", json.dumps(doc))
+    dataset = make_dataset(label_type="object_detection")
+    run_import(dataset, f"{root}/coco/instances.json", "coco")
+    return dataset
+
+
+def run_export(owner, dataset, path, **kwargs):
+    op = export_start(user=owner, dataset=dataset, path=parse(path), method=kwargs.pop("method", "storage"), **kwargs)
+    assert operation_execute(op.pk) == "succeeded", DatasetOperation.objects.get(pk=op.pk).message
+    op.refresh_from_db()
+    return op
+
+
+def test_coco_export_loads_in_pycocotools(owner, det_dataset, root, tmp_path):
+    from pycocotools.coco import COCO
+
+    op = run_export(owner, det_dataset, f"{root}/exp-coco", format="coco")
+    assert op.result["exported"] == 3
+    local = tmp_path / "annotations.json"
+    local.write_bytes(read(f"{root}/exp-coco/annotations.json"))
+    coco = COCO(str(local))
+    assert (len(coco.getImgIds()), len(coco.getAnnIds()), len(coco.getCatIds())) == (3, 3, 2)
+    cat_id = coco.getCatIds(catNms=["cat"])[0]
+    (ann,) = coco.loadAnns(coco.getAnnIds(catIds=[cat_id]))
+    assert ann["bbox"] == [10, 10, 20, 30]
+    assert coco.loadImgs(ann["image_id"])[0]["file_name"] == "a.jpg"
+    assert get_storage().exists(parse(f"{root}/exp-coco/images/a.jpg"))
+
+
+def test_voc_export_reads_back_identically(owner, det_dataset, make_dataset, run_import, root):
+    run_export(owner, det_dataset, f"{root}/exp-voc", format="voc")
+    again = make_dataset(name="voc-again", label_type="object_detection")
+    run_import(again, f"{root}/exp-voc", "voc")
+    assert boxes_of(again) == boxes_of(det_dataset)
+    # An independent reader (the standard library's XML parser) sees the same boxes.
+    independent = []
+    for info in get_storage().walk(parse(f"{root}/exp-voc")):
+        if info.key.endswith(".xml"):
+            doc = StdET.fromstring(read(f"storage://{parse(root).bucket}/{info.key}"))
+            for obj in doc.iter("object"):
+                box = obj.find("bndbox")
+                independent.append((doc.findtext("filename"), obj.findtext("name"),
+                                    tuple(float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))))
+    assert sorted(independent) == boxes_of(det_dataset)
+
+
+def test_yolo_export_reads_back_identically(owner, det_dataset, make_dataset, run_import, root):
+    run_export(owner, det_dataset, f"{root}/exp-yolo", format="yolo")
+    assert read(f"{root}/exp-yolo/obj.names").decode() == "cat\ndog\n"
+    again = make_dataset(name="yolo-again", label_type="object_detection")
+    op = run_import(again, f"{root}/exp-yolo", "yolo")
+    assert op.error_count == 0
+    assert boxes_of(again) == boxes_of(det_dataset)
+    # Independent reading of the normalised lines.
+    names = read(f"{root}/exp-yolo/obj.names").decode().split()
+    line = read(f"{root}/exp-yolo/obj_train_data/a.txt").decode().splitlines()[0].split()
+    cls, xc, yc, w, h = int(line[0]), *map(float, line[1:])
+    assert (names[cls], round((xc - w / 2) * 100, 2), round((yc - h / 2) * 80, 2)) == ("cat", 10.0, 10.0)
+
+
+def test_classification_default_export_and_filter(owner, make_dataset, run_import, root):
+    put(f"{root}/src/Cat/1.jpg", image_bytes())
+    put(f"{root}/src/Dog/2.jpg", image_bytes())
+    dataset = make_dataset()
+    run_import(dataset, f"{root}/src", "imagenet-folder")
+    dog = dataset.labels.get(name="Dog")
+    op = run_export(owner, dataset, f"{root}/exp", filter_params={"label": [str(dog.pk)]})
+    assert op.result["exported"] == 1
+    assert read(f"{root}/exp/Dog/2.txt").decode() == "Dog\n"
+    assert not get_storage().exists(parse(f"{root}/exp/Cat/1.jpg"))
+
+
+def test_csv_export_escapes_formulas(owner, make_dataset, run_import, root):
+    put(f"{root}/txt/a.txt", "=SUM(A1)\tpositive\n@cmd\tnegative\nplain \"quoted\" text\tpositive\n")
+    dataset = make_dataset(data_type="text", label_type="text_classification")
+    run_import(dataset, f"{root}/txt", "text-cls-combined")
+    run_export(owner, dataset, f"{root}/exp", format="csv")
+    rows = list(csv.reader(io.StringIO(read(f"{root}/exp/dataset-8153.csv").decode())))
+    assert rows[0] == ["id", "file", "text", "labels", "usage", "hard"]
+    texts = sorted(r[2] for r in rows[1:])
+    assert texts == ["\t=SUM(A1)", "\t@cmd", 'plain "quoted" text']
+    assert '"plain ""quoted"" text"' in read(f"{root}/exp/dataset-8153.csv").decode()
+
+
+def test_export_refusals_have_no_side_effect(owner, outsider, det_dataset, make_dataset, root):
+    with pytest.raises(ValidationError) as exc:
+        export_start(user=owner, dataset=det_dataset, method="storage",
+                     path=parse(f"{det_dataset.input_location}/inside"))
+    assert exc.value.message_dict["path"][0].startswith("The save path cannot be the dataset's input location")
+    text = make_dataset(name="txt", data_type="text", label_type="text_entity")
+    with pytest.raises(ValidationError) as exc:
+        export_start(user=owner, dataset=text, method="storage", path=parse(f"{root}/x"), format="voc")
+    assert exc.value.message_dict["format"] == ["PASCAL VOC export is not offered for named entity datasets."]
+    with pytest.raises(ValidationError) as exc:
+        export_start(user=owner, dataset=det_dataset, method="new_dataset", path=parse(f"{root}/new"),
+                     name="copy", output_path=parse(f"{root}/new/out"))
+    assert exc.value.message_dict["output_path"] == [
+        "output location cannot be the same as or a sub-directory of the import path"]
+    with pytest.raises(ValidationError) as exc:
+        export_start(user=owner, dataset=det_dataset, method="storage", path=parse(f"{root}/x"),
+                     filter_params={"hard": "maybe"})
+    assert exc.value.message_dict["filter.hard"] == ['"hard" is yes or no.']
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        export_start(user=outsider, dataset=det_dataset, method="storage", path=parse(f"{root}/x"))
+    assert DatasetOperation.objects.filter(kind="export").count() == 0
+
+
+def test_export_as_new_dataset(owner, det_dataset, root):
+    op = run_export(owner, det_dataset, f"{root}/newds", method="new_dataset", name="det-copy",
+                    output_path=parse(f"{root}/newds_out"))
+    created = Dataset.objects.get(name="det-copy")
+    assert op.result["new_dataset"] == {"id": created.pk, "name": "det-copy"}
+    follow = DatasetOperation.objects.get(dataset=created, kind="import")
+    assert operation_execute(follow.pk) == "succeeded"
+    assert boxes_of(created) == boxes_of(det_dataset)
+    assert labels_by_file(created) == labels_by_file(det_dataset)
