@@ -378,6 +378,8 @@ def admin_user_password(request, pk):
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
+            if subject.pk == request.user.pk:  # resetting one's own password keeps this session
+                update_session_auth_hash(request, subject)
             messages.success(request, f"{subject.username}'s password was reset; their open sessions ended.")
             return redirect("accounts:admin_user_detail", pk=subject.pk)
     return _user_detail_page(request, subject, password_form=form, status=INVALID)

@@ -515,3 +515,12 @@ def test_list_pages_run_a_fixed_number_of_queries(client, owner, staff, workspac
     for i in range(4):
         services.user_create(username=f"late-{i}", password=None)
     assert query_count(lambda: client.get(URL_USERS)) == users_before
+
+
+def test_admin_resetting_their_own_password_stays_signed_in(as_staff, staff):
+    response = as_staff.post(reverse("accounts:admin_user_password", args=[staff.pk]),
+                             {"password": "meadow-copper-8830"})
+    assert response.status_code == 302
+    staff.refresh_from_db()
+    assert staff.check_password("meadow-copper-8830")
+    assert as_staff.get(URL_USERS).status_code == 200
