@@ -8,6 +8,9 @@ const FOCUSABLE = [
   "select:not([disabled])", "textarea:not([disabled])", "[tabindex]:not([tabindex='-1'])",
 ].join(",");
 
+// The same list scoped to the dialog's body, to prefer its first field over the close button.
+const BODY_FOCUSABLE = FOCUSABLE.split(",").map((selector) => `.modal-body ${selector}`).join(",");
+
 const openers = new WeakMap();
 
 function focusables(dialog) {
@@ -24,7 +27,7 @@ export function openModal(dialog, opener = null) {
   }
   dialog.showModal();
   // First field if there is one, else the first control (usually the close button).
-  const first = dialog.querySelector(".modal-body " + FOCUSABLE) || focusables(dialog)[0];
+  const first = dialog.querySelector(BODY_FOCUSABLE) || focusables(dialog)[0];
   first?.focus();
 }
 
