@@ -50,13 +50,21 @@ def run_metric_series(run: Run, *, name: str | None = None) -> dict[str, list[tu
     return series
 
 
-def can_view_resources(user, workspace) -> bool:
-    """Pools, flavors, workers and monitoring: staff, or a member whose role allows resource:view."""
-    return bool(getattr(user, "is_staff", False)) or has_perm(user, workspace, "resource:view")
+def can_view_resources(user) -> bool:
+    """Pools, flavors, workers and monitoring (platform-wide): staff, or a user whose role allows
+    resource:view in at least one of their workspaces."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_staff:
+        return True
+    from apps.accounts.models import Membership
+
+    workspaces = Membership.objects.filter(user=user).select_related("workspace")
+    return any(has_perm(user, membership.workspace, "resource:view") for membership in workspaces)
 
 
-def require_resource_view(user, workspace) -> None:
-    if not can_view_resources(user, workspace):
+def require_resource_view(user) -> None:
+    if not can_view_resources(user):
         raise PermissionDenied("Your role does not allow resource:view.")
 
 

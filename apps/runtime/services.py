@@ -60,7 +60,7 @@ MAX_RUNTIME_LIMIT = 30 * 24 * 3600  # longest max_runtime a run may ask for: 30 
 
 def _require_staff(user, action: str) -> None:
     if not has_perm(user, None, action):
-        raise PermissionDenied(f"Only platform administrators may {action.replace(':', ' ')}s.")
+        raise PermissionDenied(f"Only platform administrators manage pools and flavors ({action}).")
 
 
 def _clean_job_types(job_types: Iterable[str]) -> list[str]:
