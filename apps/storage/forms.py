@@ -71,16 +71,24 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
-class UploadForm(forms.Form):
-    files = forms.FileField(
-        label="Files",
-        widget=MultipleFileInput(attrs={"multiple": True}),
-        error_messages={"required": "Choose at least one file to upload."},
-    )
+class MultipleFileField(forms.FileField):
+    """A file input with `multiple`: cleans to the list of every chosen file."""
 
-    def clean_files(self):
-        # FileField keeps only the last file; the multiple input posts them all under one name.
-        return self.files.getlist(self.add_prefix("files"))
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(**kwargs)
+
+    def clean(self, data, initial=None):
+        files = [f for f in (data if isinstance(data, (list, tuple)) else [data]) if f]
+        if not files:
+            if self.required:
+                raise forms.ValidationError(self.error_messages["required"], code="required")
+            return []
+        return [super(MultipleFileField, self).clean(f, initial) for f in files]
+
+
+class UploadForm(forms.Form):
+    files = MultipleFileField(label="Files", error_messages={"required": "Choose at least one file to upload."})
 
 
 class GoToPathForm(StoragePathFormMixin, forms.Form):

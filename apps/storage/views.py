@@ -105,7 +105,7 @@ def bucket_delete(request, bucket):
     context = {"kind": "bucket", "name": bucket.name, "form": form, "bucket": bucket,
                "path": StoragePath(bucket.name, ""),
                "action": reverse("storage:bucket_delete", args=[bucket.name]),
-               "consequences": "The bucket and every folder and file in it are deleted.",
+               "consequences": f'The bucket "{bucket.name}" and every folder and file in it are deleted.',
                "back_url": reverse("storage:bucket", args=[bucket.name])}
     template = "storage/object_confirm_delete.html"
     if request.htmx and request.method == "GET":
@@ -211,7 +211,7 @@ def download(request):
     """Stream the file at `?path=` as an attachment."""
     path = _path_from(request, request.GET)
     try:
-        return download_response(path)
+        return download_response(request, path)
     except NotFound:
         raise Http404("Not found.") from None
 
@@ -243,7 +243,7 @@ def delete(request):
         return redirect(folder_url(path.parent))
     context = {"kind": "folder" if is_folder else "file", "name": path.name, "form": form, "path": path,
                "action": with_path("storage:delete", path), "back_url": folder_url(path.parent),
-               "consequences": "Every folder and file inside it is deleted too." if is_folder else ""}
+               "consequences": f'"{path.key}" and every folder and file inside it are deleted.' if is_folder else ""}
     template = "storage/object_confirm_delete.html"
     if request.htmx and request.method == "GET":
         template += "#confirm-form"

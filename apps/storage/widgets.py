@@ -49,7 +49,7 @@ class StoragePathWidget(forms.TextInput):
 
     @property
     def media(self):
-        return forms.Media(js=[Script("storage/path_picker.js", type="module")])
+        return forms.Media(css={"all": ["storage/storage.css"]}, js=[Script("storage/path_picker.js", type="module")])
 
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)

@@ -11,6 +11,11 @@ const SCHEME = "storage://";
 // The API's largest page; a "Load more" button fetches the rest of a bigger folder.
 const PAGE_SIZE = 500;
 
+// Icons from the sprites next to this module (core: close; storage: bucket, folder, file).
+const CORE_SPRITE = new URL("../core/icons.svg", import.meta.url).href;
+const STORAGE_SPRITE = new URL("./icons.svg", import.meta.url).href;
+const SVG = "http://www.w3.org/2000/svg";
+
 let ui = null; // the dialog's elements, built on first use
 let state = null; // {input, kind, allowCreate, urls, bucket, key, chosenFile}
 
@@ -70,9 +75,19 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+function icon(sprite, id) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("aria-hidden", "true");
+  const use = document.createElementNS(SVG, "use");
+  use.setAttribute("href", `${sprite}#${id}`);
+  svg.append(use);
+  return svg;
+}
+
 function build() {
   const title = el("h2", { class: "modal-title", id: "path-picker-title", text: "Select a path" });
-  const close = el("button", { type: "button", class: "btn btn-ghost btn-icon", "data-modal-close": "", "aria-label": "Close" }, "×");
+  const close = el("button", { type: "button", class: "btn btn-ghost btn-icon", "data-modal-close": "", "aria-label": "Close" }, icon(CORE_SPRITE, "i-x"));
   const crumbs = el("nav", { class: "picker-crumbs", "aria-label": "Location" });
   const newBucket = el("button", { type: "button", class: "btn btn-sm", "data-picker-new": "bucket" }, "Create bucket");
   const newFolder = el("button", { type: "button", class: "btn btn-sm", "data-picker-new": "folder" }, "New folder");
@@ -211,7 +226,7 @@ function renderSelection() {
 
 function entryButton(label, kindLabel, onClick, { disabled = false, selected = false } = {}) {
   const button = el("button", { type: "button", class: `picker-entry picker-${kindLabel}` },
-    el("span", { class: "picker-icon", "aria-hidden": "true", text: kindLabel === "file" ? "▤" : "▸" }),
+    icon(STORAGE_SPRITE, `s-${kindLabel}`),
     el("span", { class: "picker-name", text: label }));
   button.dataset.name = label;
   if (disabled) button.disabled = true;

@@ -56,7 +56,8 @@ def test_widget_keeps_the_typed_value_and_loads_its_module(owner):
     form = ExportForm({"destination": "storage://data/x<y"}, user=owner)
     html = str(form["destination"])
     assert 'value="storage://data/x&lt;y"' in html
-    assert str(form.media) == '<script src="/static/storage/path_picker.js" type="module"></script>'
+    assert str(form.media) == ('<link href="/static/storage/storage.css" media="all" rel="stylesheet">\n'
+                               '<script src="/static/storage/path_picker.js" type="module"></script>')
 
 
 def test_widget_kind_is_checked():

@@ -41,8 +41,12 @@ class FolderCreateSerializer(serializers.Serializer):
 
 class UploadSerializer(serializers.Serializer):
     path = serializers.CharField(help_text="Destination folder, storage://bucket/key.")
-    files = serializers.ListField(child=serializers.FileField(), allow_empty=False,
-                                  help_text="One or more files (multipart field repeated).")
+    files = serializers.ListField(
+        child=serializers.FileField(), allow_empty=False,
+        help_text="One or more files (multipart field repeated).",
+        error_messages={"required": 'Choose at least one file to upload (multipart field "files").',
+                        "empty": 'Choose at least one file to upload (multipart field "files").'},
+    )
 
 
 class ObjectInfoSerializer(serializers.Serializer):

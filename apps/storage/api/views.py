@@ -187,9 +187,14 @@ class UploadView(APIView):
 
     @extend_schema(request={"multipart/form-data": UploadSerializer}, responses={201: ObjectInfoSerializer(many=True)})
     def post(self, request):
+        files = request.FILES.getlist("files")  # parses the body, which fills `too_large`
         if self.upload_limit.too_large:
+            # A skipped file must refuse the request, never be silently missing from it.
             raise DjangoValidationError({"files": [services.upload_too_large_message(self.upload_limit.too_large[0])]})
-        data = UploadSerializer(data={"path": request.data.get("path"), "files": request.FILES.getlist("files")})
+        payload = {"files": files} if files else {}
+        if "path" in request.data:
+            payload["path"] = request.data["path"]
+        data = UploadSerializer(data=payload)
         data.is_valid(raise_exception=True)
         folder = _path(data.validated_data["path"])
         _visible(request, folder, "storage:view")
@@ -208,6 +213,6 @@ class DownloadView(APIView):
         path = _path(request.query_params.get("path"))
         _visible(request, path, "storage:view")
         try:
-            return download_response(path)
+            return download_response(request._request, path)
         except NotFound as exc:
             raise exceptions.NotFound(str(exc)) from None
