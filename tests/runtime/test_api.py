@@ -10,7 +10,6 @@ from rest_framework.test import APIClient
 from apps.core.choices import Role
 from apps.core.models import AuditEntry
 from apps.runtime.choices import RunStatus
-from apps.runtime.logstream import log_read  # noqa: F401  (documents where the log endpoint reads from)
 from apps.runtime.models import Flavor, Metric, Pool, Run
 from apps.runtime.services import run_log_path
 
