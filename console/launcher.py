@@ -150,6 +150,8 @@ class Launcher:
     def prepare_environment(self) -> None:
         """Defaults for local use; anything the caller already set wins."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        # STATIC_ROOT: WhiteNoise serves from the finders but warns at every start when it is missing.
+        (self.var_dir / "staticfiles").mkdir(exist_ok=True)
         os.environ["ATELIER_VAR_DIR"] = str(self.var_dir)
         os.environ["ATELIER_EMBEDDED"] = "true"
         os.environ.setdefault("ATELIER_DEBUG", "true")

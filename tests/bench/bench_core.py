@@ -120,7 +120,7 @@ def main() -> int:
     redis_proc = server = None
     try:
         redis_proc = start_embedded_redis(tmp / "redis.sock", tmp / "redis")
-        (tmp / "var").mkdir()
+        (tmp / "var" / "staticfiles").mkdir(parents=True)  # STATIC_ROOT; WhiteNoise warns when it is missing
         env = stack_env(tmp / "var", f"unix://{tmp / 'redis.sock'}")
         log("migrating a fresh SQLite database")
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
