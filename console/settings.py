@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "apps.storage",
     "apps.runtime",
     "apps.datasets",
+    "apps.training",
 ]
 
 MIDDLEWARE = [
@@ -299,37 +300,6 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_DEFAULT_QUEUE = "pool.local"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Periodic work, one place. Each entry says why it runs at that interval.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    # Marks silent workers offline and their runs lost (then restarts them), and sends waiting
-    # runs to workers that can now take them; the interval bounds how late both are noticed.
-    # It goes to the control queue: pool workers' slots are held by long runs and would starve it.
-    "runtime-sweep": {
-        "task": "apps.runtime.tasks.runtime_sweep",
-        "schedule": float(ATELIER_RUNTIME_SWEEP_SECONDS),
-        "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": float(ATELIER_RUNTIME_SWEEP_SECONDS)},
-    },
-}
-
-# Security baseline. Cookies are secure and HSTS is on whenever debug is off and TLS is declared.
-ATELIER_HTTPS = env_bool("ATELIER_HTTPS", not DEBUG and not env_bool("ATELIER_EMBEDDED"))
-SESSION_COOKIE_SECURE = ATELIER_HTTPS
-CSRF_COOKIE_SECURE = ATELIER_HTTPS
-SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept default-compatible
-SECURE_SSL_REDIRECT = ATELIER_HTTPS and env_bool("ATELIER_SSL_REDIRECT", True)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if ATELIER_HTTPS else None
-SECURE_HSTS_SECONDS = 31536000 if ATELIER_HTTPS else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = ATELIER_HTTPS
-SECURE_HSTS_PRELOAD = ATELIER_HTTPS
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "same-origin"
-X_FRAME_OPTIONS = "DENY"
-# Content-Security-Policy: only our own scripts and styles; plotly needs inline styles and blob workers.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
 # Every worker also consumes its own queue, so the console can place a run on one node
 # (GPU runs, the ranks of a multi-node run); other runs go to their pool's shared queue.
 CELERY_WORKER_DIRECT = True
@@ -374,6 +344,56 @@ ATELIER_WORKER_HOST = env_str("ATELIER_WORKER_HOST", "")
 # Run user processes as this user (name or uid); the worker must then run as root. Empty = worker's user.
 ATELIER_RUN_AS_USER = env_str("ATELIER_RUN_AS_USER", "")
 
+# Training. Base URL of the console's API, given to jobs as MA_APIGW_ENDPOINT.
+ATELIER_TRAINING_API_ENDPOINT = env_str("ATELIER_TRAINING_API_ENDPOINT", "http://127.0.0.1:8000/api/v1/")
+# Python package index for requirements.txt of training code (MA_PIP_URL); empty = pip's default.
+ATELIER_TRAINING_PIP_INDEX_URL = env_str("ATELIER_TRAINING_PIP_INDEX_URL", "")
+# Pre-check minimum free bytes on /, /dev/shm and the job's scratch folder. ModelArts asks 32/1/32 GiB of
+# its GPU nodes; a self-hosted single machine is often smaller, so the defaults only catch a full disk.
+ATELIER_TRAINING_PRECHECK_ROOT_BYTES = env_int("ATELIER_TRAINING_PRECHECK_ROOT_BYTES", 1024 ** 3)
+ATELIER_TRAINING_PRECHECK_SHM_BYTES = env_int("ATELIER_TRAINING_PRECHECK_SHM_BYTES", 16 * 1024 ** 2)
+ATELIER_TRAINING_PRECHECK_CACHE_BYTES = env_int("ATELIER_TRAINING_PRECHECK_CACHE_BYTES", 1024 ** 3)
+# Seconds between passes of the training queue (jobs waiting for room in their pool, by priority).
+ATELIER_TRAINING_SCHEDULE_SECONDS = env_int("ATELIER_TRAINING_SCHEDULE_SECONDS", 10)
+
+# Periodic work, one place. Each entry says why it runs at that interval.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Marks silent workers offline and their runs lost (then restarts them), and sends waiting
+    # runs to workers that can now take them; the interval bounds how late both are noticed.
+    # It goes to the control queue: pool workers' slots are held by long runs and would starve it.
+    "runtime-sweep": {
+        "task": "apps.runtime.tasks.runtime_sweep",
+        "schedule": float(ATELIER_RUNTIME_SWEEP_SECONDS),
+        "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": float(ATELIER_RUNTIME_SWEEP_SECONDS)},
+    },
+    # Lets waiting training jobs in when a slot frees up outside training (a notebook ended, a worker
+    # joined); training runs ending let the next job in at once, so this only bounds the other cases.
+    "training-dispatch": {
+        "task": "apps.training.tasks.training_dispatch",
+        "schedule": float(ATELIER_TRAINING_SCHEDULE_SECONDS),
+        "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": float(ATELIER_TRAINING_SCHEDULE_SECONDS)},
+    },
+}
+
+# Security baseline. Cookies are secure and HSTS is on whenever debug is off and TLS is declared.
+ATELIER_HTTPS = env_bool("ATELIER_HTTPS", not DEBUG and not env_bool("ATELIER_EMBEDDED"))
+SESSION_COOKIE_SECURE = ATELIER_HTTPS
+CSRF_COOKIE_SECURE = ATELIER_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; kept default-compatible
+SECURE_SSL_REDIRECT = ATELIER_HTTPS and env_bool("ATELIER_SSL_REDIRECT", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if ATELIER_HTTPS else None
+SECURE_HSTS_SECONDS = 31536000 if ATELIER_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = ATELIER_HTTPS
+SECURE_HSTS_PRELOAD = ATELIER_HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy: only our own scripts and styles; plotly needs inline styles and blob workers.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:", "blob:"],

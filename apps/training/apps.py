@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class TrainingConfig(AppConfig):
+    name = "apps.training"
+    label = "training"
+    verbose_name = "Training"
+
+    def ready(self) -> None:
+        # Training jobs hear about their runs through the run engine's owner callbacks, and
+        # pages subscribe to a job's timeline through the shared live consumer.
+        from apps.core.consumers import register_live_source
+        from apps.runtime.callbacks import owner_callback_register
+
+        from .selectors import training_job_get_for_user
+        from .services import OWNER_TYPE, training_job_on_run_change
+
+        owner_callback_register(OWNER_TYPE, training_job_on_run_change)
+        register_live_source("training.trainingjob", lambda user, pk: training_job_get_for_user(user, pk))
