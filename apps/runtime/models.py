@@ -266,6 +266,15 @@ class Run(models.Model):
         return self.attempt - 1
 
     @property
+    def duration(self):
+        """Time the process has run (so far), or None before it started."""
+        if self.started_at is None:
+            return None
+        from django.utils import timezone
+
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
     def task_name(self) -> str:
         """ModelArts-style node name: worker-0 … worker-{n-1}."""
         return f"worker-{self.node_rank}"

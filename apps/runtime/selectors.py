@@ -120,3 +120,9 @@ def gpu_leases_of(node: WorkerNode):
     return GpuLease.objects.filter(node=node).select_related("run").order_by("index")
 
 
+
+
+def worker_get_for_user(user, pk) -> WorkerNode:
+    """A worker node for someone allowed to see resources (PermissionDenied otherwise, Http404 if absent)."""
+    require_resource_view(user)
+    return worker_get(pk)
