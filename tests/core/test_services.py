@@ -1,5 +1,6 @@
 """Core services: audit entries and realtime publishing."""
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -9,18 +10,27 @@ from apps.core.models import AuditEntry
 from apps.core.services import audit_record, publish
 
 
+def off_loop(fn, *args):
+    """Run `fn` in a fresh thread: once the session's browser is up, this thread runs an event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result(timeout=15)
+
+
 def subscribe(group: str) -> str:
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group, channel)
-    return channel
+    def join():
+        layer = get_channel_layer()
+        channel = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(group, channel)
+        return channel
+
+    return off_loop(join)
 
 
 def receive(channel: str) -> dict:
     async def wait():
         return await asyncio.wait_for(get_channel_layer().receive(channel), timeout=5)
 
-    return async_to_sync(wait)()
+    return off_loop(async_to_sync(wait))
 
 
 def test_publish_delivers_to_the_group():
@@ -37,7 +47,7 @@ def test_publish_works_from_a_thread_running_an_event_loop():
     async def caller():
         publish("tests.thing.2", {"kind": "activity"})
 
-    asyncio.run(caller())
+    off_loop(asyncio.run, caller())
     assert receive(channel) == {"type": "publish", "payload": {"kind": "activity"}}
 
 
