@@ -27,6 +27,16 @@ PAGE = engines["django"].from_string("""{% extends "base.html" %}
   {% include "components/timeline.html" with timeline=timeline %}
 </section>
 <section class="panel"><div id="counter" data-live-source="tests.thing" data-live-pk="1" data-live-refresh="/_components/counter/">refreshed 0 times</div></section>
+<section class="panel">
+  <div class="tabs" role="tablist" data-tabs>
+    <button type="button" class="tab active" role="tab" id="tab-logs" aria-controls="panel-logs" aria-selected="true">Logs</button>
+    <button type="button" class="tab" role="tab" id="tab-metrics" aria-controls="panel-metrics" aria-selected="false" tabindex="-1">Metrics</button>
+    <button type="button" class="tab" role="tab" id="tab-events" aria-controls="panel-events" aria-selected="false" tabindex="-1">Events</button>
+  </div>
+  <div id="panel-logs" role="tabpanel" aria-labelledby="tab-logs">epoch 1 loss 0.93</div>
+  <div id="panel-metrics" role="tabpanel" aria-labelledby="tab-metrics" hidden>accuracy 0.71</div>
+  <div id="panel-events" role="tabpanel" aria-labelledby="tab-events" hidden>started</div>
+</section>
 {% include "components/modal.html" with id="delete-bucket" title="Delete bucket" body_template="components/confirm_delete.html" name=object_name object_label="bucket" action="/_components/delete/" consequences="Every file in it is deleted." %}
 {% endblock %}""")
 

@@ -206,3 +206,63 @@ def test_audit_log_search_and_sort_swap_only_the_results(asgi_server, signed_in,
     assert first.startswith("alice")  # user:create (from the cast) names the user: "alice" < "alpha-bucket"
     assert "sort=object_repr" in page.url
     assert page.evaluate("window.__sameDocument") is True
+
+
+@pytest.mark.urls("tests.core.components_urls")
+def test_in_page_tabs_switch_by_click_and_arrow_keys(asgi_server, signed_in, thing_source):
+    page = signed_in
+    page.goto(asgi_server.url + "/_components/")
+    visible = "() => [...document.querySelectorAll('[role=tabpanel]')].filter(p => !p.hidden).map(p => p.id)"
+    assert page.evaluate(visible) == ["panel-logs"]
+    page.get_by_role("tab", name="Metrics").click()
+    assert page.evaluate(visible) == ["panel-metrics"]
+    assert page.get_by_role("tab", name="Metrics").get_attribute("aria-selected") == "true"
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate(visible) == ["panel-events"]
+    page.keyboard.press("ArrowRight")  # wraps around
+    assert page.evaluate(visible) == ["panel-logs"]
+    assert page.evaluate("() => document.activeElement.id") == "tab-logs"
+
+
+def test_sidebar_collapses_on_narrow_screens(asgi_server, signed_in):
+    page = signed_in
+    page.set_viewport_size({"width": 600, "height": 800})
+    page.goto(asgi_server.url + "/")
+    sidebar = page.locator("#sidebar")
+    assert sidebar.bounding_box()["x"] < 0  # off screen
+    page.locator("[data-sidebar-toggle]").click()
+    page.wait_for_function("() => document.querySelector('#sidebar').getBoundingClientRect().x >= 0")
+    assert page.locator("[data-sidebar-toggle]").get_attribute("aria-expanded") == "true"
+    page.mouse.click(580, 400)  # the scrim beside the open sidebar
+    page.wait_for_function("() => document.querySelector('#sidebar').getBoundingClientRect().right <= 0")
+
+
+def test_api_docs_render_under_the_content_security_policy(asgi_server, signed_in):
+    page = signed_in
+    violations = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.goto(asgi_server.url + "/api/docs/")
+    page.locator(".swagger-ui .info .title").filter(has_text="Atelier API").wait_for()
+    page.locator(".opblock-summary-path", has_text="/api/v1/audit/").first.wait_for()
+    assert violations == []
+
+
+def test_audit_log_page_size_and_pages(asgi_server, signed_in, owner, workspace):
+    for i in range(30):
+        make_audit_entry(actor=owner, workspace=workspace, action="bucket:update", object_repr=f"bucket-{i:02d}")
+    page = signed_in
+    page.goto(asgi_server.url + "/audit/")
+    summary = page.locator("#audit-results .pagination-summary")
+    assert summary.inner_text() == "1–31 of 31"
+    page.locator("#audit-results select[name=page_size]").select_option("10")
+    page.wait_for_function("() => document.querySelectorAll('#audit-results tbody tr').length === 10")
+    assert summary.inner_text() == "1–10 of 31"
+    page.locator("#audit-results a[rel=next]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#audit-results .pagination-summary').textContent.trim() === '11–20 of 31'")
+    assert "page=2" in page.url and "page_size=10" in page.url
+    # A new search starts again at page 1 and keeps the page size.
+    page.locator("#audit-q").fill("bucket-0")
+    page.wait_for_function(
+        "() => document.querySelector('#audit-results .pagination-summary').textContent.trim() === '1–10 of 10'")
+    assert "page=" not in page.url.replace("page_size", "")
