@@ -23,6 +23,11 @@ from .models import Bucket
 from .selectors import bucket_get_for_user, folder_is_empty
 
 
+# Platform-owned storage (run logs, …) lives in buckets with this prefix that no user may claim,
+# or a user could create one before the platform first writes to it and read what lands there.
+RESERVED_PREFIX = "atelier-"
+
+
 class Upload(Protocol):
     """What `object_upload` reads: Django's UploadedFile fits, and so does any named stream."""
 
@@ -50,12 +55,17 @@ def _bucket_for(user, path: StoragePath, action: str) -> Bucket:
 @transaction.atomic
 def bucket_create(*, user, workspace, name: str) -> Bucket:
     """Create an empty bucket in `workspace` (needs storage:create there); names are platform-unique."""
+    if workspace is None:
+        raise ValidationError({"name": ["Buckets belong to a workspace; join or choose one first."]})
     require_perm(user, workspace, "storage:create")
     name = (name or "").strip()
     try:
         validate_bucket_name(name)
     except ValidationError as exc:
         raise ValidationError({"name": exc.messages}) from None
+    if name.startswith(RESERVED_PREFIX) or name == getattr(settings, "ATELIER_RUNTIME_LOG_BUCKET", None):
+        raise ValidationError({"name": [f'Bucket names starting with "{RESERVED_PREFIX}" are reserved for the '
+                                         "platform's own data; choose another."]})
     if Bucket.objects.filter(name=name).exists():
         raise ValidationError({"name": [f'The bucket name "{name}" is taken; bucket names are unique across '
                                          "the platform, so choose another."]})

@@ -338,3 +338,16 @@ def test_outsider_and_viewer_cannot_delete(outsider_api, viewer, bucket):
     response = client_for(viewer).delete(f"{OBJECTS}?path=storage://data/images/cat.jpg")
     assert (response.status_code, error(response)["message"]) == (403, "Your role does not allow storage:delete.")
     assert tree("data") == ["images/cat.jpg"]
+
+
+def test_list_folder_query_count_does_not_grow_with_files(api, owner, bucket):
+    def measured():
+        api.force_authenticate(type(owner).objects.get(pk=owner.pk))  # a fresh user object: no cached role
+        with CaptureQueriesContext(connection) as queries:
+            body = api.get(OBJECTS, {"path": "storage://data/images"}).json()
+        return body["count"], len(queries)
+
+    assert measured() == (1, 2)  # the bucket with its workspace, and the caller's role there
+    for i in range(30):
+        get_storage().save(StoragePath("data", f"images/img-{i:02}.jpg"), io.BytesIO(b"x"))
+    assert measured() == (31, 2)

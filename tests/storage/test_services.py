@@ -53,11 +53,34 @@ def test_bucket_names_are_unique_across_the_platform(owner, outsider):
     assert list(Bucket.objects.values_list("name", "workspace__name")) == [("shared-name", "charlie-default")]
 
 
+@pytest.mark.parametrize("name", ["atelier-system", "atelier-logs"])
+def test_platform_bucket_names_are_reserved(owner, workspace, settings, name):
+    with pytest.raises(ValidationError) as exc:
+        services.bucket_create(user=owner, workspace=workspace, name=name)
+    assert exc.value.message_dict == {"name": [
+        'Bucket names starting with "atelier-" are reserved for the platform\'s own data; choose another.']}
+    assert not Bucket.objects.exists()
+
+
+def test_the_run_log_bucket_is_reserved_whatever_its_name(owner, workspace, settings):
+    settings.ATELIER_RUNTIME_LOG_BUCKET = "run-logs"
+    with pytest.raises(ValidationError):
+        services.bucket_create(user=owner, workspace=workspace, name="run-logs")
+    assert not Bucket.objects.exists()
+
+
 def test_leftover_data_is_never_handed_to_a_new_bucket(owner, workspace):
     get_storage().save(StoragePath("orphan", "old.txt"), io.BytesIO(b"old"))
     with pytest.raises(ValidationError) as exc:
         services.bucket_create(user=owner, workspace=workspace, name="orphan")
     assert "Storage already holds data under \"orphan\"" in exc.value.message_dict["name"][0]
+    assert not Bucket.objects.exists()
+
+
+def test_a_bucket_needs_a_workspace(staff):
+    with pytest.raises(ValidationError) as exc:
+        services.bucket_create(user=staff, workspace=None, name="nowhere")
+    assert exc.value.message_dict == {"name": ["Buckets belong to a workspace; join or choose one first."]}
     assert not Bucket.objects.exists()
 
 

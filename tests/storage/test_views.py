@@ -315,3 +315,15 @@ def test_download_body_is_async_under_asgi(owner, bucket):
     assert response.is_async
     sync_response = download_response(RequestFactory().get("/"), StoragePath("data", "images/cat.jpg"))
     assert not sync_response.is_async and b"".join(sync_response.streaming_content) == b"cat"
+
+
+def test_folder_page_query_count_does_not_grow_with_files(alice, bucket):
+    storage = get_storage()
+    with CaptureQueriesContext(connection) as few:
+        assert alice.get("/storage/b/data/images").status_code == 200
+    for i in range(30):
+        storage.save(StoragePath("data", f"images/img-{i:02}.jpg"), io.BytesIO(b"x"))
+    with CaptureQueriesContext(connection) as many:
+        response = alice.get("/storage/b/data/images")
+    assert response.context["table"].page.paginator.count == 31
+    assert len(many) == len(few)
