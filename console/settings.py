@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "apps.storage",
     "apps.runtime",
     "apps.datasets",
+    "apps.labeling",
     "apps.training",
 ]
 
@@ -259,6 +260,11 @@ ATELIER_DATASET_MAX_UPLOAD_FILES = env_int("ATELIER_DATASET_MAX_UPLOAD_FILES", 1
 ATELIER_DATASET_MAX_UPLOAD_BYTES = env_int("ATELIER_DATASET_MAX_UPLOAD_BYTES", 5 * 1024 ** 3)
 # Most pixels an image may have before decoding is refused (decompression bombs); 89.5 MP is Pillow's default.
 ATELIER_DATASET_MAX_IMAGE_PIXELS = env_int("ATELIER_DATASET_MAX_IMAGE_PIXELS", 89_478_485)
+
+# Labeling (spec seed-03). Audio label names and transcripts: Chinese and English only (spec §10, item 43).
+ATELIER_LABELING_AUDIO_ZH_EN_ONLY = env_bool("ATELIER_LABELING_AUDIO_ZH_EN_ONLY", True)
+# Longest edge of the image the workbench loads first; larger images load in full only when zoomed in.
+ATELIER_LABELING_PREVIEW_EDGE = env_int("ATELIER_LABELING_PREVIEW_EDGE", 2048)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

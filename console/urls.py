@@ -7,6 +7,7 @@ api_v1 = [
     path("", include("apps.core.api_urls")),
     path("storage/", include("apps.storage.api.urls")),
     path("runtime/", include("apps.runtime.api.urls")),
+    path("labeling/", include("apps.labeling.api.urls")),
     path("datasets/", include("apps.datasets.api.urls")),
 ]
 
@@ -15,6 +16,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("storage/", include("apps.storage.urls")),
     path("resources/", include("apps.runtime.urls")),
+    path("labeling/", include("apps.labeling.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

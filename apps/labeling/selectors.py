@@ -1,0 +1,165 @@
+"""Read queries of the Labeling section; every object from a URL goes through an accessor here."""
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from apps.core.scoping import get_for_user
+from apps.datasets.choices import LabelStatus, LabelType, SampleType
+from apps.datasets.models import Annotation, Dataset, Label, Sample
+from apps.datasets.selectors import SampleFilter
+
+from .choices import SCENE_OF_TYPE
+from .models import LabelingJob, LabelSetting
+from .payloads import CONTENT_KEY, LINE_STYLE_KEY
+
+
+def job_get_for_user(user, pk) -> LabelingJob:
+    """The job if the user belongs to its workspace, else Http404."""
+    return get_for_user(LabelingJob.objects.select_related("workspace", "dataset", "created_by"), user, pk=pk)
+
+
+def jobs_in(workspace) -> QuerySet[LabelingJob]:
+    """Jobs of one workspace with their dataset (the list page's rows)."""
+    if workspace is None:
+        return LabelingJob.objects.none()
+    return LabelingJob.objects.in_workspace(workspace).select_related("dataset", "created_by")
+
+
+def compatible_datasets(workspace, labeling_type: str) -> QuerySet[Dataset]:
+    """Item 1: the datasets a job of `labeling_type` may label (same label type, this workspace)."""
+    if workspace is None:
+        return Dataset.objects.none()
+    return Dataset.objects.in_workspace(workspace).filter(label_type=labeling_type).order_by("name")
+
+
+def job_samples(job: LabelingJob) -> QuerySet[Sample]:
+    """The samples a job labels: for video jobs the videos (their frames are listed under them)."""
+    qs = Sample.objects.filter(dataset_id=job.dataset_id)
+    if job.labeling_type == LabelType.VIDEO:
+        qs = qs.filter(sample_type=SampleType.VIDEO)
+    return qs
+
+
+def sample_get(job: LabelingJob, sample_id: str) -> Sample:
+    """A sample of an already-authorised job, else Http404 (another workspace's sample never matches)."""
+    return get_object_or_404(Sample.objects.select_related("dataset"), dataset_id=job.dataset_id, pk=sample_id)
+
+
+def frame_get(video: Sample, frame_id: str) -> Sample:
+    return get_object_or_404(Sample, dataset_id=video.dataset_id, pk=frame_id,
+                             dedupe_key__startswith=f"frame:{video.pk}:")
+
+
+def progress(job: LabelingJob) -> dict:
+    """Labeled and total samples (videos only for video jobs), as the list shows `P% (labeled/total)`."""
+    if job.labeling_type == LabelType.VIDEO:
+        counts = job_samples(job).aggregate(total=Count("pk"), labeled=Count("pk", filter=Q(
+            label_status=LabelStatus.LABELED)), to_confirm=Count("pk", filter=Q(label_status=LabelStatus.TO_CONFIRM)))
+    else:
+        dataset = job.dataset
+        counts = {"total": dataset.sample_count, "labeled": dataset.labeled_count, "to_confirm": None}
+    total, labeled = counts["total"], counts["labeled"]
+    percent = int(100 * labeled / total) if total else 0
+    return {**counts, "percent": percent, "text": f"{percent}% ({labeled}/{total})"}
+
+
+def to_confirm_count(job: LabelingJob) -> int:
+    return job_samples(job).filter(label_status=LabelStatus.TO_CONFIRM).count()
+
+
+def tab_counts(job: LabelingJob) -> dict[str, int]:
+    rows = job_samples(job).values("label_status").annotate(n=Count("pk")).order_by()
+    counts = {row["label_status"]: row["n"] for row in rows}
+    out = {status.value: counts.get(status.value, 0) for status in LabelStatus}
+    out["all"] = sum(counts.values())
+    return out
+
+
+def label_stats(job: LabelingJob) -> list[dict]:
+    """Item 13: every label with its colour, kind, shortcut and the number of samples carrying it."""
+    settings = {s.label_id: s for s in LabelSetting.objects.filter(job=job)}
+    rows = (Label.objects.filter(dataset_id=job.dataset_id)
+            .annotate(samples=Count("annotations__sample", distinct=True)).order_by("id"))
+    out = []
+    for label in rows:
+        setting = settings.get(label.pk)
+        out.append({"id": label.pk, "name": label.name, "color": label.color, "kind": label.kind,
+                    "category": label.category, "attributes": label.attributes, "samples": label.samples,
+                    "from_label": label.from_label_id, "to_label": label.to_label_id,
+                    "shortcut": setting.shortcut if setting else "",
+                    "protected": bool(setting and setting.protected)})
+    return out
+
+
+def samples_for_tab(job: LabelingJob, params) -> QuerySet[Sample]:
+    """The detail page's samples: tab (`status`) plus the image filters of item 15; raises FilterError."""
+    flt = SampleFilter.from_params(params)
+    return flt.apply(job_samples(job), job.dataset).order_by("-created_at", "-id")
+
+
+def next_sample(job: LabelingJob, *, after: Sample | None, status: str = LabelStatus.UNLABELED) -> Sample | None:
+    """The sample after `after` in the job's order (newest first) with `status` ("all": any).
+
+    Keyset on (created_at, id) walks the dataset/status index: constant time on 100,000 samples.
+    It wraps to the start once, so the last unlabeled sample still leads to earlier ones.
+    """
+    qs = job_samples(job)
+    if status != "all":
+        qs = qs.filter(label_status=status)
+    qs = qs.order_by("-created_at", "-id")
+    if after is not None:
+        later = qs.filter(Q(created_at__lt=after.created_at) | Q(created_at=after.created_at, id__lt=after.pk)).first()
+        if later is not None:
+            return later
+        return qs.exclude(pk=after.pk).first()
+    return qs.first()
+
+
+def annotation_payload(annotation: Annotation, label: Label | None) -> dict:
+    """One annotation as the JSON API serves it (the payload a save accepts, plus provenance)."""
+    properties = dict(annotation.properties or {})
+    out = {
+        "id": annotation.pk,
+        "label": label.name if label else None,
+        "label_id": annotation.label_id,
+        "shape": annotation.shape,
+        "geometry": annotation.geometry,
+        "ref_id": annotation.ref_id,
+        "source": annotation.source,
+        "annotated_by": annotation.annotated_by,
+        "confidence": annotation.confidence,
+        "created_at": annotation.created_at.isoformat() if annotation.created_at else None,
+    }
+    if properties.pop(LINE_STYLE_KEY, None) == "dashed":
+        out["style"] = "dashed"
+    if CONTENT_KEY in properties:
+        out["content"] = properties.pop(CONTENT_KEY)
+    out["attributes"] = {k: v for k, v in properties.items() if not k.startswith("@")}
+    return out
+
+
+def annotations_of(sample: Sample) -> list[dict]:
+    rows = list(Annotation.objects.filter(sample=sample).select_related("label").order_by("id"))
+    return [annotation_payload(a, a.label) for a in rows]
+
+
+def last_change(sample: Sample) -> dict:
+    """Who last changed the sample's annotations and when (shown with a 409)."""
+    latest = Annotation.objects.filter(sample=sample).order_by("-updated_at").values("annotated_by", "updated_at").first()
+    return {"by": latest["annotated_by"] if latest else "", "at": sample.updated_at.isoformat()}
+
+
+def frames_of(video: Sample) -> list[dict]:
+    """Item 46: the video's labeled time points, each with its annotations, in time order."""
+    frames = list(Sample.objects.filter(dataset_id=video.dataset_id, dedupe_key__startswith=f"frame:{video.pk}:"))
+    by_frame: dict[str, list] = {f.pk: [] for f in frames}
+    for ann in Annotation.objects.filter(sample__in=frames).select_related("label").order_by("id"):
+        by_frame[ann.sample_id].append(annotation_payload(ann, ann.label))
+    out = [{"id": f.pk, "time": f.properties.get("@modelarts:time_in_video"), "version": f.annotation_version,
+            "width": f.width, "height": f.height, "annotations": by_frame[f.pk]} for f in frames]
+    return sorted(out, key=lambda item: item["time"] or 0)
+
+
+def sample_kind(job: LabelingJob) -> str:
+    return SCENE_OF_TYPE.get(job.labeling_type, "")

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+app_name = "labeling"
+
+urlpatterns = [
+    path("", views.job_list, name="list"),
+    path("new", views.job_create, name="create"),
+    path("<int:pk>/", views.job_detail, name="detail"),
+    path("<int:pk>/edit", views.job_edit, name="edit"),
+    path("<int:pk>/delete", views.job_delete, name="delete"),
+    path("<int:pk>/copy", views.job_copy, name="copy"),
+    path("<int:pk>/sync", views.job_sync, name="sync"),
+    path("<int:pk>/labels", views.job_labels, name="labels"),
+    path("<int:pk>/label/", views.workbench_start, name="workbench_start"),
+    path("<int:pk>/label/<str:sample_id>", views.workbench, name="workbench"),
+    path("<int:pk>/samples/<str:sample_id>/media", views.sample_media, name="sample_media"),
+]
