@@ -238,7 +238,8 @@ def test_upload_replaces_a_file_of_the_same_name(owner, bucket):
 def test_upload_names_with_space_plus_or_tab_are_refused(owner, bucket, name, words):
     with pytest.raises(ValidationError) as exc:
         services.object_upload(user=owner, folder=P("data/images"), file=upload(name))
-    assert exc.value.message_dict == {"files": [f'The file name "{name}" contains {words}; rename the file and try again.']}
+    assert exc.value.message_dict == {
+        "files": [f'The file name "{name}" contains {words}; rename the file and try again.']}
     assert tree("data") == ["images/cat.jpg"]
     assert not AuditEntry.objects.filter(action="object:upload").exists()
 
@@ -390,3 +391,24 @@ def test_teammate_shares_the_workspace_buckets(teammate, bucket):
     services.object_upload(user=teammate, folder=P("data"), file=upload("bob.txt"))
     services.folder_delete(user=teammate, path=P("data/empty"))
     assert tree("data") == ["bob.txt", "images/cat.jpg"]
+
+
+def test_whole_flow_on_each_backend(owner, workspace, storage_backend):
+    """The services behave the same on local storage and on S3 (moto)."""
+    from apps.storage.selectors import folder_entries
+
+    bucket = make_bucket(owner, "flow")
+    services.folder_create(user=owner, parent=P("flow"), name="a/b/c")
+    services.objects_upload(user=owner, folder=P("flow/a/b"), files=[upload("x.txt", b"xx"), upload("y.txt", b"y")])
+    assert [(e.kind, e.name, e.size) for e in folder_entries(P("flow/a/b"))] == [
+        ("folder", "c", None), ("file", "x.txt", 2), ("file", "y.txt", 1)]
+    with pytest.raises(ValidationError):
+        services.object_upload(user=owner, folder=P("flow/a"), file=upload("b"))
+    with pytest.raises(ValidationError):
+        services.folder_delete(user=owner, path=P("flow/a"))
+    services.object_delete(user=owner, path=P("flow/a/b/y.txt"))
+    assert tree("flow") == ["a/b/x.txt"]
+    services.folder_delete(user=owner, path=P("flow/a"), recursive=True)
+    assert folders("flow") == []
+    services.bucket_delete(user=owner, bucket=bucket)
+    assert not get_storage().exists(P("flow"))

@@ -202,8 +202,8 @@ def test_upload_form_fallback(alice, bucket):
 
 
 def test_upload_form_refuses_bad_names_and_big_files(alice, bucket, settings):
-    response = alice.post("/storage/upload", {"path": "storage://data", "files": [SimpleUploadedFile("my cat.jpg", b"1")]},
-                          follow=True)
+    response = alice.post("/storage/upload",
+                          {"path": "storage://data", "files": [SimpleUploadedFile("my cat.jpg", b"1")]}, follow=True)
     assert messages_of(response) == ['The file name "my cat.jpg" contains a space; rename the file and try again.']
     settings.ATELIER_MAX_UPLOAD_BYTES = 10
     response = alice.post("/storage/upload", {"path": "storage://data",
