@@ -1,7 +1,7 @@
 """Auto-grouping (spec §8.2, items 31–34): k-means over image features, written as a sample
 attribute `<name>=<group>` or as a result file in storage.
 
-The base feature is a 8×8 colour layout (192 values, each image scaled to its own range);
+The base feature is a 8×8 colour layout (192 values in 0–1);
 the advanced options append clarity, brightness and colour statistics with a weight that
 makes them count, so choosing them changes the grouping.
 """
@@ -65,9 +65,7 @@ def auto_group_start(*, user, dataset: Dataset, groups, handling: str, attribute
 def feature_vector(data: bytes, features: list[str]) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
         small = np.asarray(im.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR), dtype=np.float64)
-    layout = small.flatten()
-    span = layout.max() - layout.min()
-    layout = (layout - layout.min()) / span if span else np.zeros_like(layout)
+    layout = small.flatten() / 255
     parts = [layout]
     if features:
         rgb, _ = load_rgb(data, max_side=256)

@@ -1,0 +1,138 @@
+"""REST API under /api/v1/datasets/: the one error format, scoping, async operations (items 11, 29, 54)."""
+import pytest
+
+from apps.datasets.models import Dataset, DatasetOperation
+from apps.datasets.operations import operation_execute
+
+from .conftest import image_bytes, put
+
+
+@pytest.fixture
+def dataset(make_dataset, run_import, root):
+    put(f"{root}/src/Cat/1.jpg", image_bytes())
+    put(f"{root}/src/Dog/2.jpg", image_bytes())
+    ds = make_dataset()
+    run_import(ds, f"{root}/src", "imagenet-folder")
+    return ds
+
+
+def test_create_and_refusals_use_error_format(api, root):
+    bad = api.post("/api/v1/datasets/", {"name": "1abc", "data_type": "image", "label_type": "image_classification",
+                                          "input_location": f"{root}/in", "output_location": f"{root}/in/out"},
+                   format="json")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid"
+    fields = bad.json()["error"]["fields"]
+    assert fields["output_location"] == ["output location cannot be the same as or a sub-directory of the import path"]
+    assert "name" in fields
+    foreign = api.post("/api/v1/datasets/", {"name": "ok", "data_type": "image", "label_type": "image_classification",
+                                              "input_location": "storage://not-mine-bucket/in",
+                                              "output_location": f"{root}/out"}, format="json")
+    assert foreign.json()["error"]["fields"]["input_location"] == ['The bucket "not-mine-bucket" does not exist.']
+    assert Dataset.objects.count() == 0
+    ok = api.post("/api/v1/datasets/", {"name": "dataset-8153", "data_type": "image",
+                                         "label_type": "object_detection", "input_location": f"{root}/in",
+                                         "output_location": f"{root}/out", "description": "boxes"}, format="json")
+    assert ok.status_code == 201 and ok.json()["progress"] == "0.00% (0/0)"
+
+
+def test_outsider_gets_404_without_side_effects(outsider_api, dataset):
+    for url in (f"/api/v1/datasets/{dataset.pk}/", f"/api/v1/datasets/{dataset.pk}/samples/",
+                f"/api/v1/datasets/{dataset.pk}/versions/"):
+        response = outsider_api.get(url)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert outsider_api.post(f"/api/v1/datasets/{dataset.pk}/sync/").status_code == 404
+    assert outsider_api.delete(f"/api/v1/datasets/{dataset.pk}/").status_code == 404
+    assert DatasetOperation.objects.filter(dataset=dataset, kind="sync").count() == 0
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
+    assert outsider_api.get("/api/v1/datasets/").json()["count"] == 0
+
+
+def test_sample_list_filters(api, dataset):
+    cat = dataset.labels.get(name="Cat")
+    response = api.get(f"/api/v1/datasets/{dataset.pk}/samples/", {"label": cat.pk})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 1 and body["results"][0]["labels"] == ["Cat"]
+    assert api.get(f"/api/v1/datasets/{dataset.pk}/samples/", {"name": "2.j"}).json()["count"] == 1
+    bad = api.get(f"/api/v1/datasets/{dataset.pk}/samples/", {"usage": "sometimes"})
+    assert bad.status_code == 400 and "usage" in bad.json()["error"]["fields"]
+
+
+def test_sample_list_query_count(api, dataset, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8):
+        api.get(f"/api/v1/datasets/{dataset.pk}/samples/")
+
+
+def test_annotations_replace_with_optimistic_concurrency(api, dataset):
+    sample = dataset.samples.get(file_name="1.jpg")
+    url = f"/api/v1/datasets/{dataset.pk}/samples/{sample.pk}/annotations/"
+    ok = api.put(url, {"expected_version": 0, "annotations": [{"label": "Dog"}, {"label": "Bird"}]}, format="json")
+    assert ok.status_code == 200
+    assert sorted(a["label"] for a in ok.json()["annotations"]) == ["Bird", "Dog"]
+    assert ok.json()["annotation_version"] == 1
+    assert {a["annotated_by"] for a in ok.json()["annotations"]} == {"alice"}
+    stale = api.put(url, {"expected_version": 0, "annotations": []}, format="json")
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "conflict"
+    assert sorted(a.label.name for a in sample.annotations.all()) == ["Bird", "Dog"]
+
+
+def test_import_publish_export_are_operations(api, dataset, root):
+    put(f"{root}/more/Bird/3.jpg", image_bytes())
+    response = api.post(f"/api/v1/datasets/{dataset.pk}/imports/", {"path": f"{root}/more",
+                                                                      "format": "imagenet-folder"}, format="json")
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    op_id = response.json()["id"]
+    operation_execute(op_id)
+    detail = api.get(f"/api/v1/datasets/{dataset.pk}/operations/{op_id}/").json()
+    assert (detail["status"], detail["result"]["created"]) == ("succeeded", 1)
+    published = api.post(f"/api/v1/datasets/{dataset.pk}/versions/", {}, format="json")
+    assert published.status_code == 202
+    operation_execute(published.json()["id"])
+    versions = api.get(f"/api/v1/datasets/{dataset.pk}/versions/").json()
+    assert [(v["name"], v["status"], v["is_current"]) for v in versions] == [("V001", "normal", True)]
+    dup = api.post(f"/api/v1/datasets/{dataset.pk}/versions/", {"name": "V001"}, format="json")
+    assert dup.status_code == 400 and dup.json()["error"]["fields"]["name"] == [
+        'The version "V001" already exists; choose another name.']
+    export = api.post(f"/api/v1/datasets/{dataset.pk}/exports/", {"path": f"{root}/exp", "filter": {"name": "3.jpg"}},
+                      format="json")
+    assert export.status_code == 202
+    operation_execute(export.json()["id"])
+    assert api.get(f"/api/v1/datasets/{dataset.pk}/operations/{export.json()['id']}/").json()["result"]["exported"] == 1
+
+
+def test_error_report_endpoint(api, make_dataset, run_import, root):
+    put(f"{root}/imgs/bad.jpg", b"not an image")
+    dataset = make_dataset()
+    op = run_import(dataset, f"{root}/imgs", "raw")
+    body = api.get(f"/api/v1/datasets/{dataset.pk}/operations/{op.pk}/errors/").json()
+    assert body["count"] == 1
+    assert body["results"][0]["code"] == "CORRUPT_IMAGE" and body["results"][0]["item"].endswith("/imgs/bad.jpg")
+
+
+def test_auto_group_range_and_labels_api(api, dataset):
+    for groups in (1, 201):
+        response = api.post(f"/api/v1/datasets/{dataset.pk}/auto-group/", {"groups": groups, "attribute": "g"},
+                            format="json")
+        assert response.status_code == 400
+        assert response.json()["error"]["fields"]["groups"] == [
+            f"The number of groups is an integer from 2 to 200, not {groups}."]
+    created = api.post(f"/api/v1/datasets/{dataset.pk}/labels/", {"name": "Fish", "color": "#00ff00"}, format="json")
+    assert created.status_code == 201 and created.json()["color"] == "#00ff00"
+    dup = api.post(f"/api/v1/datasets/{dataset.pk}/labels/", {"name": "Fish"}, format="json")
+    assert dup.status_code == 400
+
+
+def test_upload_api(api, dataset):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = api.post(f"/api/v1/datasets/{dataset.pk}/uploads/",
+                        {"files": [SimpleUploadedFile("new.jpg", image_bytes())], "format": "raw"}, format="multipart")
+    assert response.status_code == 202
+    operation_execute(response.json()["id"])
+    assert dataset.samples.filter(file_name="new.jpg").count() == 1
+    refused = api.post(f"/api/v1/datasets/{dataset.pk}/uploads/",
+                       {"files": [SimpleUploadedFile("has space.jpg", image_bytes())]}, format="multipart")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"]["files"] == [
+        'The file name "has space.jpg" contains a space; rename the file and try again.']
