@@ -266,3 +266,18 @@ def test_audit_log_page_size_and_pages(asgi_server, signed_in, owner, workspace)
     page.wait_for_function(
         "() => document.querySelector('#audit-results .pagination-summary').textContent.trim() === '1–10 of 10'")
     assert "page=" not in page.url.replace("page_size", "")
+
+
+def test_audit_entry_opens_in_a_modal_loaded_on_demand(asgi_server, signed_in, owner, workspace):
+    make_audit_entry(actor=owner, workspace=workspace, action="trainjob:stop", object_repr="resnet50-flowers",
+                     detail={"reason": "user request"})
+    page = signed_in
+    page.goto(asgi_server.url + "/audit/")
+    row = page.locator("#audit-results tbody tr").filter(has_text="trainjob:stop")
+    row.get_by_role("link", name="Details").click()
+    dialog = page.locator("dialog#audit-entry")
+    dialog.locator("[data-testid=audit-entry]").wait_for()
+    assert page.url == asgi_server.url + "/audit/"  # the link's href was not followed
+    assert '"reason": "user request"' in dialog.locator("pre").inner_text()
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()

@@ -74,6 +74,17 @@ def test_overview_activity_partial_for_htmx(owner, workspace):
     assert 'class="timeline"' in html
 
 
+def test_overview_query_count_is_fixed(owner, teammate, workspace, django_assert_max_num_queries):
+    client = client_for(owner)
+    client.get("/")
+    for i in range(15):
+        make_audit_entry(actor=teammate, workspace=workspace, action="bucket:create", object_repr=f"b{i}")
+    # Session, user, workspace, role, switcher list, activity, one COUNT per card (at most 3 cards).
+    with django_assert_max_num_queries(9):
+        response = client.get("/")
+    assert len(response.context["recent_activity"]) == 12
+
+
 def test_overview_platform_health_for_staff(staff):
     response = client_for(staff).get("/")
     health = response.context["health"]
