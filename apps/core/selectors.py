@@ -27,11 +27,9 @@ def redis_ping() -> str:
 
 def live_worker_count() -> int:
     """Worker nodes whose heartbeat is recent (the run engine registers them)."""
-    try:
-        from apps.runtime.selectors import worker_nodes_online
-    except ImportError:
-        return 0
-    return worker_nodes_online().count()
+    from apps.runtime.scheduling import nodes_online
+
+    return nodes_online().count()
 
 
 def database_ping() -> str:

@@ -83,6 +83,17 @@ class Stack:
             time.sleep(0.3)
         raise AssertionError(f"stack not healthy in {START_TIMEOUT}s (last: {response}):\n{self.text}")
 
+    def wait_workers(self, count: int) -> dict:
+        """Poll /healthz until it reports `count` live workers; returns its last body."""
+        deadline = time.monotonic() + START_TIMEOUT
+        body: dict = {}
+        while time.monotonic() < deadline:
+            body = httpx.get(f"{self.url}/healthz", timeout=5, trust_env=False).json()
+            if body.get("workers") == count:
+                break
+            time.sleep(0.3)
+        return body
+
     def children(self) -> dict[str, list[psutil.Process]]:
         """Descendants of the launcher by role, told apart by their command lines."""
         roles = {"web": "uvicorn", "worker": " worker ", "beat": " beat ", "redis": "redis-server"}
@@ -126,6 +137,8 @@ def test_embedded_stack_serves_logs_in_and_stops_cleanly_on_sigterm(stack, tmp_p
     assert body["redis"] == "ok"
     assert isinstance(body["workers"], int) and body["workers"] >= 0
     assert sorted(body) == ["database", "redis", "workers"]
+    # The embedded worker registers itself as a node once it is up.
+    assert stack.wait_workers(1) == {"database": "ok", "redis": "ok", "workers": 1}
 
     var_dir = tmp_path / "var"
     assert (var_dir / "atelier.sqlite3").is_file()

@@ -1,5 +1,8 @@
 """/healthz: open to load balancers, never cached, and names what is down."""
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 
 @pytest.mark.django_db
@@ -38,3 +41,20 @@ def test_healthz_answers_503_when_redis_refuses_tcp(client, settings):
 def test_healthz_needs_no_login_and_only_answers_get(client):
     assert client.get("/healthz").status_code == 200
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_healthz_counts_only_workers_with_a_recent_heartbeat(client, settings):
+    from apps.runtime.models import WorkerNode
+    from apps.runtime.scheduling import worker_node_register
+
+    settings.ATELIER_WORKER_GPUS = "0"  # no GPU discovery on the test machine
+    worker_node_register(hostname="w1@test", pool_names=["local"], slots=2, pid=101)
+    silent, _ = worker_node_register(hostname="w2@test", pool_names=["local"], slots=2, pid=102)
+    WorkerNode.objects.filter(pk=silent.pk).update(
+        last_heartbeat=timezone.now() - timedelta(seconds=settings.ATELIER_RUNTIME_LOST_SECONDS + 1))
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"database": "ok", "redis": "ok", "workers": 1}
