@@ -1,7 +1,6 @@
 """Forms of the Data section. Rules live in the services; forms parse and present."""
 from __future__ import annotations
 
-import json
 import secrets
 
 from django import forms
@@ -164,9 +163,9 @@ class ProcessingForm(forms.Form):
     copies = forms.IntegerField(required=False, min_value=1, max_value=10, initial=1)
 
 
-def create_form_config() -> str:
+def create_form_config() -> dict:
     """What the create form's script needs: label types and extensions per data type."""
-    return json.dumps({
+    return {
         "labelTypes": {dt: [[lt, LabelType(lt).label] for lt in lts] for dt, lts in LABEL_TYPES_BY_DATA_TYPE.items()},
         "extensions": {dt: " ".join(exts) if exts else "any format" for dt, exts in EXTENSIONS.items()},
-    })
+    }

@@ -372,7 +372,7 @@ class Ingestor:
 
 
 def _readers():
-    from .formats import cvat, coco, folders, labelstudio, manifest, table, text, voc_dir, yolo
+    from .formats import coco, cvat, folders, labelstudio, manifest, text, voc_dir, yolo
 
     return {
         ImportFormat.RAW: folders.read_raw,

@@ -3,16 +3,13 @@ behind its buttons. Views are thin: objects come from scoped accessors (another 
 dataset is a 404), writes go through services, refusals come back as inline errors."""
 from __future__ import annotations
 
-import csv
-import io
-import json
 import mimetypes
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -21,7 +18,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.core.forms import ConfirmNameForm
 from apps.core.paths import parse
 from apps.core.permissions import has_perm, require_perm
-from apps.core.services import events_for
 from apps.core.storage import NotFound, get_storage
 from apps.core.tables import render_table
 
@@ -35,7 +31,6 @@ from .choices import (
     LABELED_AT_CREATE,
     SPLIT_LABEL_TYPES,
     DataType,
-    ExportFormat,
     FormatCategory,
     ImportFormat,
     LabelStatus,
@@ -142,7 +137,7 @@ def dataset_create(request):
             messages.success(request, f'Dataset "{dataset.name}" created.')
             return redirect("datasets:detail", dataset.pk)
     context = {"form": form, "config": create_form_config(), "labeled_types": sorted(LABELED_AT_CREATE),
-               "formats": json.dumps({k: list(v) for k, v in FORMATS_BY_LABEL_TYPE.items()})}
+               "formats": {k: list(v) for k, v in FORMATS_BY_LABEL_TYPE.items()}}
     return render(request, "datasets/dataset_create.html", context, status=400 if form.errors else 200)
 
 
@@ -291,19 +286,20 @@ INLINE_CATEGORIES = {FormatCategory.IMAGE, FormatCategory.AUDIO, FormatCategory.
 @login_required
 @require_GET
 def sample_file(request, pk, sample_id):
-    """The sample's file: inline for images, audio and video (previews), as an attachment otherwise."""
+    """The sample's file, streamed: inline for images, audio and video (previews), else an attachment."""
+    from apps.storage.downloads import download_response
+
     dataset = _dataset(request, pk)
     sample = selectors.sample_get(dataset, sample_id)
     if not sample.source:
         raise Http404("Not found.")
     try:
-        fh = get_storage().open(parse(sample.source))
+        response = download_response(request, parse(sample.source))
     except NotFound:
         raise Http404("Not found.") from None
-    inline = sample.format_category in INLINE_CATEGORIES
-    content_type = (mimetypes.guess_type(sample.file_name)[0] if inline else None) or "application/octet-stream"
-    response = FileResponse(fh, content_type=content_type)
-    response["Content-Disposition"] = content_disposition_header(not inline, sample.file_name)
+    if sample.format_category in INLINE_CATEGORIES:
+        response["Content-Type"] = mimetypes.guess_type(sample.file_name)[0] or "application/octet-stream"
+        response["Content-Disposition"] = content_disposition_header(False, sample.file_name)
     return response
 
 

@@ -102,7 +102,7 @@ def test_create_form_offers_types_and_counter(client_for, owner):
     for data_type in ("Image", "Audio", "Text", "Video", "Free format", "Table"):
         assert f">{data_type}</option>" in body
     assert 'data-counter="256"' in body and 'maxlength="256"' in body
-    assert ".jpg .jpeg .png .bmp" in body  # extension list handed to the form script
+    assert ".jpg .jpeg .png .bmp" in body  # extension list handed to the form script (json_script)
 
 
 def test_version_pages_set_current_and_delete_keep_files(client_for, owner, detection):

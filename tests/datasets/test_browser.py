@@ -1,0 +1,133 @@
+"""The Data pages in a real browser: the create form's client logic, the sample grid and annotated
+preview, live operation progress from a real worker, and plotly charts.
+
+Screenshots go to $ATELIER_SCREENSHOTS (default: the system temp dir) for review.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.datasets.operations import operation_execute
+from apps.datasets.services import operation_start
+from apps.datasets.versions import version_publish
+
+from .conftest import image_bytes, put
+from .test_imports import FIXTURES
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = Path(os.environ.get("ATELIER_SCREENSHOTS", tempfile.gettempdir()))
+
+
+@pytest.fixture
+def signed_in(page, asgi_server, owner, login):
+    login(page, owner, asgi_server.url)
+    return asgi_server.url
+
+
+def test_create_form_follows_data_type_and_counts(page, signed_in, root):
+    page.goto(f"{signed_in}/datasets/new")
+    form = page.locator("[data-testid=dataset-create-form]")
+    expect(form.locator("[data-extensions]")).to_have_text("Supported formats: .jpg .jpeg .png .bmp")
+    form.locator("[name=description]").fill("hello")
+    expect(form.locator("[data-testid=char-counter]")).to_have_text("5/256")
+    form.locator("[name=labeled]").check()
+    expect(form.locator("[name=import_format]")).to_be_visible()
+    assert form.locator("[name=import_format]").evaluate("el => el.required")
+    options = form.locator("[name=import_format] option").all_text_contents()
+    assert "ModelArts imageNet 1.0 (folder per label)" in options and "YOLO" not in options
+    form.locator("[name=data_type]").select_option("audio")
+    expect(form.locator("[data-extensions]")).to_have_text("Supported formats: .wav")
+    assert form.locator("[name=label_type] option").all_text_contents() == [
+        "Sound classification", "Speech content", "Speech segmentation"]
+    form.locator("[name=label_type]").select_option("audio_content")
+    expect(form.locator("[data-labeled-section]")).to_be_hidden()
+    form.locator("[name=data_type]").select_option("table")
+    expect(form.locator("[data-table-section]")).to_be_visible()
+    form.locator("[name=data_type]").select_option("image")
+    form.locator("[name=name]").fill("1abc")
+    form.locator("[name=input_location]").fill(f"{root}/a")
+    form.locator("[name=output_location]").fill(f"{root}/a/out")
+    form.locator("[name=labeled]").uncheck()
+    page.screenshot(path=str(SHOTS / "datasets-create-form.png"), full_page=True)
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".field-error").first).to_be_visible()
+    expect(page.locator("[data-field=output_location] .field-error")).to_have_text(
+        "output location cannot be the same as or a sub-directory of the import path")
+    page.screenshot(path=str(SHOTS / "datasets-create-errors.png"), full_page=True)
+
+
+def test_sample_grid_filters_and_annotated_preview(page, signed_in, make_dataset, run_import, root):
+    put(f"{root}/voc/260730932.jpg", image_bytes(767, 959, color=(90, 120, 160), fmt="JPEG"))
+    put(f"{root}/voc/260730932.xml", (FIXTURES / "detection_voc.xml").read_text())
+    for i in range(5):
+        put(f"{root}/voc/plain{i}.jpg", image_bytes(120, 90, color=(40 * i, 180, 90), fmt="JPEG"))
+    dataset = make_dataset(label_type="object_detection")
+    run_import(dataset, f"{root}/voc", "voc")
+    page.goto(f"{signed_in}/datasets/{dataset.pk}/")
+    grid = page.locator("[data-testid=sample-grid]")
+    expect(grid.locator("li")).to_have_count(6)
+    assert grid.locator("img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    expect(page.locator("[data-testid=status-tab-labeled] .tab-count")).to_have_text("1")
+    page.screenshot(path=str(SHOTS / "datasets-sample-grid.png"), full_page=True)
+    page.locator("label.ds-label-check", has_text="bag").locator("input").check()
+    expect(grid.locator("li")).to_have_count(1)
+    assert "label=" in page.url  # htmx pushed the filter into the address
+    grid.locator("li input[data-select-item]").check()
+    expect(page.locator("[data-select-count]")).to_have_text("1")
+    grid.locator("a.ds-card-link").click()
+    canvas = page.locator("[data-testid=annotated-image]")
+    expect(canvas.locator("rect")).to_have_count(1)
+    expect(canvas.locator("g.ds-shape")).to_have_count(5)
+    page.screenshot(path=str(SHOTS / "datasets-sample-preview.png"), full_page=True)
+
+
+def test_operation_progress_updates_live(page, signed_in, celery_worker, make_dataset, root, owner):
+    for i in range(40):
+        put(f"{root}/many/{i:03d}.png", image_bytes(64, 64, color=(i * 5, 80, 80)))
+    put(f"{root}/many/broken.png", b"definitely not a png")
+    dataset = make_dataset()
+    op = operation_start(user=owner, dataset=dataset, kind="import", params={"path": f"{root}/many", "format": "raw"})
+    page.goto(f"{signed_in}/datasets/{dataset.pk}/operations/{op.pk}/")
+    expect(page.locator("[data-testid=operation-status]")).to_have_attribute("data-status", "queued")
+    celery_worker(queues=["pool.local"])
+    expect(page.locator("[data-testid=operation-status]")).to_have_attribute("data-status", "succeeded", timeout=60000)
+    expect(page.locator("[data-testid=operation-progress]")).to_have_text("41 / 41 items · 1 error")
+    page.reload()
+    expect(page.locator("[data-testid=error-table]")).to_contain_text("broken.png")
+    expect(page.locator("[data-testid=error-table]")).to_contain_text("CORRUPT_IMAGE")
+    page.screenshot(path=str(SHOTS / "datasets-operation.png"), full_page=True)
+
+
+def test_feature_histograms_and_version_comparison(page, signed_in, make_dataset, run_import, root, owner):
+    for i in range(6):
+        put(f"{root}/src/Dark/{i}.png", image_bytes(40 + i * 10, 30, color=(20 + 10 * i, 20, 20)))
+        put(f"{root}/src/Light/{i}.png", image_bytes(60, 30 + i * 5, color=(200, 230 - 10 * i, 230)))
+    dataset = make_dataset()
+    run_import(dataset, f"{root}/src", "imagenet-folder")
+    versions = []
+    for _ in range(2):
+        op = version_publish(user=owner, dataset=dataset)
+        operation_execute(op.pk)
+        op.refresh_from_db()
+        versions.append(op.version)
+        from apps.datasets.analysis import analysis_start
+
+        operation_execute(analysis_start(user=owner, version=op.version).pk)
+    query = "&".join(f"version={v.pk}" for v in versions) + "&metric=brightness&metric=resolution&usage=all"
+    page.goto(f"{signed_in}/datasets/{dataset.pk}/features/?{query}")
+    charts = page.locator("[data-testid=feature-charts] .ds-chart")
+    expect(charts).to_have_count(2)
+    expect(charts.first.locator(".main-svg").first).to_be_visible()
+    expect(charts.first.locator("g.trace.bars")).to_have_count(2)  # one histogram per version
+    expect(page.locator("[data-testid=analysis-history] tbody tr")).to_have_count(2)
+    page.screenshot(path=str(SHOTS / "datasets-features.png"), full_page=True)
+    page.goto(f"{signed_in}/datasets/{dataset.pk}/versions/")
+    page.locator("[data-testid=version-table] input[name=compare]").first.check()
+    page.locator("[data-testid=version-table] input[name=compare]").nth(1).check()
+    page.get_by_role("button", name="Compare selected").click()
+    expect(page.locator("[data-testid=compare-chart] .main-svg").first).to_be_visible()
+    page.screenshot(path=str(SHOTS / "datasets-versions.png"), full_page=True)
