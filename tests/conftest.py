@@ -16,6 +16,20 @@ def make_user(username: str, *, is_staff: bool = False):
     return user_create(username=username, password=PASSWORD, email=f"{username}@example.test", is_staff=is_staff)
 
 
+@pytest.fixture(autouse=True)
+def isolated_storage_root(settings, tmp_path):
+    """Each test gets its own local storage root, so leftovers never leak between tests.
+
+    Worker processes started by a test inherit this root through `tests.harness.subprocess_env`.
+    """
+    from apps.core.storage import get_storage
+
+    settings.ATELIER_STORAGE_ROOT = tmp_path / "storage"
+    get_storage.cache_clear()
+    yield
+    get_storage.cache_clear()
+
+
 @pytest.fixture
 def owner(db):
     return make_user("alice")
