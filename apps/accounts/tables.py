@@ -1,7 +1,7 @@
 """List tables of the accounts pages (see apps.core.tables)."""
 from __future__ import annotations
 
-from apps.core.tables import ChoiceFilter, Column, Table
+from apps.core.tables import ChoiceFilter, Column, Table, as_bool
 
 
 class UserTable(Table):
@@ -18,8 +18,10 @@ class UserTable(Table):
     search_fields = ["username", "email"]
     search_placeholder = "Search username or email"
     filters = [
-        ChoiceFilter("state", "State", lookup="is_active", choices=[("true", "Active"), ("false", "Deactivated")]),
-        ChoiceFilter("staff", "Role", lookup="is_staff", choices=[("true", "Platform admin"), ("false", "User")]),
+        ChoiceFilter("state", "State", lookup="is_active", coerce=as_bool,
+                     choices=[("true", "Active"), ("false", "Deactivated")]),
+        ChoiceFilter("staff", "Role", lookup="is_staff", coerce=as_bool,
+                     choices=[("true", "Platform admin"), ("false", "User")]),
     ]
     default_sort = "username"
     default_page_size = 50

@@ -424,6 +424,15 @@ def test_admin_users_page_searches(as_staff, owner, outsider):
     assert [u.workspace_count for u in response.context["table"].page] == [1]
 
 
+def test_admin_users_page_filters_by_state_and_role(as_staff, staff, owner, outsider):
+    services.user_set_active(actor=staff, user=outsider, is_active=False)
+    response = as_staff.get(URL_USERS, {"state": "false"})
+    assert response.status_code == 200
+    assert [u.username for u in response.context["table"].page] == ["charlie"]
+    response = as_staff.get(URL_USERS, {"staff": "true"})
+    assert [u.username for u in response.context["table"].page] == ["root-admin"]
+
+
 def test_admin_creates_a_user(as_staff, staff):
     response = as_staff.post(reverse("accounts:admin_user_create"), {
         "username": "dora", "email": "dora@example.test", "password": "meadow-copper-8830", "is_staff": "on"})
