@@ -9,6 +9,27 @@ def _wants_json(request) -> bool:
     return request.path.startswith("/api/") or request.path.startswith("/infer/")
 
 
+def _bad_request_message(exception) -> str:
+    """Words for the request-level refusals Django raises before a view runs."""
+    from django.conf import settings
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+
+    if isinstance(exception, TooManyFilesSent):
+        return f"Too many files in one request; at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} are allowed."
+    if isinstance(exception, TooManyFieldsSent):
+        return "Too many form fields in one request."
+    if isinstance(exception, RequestDataTooBig):
+        return "The request body is too large."
+    return "The request could not be understood."
+
+
+def bad_request(request, exception=None):
+    message = _bad_request_message(exception)
+    if _wants_json(request):
+        return JsonResponse(error_body("bad_request", message), status=400)
+    return render(request, "core/error.html", {"code": 400, "title": "Bad request", "message": message}, status=400)
+
+
 def not_found(request, exception=None):
     if _wants_json(request):
         return JsonResponse(error_body("not_found", "Not found."), status=404)

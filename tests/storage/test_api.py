@@ -254,6 +254,16 @@ def test_upload_name_with_space_is_refused_naming_the_file(api, bucket):
     assert tree("data") == ["images/cat.jpg"]
 
 
+def test_too_many_files_in_one_request_gets_the_error_format(api, bucket, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    files = [SimpleUploadedFile(f"f{i}.txt", b"x") for i in range(3)]
+    response = api.post(UPLOAD, {"path": "storage://data", "files": files}, format="multipart")
+    assert response.status_code == 400
+    assert response.json() == {"error": {"code": "bad_request", "fields": {},
+                                         "message": "Too many files in one request; at most 2 are allowed."}}
+    assert tree("data") == ["images/cat.jpg"]
+
+
 def test_oversized_upload_is_cut_off_with_nothing_written(api, bucket, settings):
     settings.ATELIER_MAX_UPLOAD_BYTES = 64 * 1024
     files = [SimpleUploadedFile("small.txt", b"1"), SimpleUploadedFile("huge.bin", b"h" * (200 * 1024))]
