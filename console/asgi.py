@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels with session auth.
+"""ASGI entry point: the inference gateway, then HTTP through Django and WebSockets through Channels.
 
 Token-authenticated WebSockets (API clients) go through the same middleware stack.
 """
@@ -13,13 +13,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.accounts.ws_auth import WebSocketAuthMiddlewareStack  # noqa: E402
+from apps.deployment.gateway import gateway_mount  # noqa: E402
 from console.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+# The inference gateway answers /infer/<service>/… (HTTP, SSE, WebSocket) before Django:
+# API callers authenticate with tokens, not sessions, and a proxy hop must stay cheap.
+application = gateway_mount(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
             WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
-)
+))

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.labeling",
     "apps.training",
+    "apps.deployment",
 ]
 
 MIDDLEWARE = [
@@ -362,6 +363,43 @@ ATELIER_TRAINING_PRECHECK_CACHE_BYTES = env_int("ATELIER_TRAINING_PRECHECK_CACHE
 # Seconds between passes of the training queue (jobs waiting for room in their pool, by priority).
 ATELIER_TRAINING_SCHEDULE_SECONDS = env_int("ATELIER_TRAINING_SCHEDULE_SECONDS", 10)
 
+# Deployment: AI applications, services and the inference gateway (spec seed-06).
+# Largest single file of a model package (5 GiB, as ModelArts).
+ATELIER_DEPLOYMENT_MAX_MODEL_FILE_BYTES = env_int("ATELIER_DEPLOYMENT_MAX_MODEL_FILE_BYTES", 5 * 1024 ** 3)
+# Where workers keep the cached environments of packages with pip dependencies.
+ATELIER_DEPLOYMENT_ENV_ROOT = Path(env_str("ATELIER_DEPLOYMENT_ENV_ROOT", str(VAR_DIR / "model-envs")))
+# Longest a dependency environment build may take (seconds).
+ATELIER_DEPLOYMENT_BUILD_TIMEOUT_SECONDS = env_int("ATELIER_DEPLOYMENT_BUILD_TIMEOUT_SECONDS", 30 * 60)
+# Extra pip arguments for those builds (space-separated, e.g. "--index-url https://mirror/simple").
+ATELIER_DEPLOYMENT_PIP_ARGS = env_str("ATELIER_DEPLOYMENT_PIP_ARGS", "").split()
+# Online and batch services one user may have (stopped and abnormal ones count).
+ATELIER_DEPLOYMENT_MAX_ONLINE_SERVICES = env_int("ATELIER_DEPLOYMENT_MAX_ONLINE_SERVICES", 20)
+ATELIER_DEPLOYMENT_MAX_BATCH_SERVICES = env_int("ATELIER_DEPLOYMENT_MAX_BATCH_SERVICES", 1000)
+# Most instances of one service version.
+ATELIER_DEPLOYMENT_MAX_INSTANCES = env_int("ATELIER_DEPLOYMENT_MAX_INSTANCES", 16)
+# Automatic restarts of a crashed instance (the run engine allows 0-3).
+ATELIER_DEPLOYMENT_INSTANCE_RESTARTS = env_int("ATELIER_DEPLOYMENT_INSTANCE_RESTARTS", 3)
+# A drained instance is stopped this long after it left the routing table (longer than the gateway cache).
+ATELIER_DEPLOYMENT_DRAIN_SECONDS = env_int("ATELIER_DEPLOYMENT_DRAIN_SECONDS", 5)
+# Seconds between the CPU/memory samples a model server reports.
+ATELIER_DEPLOYMENT_METRIC_SECONDS = env_int("ATELIER_DEPLOYMENT_METRIC_SECONDS", 60)
+# Days events are kept: AI applications 3 months, services 1 month (seed-06 §2.7, §3.3).
+ATELIER_DEPLOYMENT_MODEL_EVENT_DAYS = env_int("ATELIER_DEPLOYMENT_MODEL_EVENT_DAYS", 90)
+ATELIER_DEPLOYMENT_SERVICE_EVENT_DAYS = env_int("ATELIER_DEPLOYMENT_SERVICE_EVENT_DAYS", 30)
+# Seconds between deployment sweeps (deploy timeouts, auto-stop, stopping drained instances).
+ATELIER_DEPLOYMENT_SWEEP_SECONDS = env_int("ATELIER_DEPLOYMENT_SWEEP_SECONDS", 10)
+# Largest request body through the gateway (12 MB) and through the console's test page (8 MB).
+ATELIER_GATEWAY_MAX_BODY_BYTES = env_int("ATELIER_GATEWAY_MAX_BODY_BYTES", 12 * 1024 * 1024)
+ATELIER_GATEWAY_CONSOLE_MAX_BODY_BYTES = env_int("ATELIER_GATEWAY_CONSOLE_MAX_BODY_BYTES", 8 * 1024 * 1024)
+# Longest wait for an instance's answer (one prediction), in seconds.
+ATELIER_GATEWAY_TIMEOUT_SECONDS = env_int("ATELIER_GATEWAY_TIMEOUT_SECONDS", 40)
+# Seconds the gateway caches routes and credentials (a revoked key is refused within this time).
+ATELIER_GATEWAY_CACHE_SECONDS = env_int("ATELIER_GATEWAY_CACHE_SECONDS", 2)
+# Seconds between writes of the gateway's call counters.
+ATELIER_GATEWAY_STATS_FLUSH_SECONDS = env_int("ATELIER_GATEWAY_STATS_FLUSH_SECONDS", 5)
+# Pooled upstream connections per web process.
+ATELIER_GATEWAY_MAX_CONNECTIONS = env_int("ATELIER_GATEWAY_MAX_CONNECTIONS", 500)
+
 # Periodic work, one place. Each entry says why it runs at that interval.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Marks silent workers offline and their runs lost (then restarts them), and sends waiting
@@ -378,6 +416,24 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "apps.training.tasks.training_dispatch",
         "schedule": float(ATELIER_TRAINING_SCHEDULE_SECONDS),
         "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": float(ATELIER_TRAINING_SCHEDULE_SECONDS)},
+    },
+    # Deploy timeouts, auto-stop and drained instances; the interval bounds how late each is acted on.
+    "deployment-sweep": {
+        "task": "apps.deployment.tasks.deployment_sweep",
+        "schedule": float(ATELIER_DEPLOYMENT_SWEEP_SECONDS),
+        "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": float(ATELIER_DEPLOYMENT_SWEEP_SECONDS)},
+    },
+    # Alarm rules look at per-minute metrics, so once a minute is as often as they can change.
+    "deployment-alarms": {
+        "task": "apps.deployment.tasks.deployment_alarms",
+        "schedule": 60.0,
+        "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": 60.0},
+    },
+    # Event retention is counted in months; once a day keeps the tables trimmed.
+    "deployment-events-cleanup": {
+        "task": "apps.deployment.tasks.deployment_events_cleanup",
+        "schedule": 24 * 3600.0,
+        "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": 3600.0},
     },
 }
 
@@ -422,5 +478,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("ATELIER_LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # httpx logs every request at INFO: one line per inference call through the gateway is noise.
+    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"}},
 }

@@ -1,0 +1,4 @@
+"""Alias module: some ModelArts examples import the TensorFlow base class from this (misspelt) name."""
+from .tfserving_model_service import TfServingBaseService
+
+__all__ = ["TfServingBaseService"]

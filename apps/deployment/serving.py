@@ -1,0 +1,814 @@
+"""Online services: deploy, start, stop, restart, update (rolling, scale, in place), delete, keys,
+and the reaction to instance runs (`service_on_run_change`, registered with the run engine).
+
+Instances are long-lived runs of the model server (or of the custom command / container). A
+rollout (deploy, start, restart, or an update that changes versions, flavors or env) starts a
+new generation of instances; when all of them are ready the older generation is drained: the
+gateway stops routing to it at once and the sweep stops its runs after
+`ATELIER_DEPLOYMENT_DRAIN_SECONDS`, while uvicorn lets the requests they hold finish. A
+generation that fails rolls back to the previous one. Event messages follow seed-06 §4.3.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.core.choices import EventLevel, Role
+from apps.core.permissions import has_perm, require_perm
+from apps.core.services import audit_record, event_add, publish_on_commit
+from apps.runtime.callbacks import RunChange
+from apps.runtime.choices import LIVE_STATUSES, TERMINAL_STATUSES, RunStatus
+from apps.runtime.models import Flavor, Pool, Run
+from apps.runtime.services import run_stop, run_submit
+
+from .choices import STARTABLE, STOPPABLE, DeployType, ModelSource, ModelStatus, ServiceKind, ServiceStatus
+from .models import AiAppVersion, InferenceService, ServiceApiKey, ServiceConfigRecord, ServiceInstance, ServiceVersion
+from .routing import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_RULES, Condition, RuleError
+from .services import name_clean
+
+logger = logging.getLogger(__name__)
+S = ServiceStatus
+OWNER_TYPE = "deployment.inferenceservice"
+MODELSERVER_DIR = Path(__file__).resolve().parent / "modelserver"
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+AUTO_STOP_HOURS = (1, 2, 4, 6)
+# How much of an instance log is searched for the model server's load-failure line.
+LOG_TAIL_BYTES = 64 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of a service configuration
+# ---------------------------------------------------------------------------------------------
+
+
+def _int(value, field: str, low: int, high: int, message: str) -> int:
+    if isinstance(value, bool):
+        raise ValidationError({field: [message]})
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError({field: [message]}) from None
+    if str(number) != str(value).strip() and not isinstance(value, int):
+        raise ValidationError({field: [message]})
+    if not low <= number <= high:
+        raise ValidationError({field: [message]})
+    return number
+
+
+def versions_clean(workspace, versions: list[dict], *, kind: str = ServiceKind.ONLINE) -> list[dict]:
+    """Check the version rows of a deploy/update form; returns them with objects resolved.
+
+    Each row: {"model_version": AiAppVersion|pk, "weight", "flavor": Flavor|pk, "pool": Pool|pk,
+    "instance_count", "env"}. Weights are whole numbers summing to 100.
+    """
+    if not versions:
+        raise ValidationError({"versions": ["Add at least one AI application version."]})
+    clean, seen = [], set()
+    max_instances = settings.ATELIER_DEPLOYMENT_MAX_INSTANCES
+    for index, row in enumerate(versions, start=1):
+        where = f"Version {index}"
+        model_version = row.get("model_version")
+        if not isinstance(model_version, AiAppVersion):
+            model_version = AiAppVersion.objects.filter(pk=model_version, workspace=workspace).select_related("app").first()
+        if model_version is None or model_version.workspace_id != workspace.pk:
+            raise ValidationError({"versions": [f"{where}: choose an AI application version of this workspace."]})
+        if model_version.status != ModelStatus.NORMAL:
+            raise ValidationError({"versions": [
+                f"{where}: {model_version.label} is {model_version.get_status_display().lower()}; only versions in "
+                f"status Normal can be deployed."]})
+        if kind not in model_version.deploy_types:
+            raise ValidationError({"versions": [f"{where}: {model_version.label} was not created for "
+                                                f"{DeployType(kind).label.lower()}s."]})
+        if model_version.pk in seen:
+            raise ValidationError({"versions": [f"{where}: {model_version.label} is listed twice."]})
+        seen.add(model_version.pk)
+        weight = _int(row.get("weight", 100 if len(versions) == 1 else None), "versions", 0, 100,
+                      f"{where}: the traffic weight is a whole number from 0 to 100.")
+        pool, flavor = row.get("pool"), row.get("flavor")
+        pool = pool if isinstance(pool, Pool) else Pool.objects.filter(pk=pool).first()
+        flavor = flavor if isinstance(flavor, Flavor) else Flavor.objects.filter(pk=flavor).first()
+        if pool is None or flavor is None:
+            raise ValidationError({"versions": [f"{where}: choose a pool and a flavor."]})
+        if not flavor.pools.filter(pk=pool.pk).exists():
+            raise ValidationError({"versions": [f'{where}: pool "{pool.name}" does not offer flavor "{flavor.name}".']})
+        count = _int(row.get("instance_count", 1), "versions", 1, max_instances,
+                     f"{where}: the instance count is a whole number from 1 to {max_instances}.")
+        env = row.get("env") or {}
+        if not isinstance(env, dict) or any(not ENV_NAME_RE.match(str(k)) or str(k).startswith("ATELIER_")
+                                            for k in env):
+            raise ValidationError({"versions": [f"{where}: environment variable names use letters, digits and _, "
+                                                "do not start with a digit or ATELIER_."]})
+        clean.append({"model_version": model_version, "weight": weight, "pool": pool, "flavor": flavor,
+                      "instance_count": count, "env": {str(k): str(v) for k, v in env.items()}})
+    total = sum(row["weight"] for row in clean)
+    if total != 100:
+        raise ValidationError({"versions": [f"The traffic weights add up to {total}; they must add up to 100."]})
+    return clean
+
+
+def rules_clean(rules, versions: list[dict]) -> list[dict]:
+    """Check personalised routing rules against the service's versions (at most 10, ordered)."""
+    rules = [r for r in (rules or []) if (r.get("condition") or "").strip()]
+    if len(rules) > MAX_RULES:
+        raise ValidationError({"rules": [f"At most {MAX_RULES} rules."]})
+    ids = {row["model_version"].pk: row["model_version"] for row in versions}
+    clean = []
+    for index, rule in enumerate(rules, start=1):
+        try:
+            Condition(rule["condition"])
+        except RuleError as exc:
+            raise ValidationError({"rules": [f"Rule {index}: {exc}."]}) from None
+        target = rule.get("version")
+        target = getattr(target, "pk", target)
+        try:
+            target = int(target)
+        except (TypeError, ValueError):
+            target = None
+        if target not in ids:
+            raise ValidationError({"rules": [f"Rule {index}: the target must be one of the service's versions."]})
+        name, value = (rule.get("header_name") or "").strip(), (rule.get("header_value") or "").strip()
+        if len(name) > MAX_HEADER_NAME or len(value) > MAX_HEADER_VALUE:
+            raise ValidationError({"rules": [f"Rule {index}: the header name has at most {MAX_HEADER_NAME} characters "
+                                             f"and its value at most {MAX_HEADER_VALUE}."]})
+        if value and not name:
+            raise ValidationError({"rules": [f"Rule {index}: give the header name for the value."]})
+        if name and not re.match(r"^[A-Za-z0-9-]+$", name):
+            raise ValidationError({"rules": [f"Rule {index}: a header name has letters, digits and hyphens."]})
+        clean.append({"condition": rule["condition"].strip(), "version": target, "header_name": name,
+                      "header_value": value})
+    return clean
+
+
+def _options_clean(*, auto_stop_hours, deploy_timeout_minutes, traffic_limit, websocket: bool) -> dict:
+    if auto_stop_hours in (None, "", 0, "0"):
+        auto_stop_hours = None
+    else:
+        auto_stop_hours = _int(auto_stop_hours, "auto_stop_hours", 1, 24,
+                               "Auto-stop is off or a whole number of hours from 1 to 24.")
+    timeout = _int(deploy_timeout_minutes, "deploy_timeout_minutes", 3, 120,
+                   "The deploy timeout is a whole number of minutes from 3 to 120.")
+    if traffic_limit in (None, "", 0, "0"):
+        traffic_limit = None
+    else:
+        traffic_limit = _int(traffic_limit, "traffic_limit", 1, 1_000_000,
+                             "The traffic limit is a whole number of requests per second (1 or more).")
+    if websocket and traffic_limit:
+        raise ValidationError({"traffic_limit": ["A WebSocket service has no traffic limit; turn one of them off."]})
+    return {"auto_stop_hours": auto_stop_hours, "deploy_timeout_minutes": timeout, "traffic_limit": traffic_limit,
+            "websocket": bool(websocket)}
+
+
+def config_snapshot(service: InferenceService, versions: list[dict] | None = None) -> dict:
+    """What a config record keeps: the versions with their weights, flavors, counts and env."""
+    if versions is None:
+        versions = [{"model_version": sv.model_version, "weight": sv.weight, "pool": sv.pool, "flavor": sv.flavor,
+                     "instance_count": sv.instance_count, "env": sv.env}
+                    for sv in service.versions.select_related("model_version__app", "pool", "flavor")]
+    return {
+        "versions": [{"model_version": row["model_version"].pk, "label": row["model_version"].label,
+                      "weight": row["weight"], "pool": row["pool"].name, "flavor": row["flavor"].name,
+                      "instance_count": row["instance_count"], "env": row["env"]} for row in versions],
+        "deploy_timeout_minutes": service.deploy_timeout_minutes, "auto_stop_hours": service.auto_stop_hours,
+        "traffic_limit": service.traffic_limit, "websocket": service.websocket, "rules": service.rules,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Instances
+# ---------------------------------------------------------------------------------------------
+
+
+def instance_command(version: AiAppVersion) -> tuple[list[str], str, list[dict], dict[str, str]]:
+    """(argv, health path, inputs, env) of one instance of `version`."""
+    health = version.health or {}
+    health_path = health.get("url", "") if health.get("check_method") == "HTTP" else ""
+    if version.serves_package:
+        env = {
+            "PYTHONPATH": str(MODELSERVER_DIR),
+            "MODEL_NAME": version.app.name,
+            "MODEL_VERSION": version.version,
+            "MODEL_SERVER_ENV_ROOT": str(settings.ATELIER_DEPLOYMENT_ENV_ROOT),
+            "MODEL_SERVER_BUILD_TIMEOUT": str(settings.ATELIER_DEPLOYMENT_BUILD_TIMEOUT_SECONDS),
+            "MODEL_SERVER_PIP_ARGS": json.dumps(settings.ATELIER_DEPLOYMENT_PIP_ARGS),
+            "MODEL_SERVER_METRIC_SECONDS": str(settings.ATELIER_DEPLOYMENT_METRIC_SECONDS),
+        }
+        return (["python", "-m", "atelier_modelserver"], "/health",
+                [{"name": "package", "uri": version.package_uri}], env)
+    if version.source_type == ModelSource.IMAGE:
+        argv = ["python", "-m", "atelier_modelserver.container", "--image", version.image,
+                "--container-port", str(version.port), "--", *version.command]
+        return argv, health_path, [], {"PYTHONPATH": str(MODELSERVER_DIR)}
+    return list(version.command), health_path, [], {}
+
+
+def _actor(service: InferenceService, user=None):
+    """Who system actions (sweep, callbacks) run as: the acting user, the creator, else an admin.
+
+    The run engine's stop/submit need a user with run permissions; the creator may have left.
+    """
+    for candidate in (user, service.created_by):
+        if candidate is not None and has_perm(candidate, service.workspace, "run:create"):
+            return candidate
+    admin = (service.workspace.memberships.filter(role=Role.ADMIN, user__is_active=True)
+             .select_related("user").first())
+    if admin is None:
+        raise PermissionDenied("No member of the workspace may run or stop instances any more.")
+    return admin.user
+
+
+def _instances_submit(service: InferenceService, row: dict, *, user, count: int, generation: int,
+                      service_version: ServiceVersion | None) -> list[ServiceInstance]:
+    version: AiAppVersion = row["model_version"]
+    argv, health_path, inputs, env = instance_command(version)
+    made = []
+    for _ in range(count):
+        run = run_submit(
+            user=user, workspace=service.workspace, name=f"{service.name} · {version.label}", command=argv,
+            flavor=row["flavor"], pool=row["pool"], job_type="inference", env={**row["env"], **env}, inputs=inputs,
+            long_lived=True, health_path=health_path,
+            max_restarts=settings.ATELIER_DEPLOYMENT_INSTANCE_RESTARTS,
+            # Long enough for the requests an instance holds to finish after SIGTERM.
+            stop_grace_seconds=settings.ATELIER_GATEWAY_TIMEOUT_SECONDS + 10,
+            owner_type=OWNER_TYPE, owner_id=str(service.pk),
+        )[0]
+        made.append(ServiceInstance.objects.create(service=service, service_version=service_version,
+                                                   model_version=version, run=run, generation=generation))
+    return made
+
+
+def _stop_runs(runs, *, user, reason: str) -> None:
+    for run in runs:
+        if run.status in LIVE_STATUSES:
+            try:
+                run_stop(user=user, run=run, reason=reason)
+            except ValidationError:  # ended meanwhile: nothing to stop
+                pass
+
+
+def _status_set(service: InferenceService, status: str, *, expect=None, reason: str = "", event: str = "",
+                level: str = EventLevel.INFO, **fields) -> bool:
+    """Compare-and-set the status (from `expect`, default: the status the row had); records the event."""
+    expected = {expect} if isinstance(expect, str) else set(expect or {service.status})
+    now = timezone.now()
+    values = dict(fields, status=status, status_changed_at=now, updated_at=now)
+    if reason is not None:
+        values["status_reason"] = reason[:1000]
+    updated = InferenceService.objects.filter(pk=service.pk, status__in=expected).update(**values)
+    if not updated:
+        return False
+    for key, value in values.items():
+        setattr(service, key, value)
+    if event:
+        event_add(obj=service, message=event, level=level)
+    publish_on_commit(f"deployment.inferenceservice.{service.pk}",
+                      {"kind": "status", "status": status, "label": S(status).label, "reason": service.status_reason})
+    return True
+
+
+def _rollout(service: InferenceService, versions: list[dict], *, user, pending: bool) -> None:
+    """Start a new generation of instances for `versions`.
+
+    pending=False: the rows become the service's versions now (nothing serves yet).
+    pending=True: the current versions keep serving; the rows wait in `pending_config` and take
+    over when every new instance is ready (`_promote`).
+    """
+    generation = service.generation + 1
+    InferenceService.objects.filter(pk=service.pk).update(generation=generation)
+    service.generation = generation
+    if pending:
+        service.pending_config = [{"model_version": r["model_version"].pk, "weight": r["weight"], "pool": r["pool"].pk,
+                                   "flavor": r["flavor"].pk, "instance_count": r["instance_count"], "env": r["env"]}
+                                  for r in versions]
+        InferenceService.objects.filter(pk=service.pk).update(pending_config=service.pending_config)
+        for row in versions:
+            _instances_submit(service, row, user=user, count=row["instance_count"], generation=generation,
+                              service_version=None)
+        return
+    service.versions.all().delete()
+    for position, row in enumerate(versions):
+        sv = ServiceVersion.objects.create(service=service, model_version=row["model_version"], weight=row["weight"],
+                                           pool=row["pool"], flavor=row["flavor"],
+                                           instance_count=row["instance_count"], env=row["env"], position=position)
+        _instances_submit(service, row, user=user, count=row["instance_count"], generation=generation,
+                          service_version=sv)
+
+
+def _rows_from_versions(service: InferenceService) -> list[dict]:
+    return [{"model_version": sv.model_version, "weight": sv.weight, "pool": sv.pool, "flavor": sv.flavor,
+             "instance_count": sv.instance_count, "env": sv.env}
+            for sv in service.versions.select_related("model_version__app", "pool", "flavor")]
+
+
+def _rows_from_pending(service: InferenceService) -> list[dict]:
+    rows = []
+    for item in service.pending_config:
+        rows.append({"model_version": AiAppVersion.objects.select_related("app").get(pk=item["model_version"]),
+                     "weight": item["weight"], "pool": Pool.objects.get(pk=item["pool"]),
+                     "flavor": Flavor.objects.get(pk=item["flavor"]), "instance_count": item["instance_count"],
+                     "env": item["env"]})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Deploy, start, stop, restart, update, delete
+# ---------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def service_create(*, user, workspace, name: str, versions: list[dict], description: str = "",
+                   auto_stop_hours=1, deploy_timeout_minutes=20, traffic_limit=None, websocket: bool = False,
+                   rules=None, max_unavailable: int = 1) -> InferenceService:
+    """Deploy an online service (service:create): validate, save, start one instance per count.
+
+    Refusals: name rules, per-user quota (ATELIER_DEPLOYMENT_MAX_ONLINE_SERVICES, stopped and
+    abnormal services count), versions not Normal or not meant for online use, weights not
+    adding up to 100, WebSocket together with a traffic limit.
+    """
+    require_perm(user, workspace, "service:create")
+    name = name_clean(name)
+    if InferenceService.objects.filter(workspace=workspace, name=name).exists():
+        raise ValidationError({"name": [f'A service named "{name}" already exists in this workspace.']})
+    quota = settings.ATELIER_DEPLOYMENT_MAX_ONLINE_SERVICES
+    if InferenceService.objects.filter(created_by=user, kind=ServiceKind.ONLINE).count() >= quota:
+        raise ValidationError(f"You already have {quota} online services, the most allowed; stopped and abnormal "
+                              "services count too, so delete one first.")
+    rows = versions_clean(workspace, versions)
+    options = _options_clean(auto_stop_hours=auto_stop_hours, deploy_timeout_minutes=deploy_timeout_minutes,
+                             traffic_limit=traffic_limit, websocket=websocket)
+    clean_rules = rules_clean(rules, rows)
+    max_unavailable = _int(max_unavailable, "max_unavailable", 1, 100, "Give a whole number of instances, 1 or more.")
+    try:
+        with transaction.atomic():
+            service = InferenceService.objects.create(
+                workspace=workspace, name=name, description=(description or "").strip()[:500], kind=ServiceKind.ONLINE,
+                status=S.DEPLOYING, status_changed_at=timezone.now(), deploying_since=timezone.now(),
+                created_by=user, rules=clean_rules, max_unavailable=max_unavailable, **options)
+    except IntegrityError:
+        raise ValidationError({"name": [f'A service named "{name}" already exists in this workspace.']}) from None
+    event_add(obj=service, message="Start to deploy service.")
+    _rollout(service, rows, user=user, pending=False)
+    ServiceConfigRecord.objects.create(service=service, created_by=user, note="Deployed",
+                                       config=config_snapshot(service, rows))
+    audit_record(actor=user, action="service:create", obj=service,
+                 detail={"versions": [r["model_version"].label for r in rows]})
+    return service
+
+
+@transaction.atomic
+def service_start(*, user, service: InferenceService) -> InferenceService:
+    """Start a stopped, abnormal or completed service with fresh instances (service:start)."""
+    require_perm(user, service.workspace, "service:start")
+    if service.status not in STARTABLE:
+        raise ValidationError(f"The service is {service.get_status_display().lower()}; only completed, abnormal or "
+                              "stopped services can be started.")
+    if service.kind == ServiceKind.BATCH:
+        from .batch import batch_service_start
+
+        return batch_service_start(user=user, service=service)
+    live = Run.objects.filter(service_instance__service=service, status__in=LIVE_STATUSES)
+    if live.exists():
+        raise ValidationError("Instances of the last run are still stopping; try again in a moment.")
+    service.instances.all().delete()
+    _status_set(service, S.DEPLOYING, event="Starting service.", reason="", deploying_since=timezone.now(),
+                pending_config=[])
+    _rollout(service, _rows_from_versions(service), user=user, pending=False)
+    audit_record(actor=user, action="service:start", obj=service)
+    return service
+
+
+@transaction.atomic
+def service_stop(*, user, service: InferenceService, reason: str = "", event: str = "Stopping service.",
+                 system: bool = False) -> InferenceService:
+    """Stop every instance (service:stop). The status is Stopping until all runs have ended."""
+    if not system:
+        require_perm(user, service.workspace, "service:stop")
+    if service.status not in STOPPABLE:
+        raise ValidationError(f"The service is {service.get_status_display().lower()}; there is nothing to stop.")
+    actor = _actor(service, user)
+    runs = list(Run.objects.filter(service_instance__service=service))
+    _status_set(service, S.STOPPING, reason=reason, event=event, auto_stop_at=None, pending_config=[])
+    _stop_runs(runs, user=actor, reason=reason or "The service is stopping.")
+    if not any(run.status in LIVE_STATUSES for run in Run.objects.filter(pk__in=[r.pk for r in runs])):
+        _status_set(service, S.STOPPED, expect=S.STOPPING, event="Service stopped.", reason=reason)
+    if not system:
+        audit_record(actor=user, action="service:stop", obj=service)
+    return service
+
+
+@transaction.atomic
+def service_restart(*, user, service: InferenceService) -> InferenceService:
+    """Restart a running online service (service:restart): a new generation replaces the old one
+    once ready, so the service keeps answering meanwhile."""
+    require_perm(user, service.workspace, "service:restart")
+    if service.kind != ServiceKind.ONLINE or service.status not in (S.RUNNING, S.ALARM):
+        raise ValidationError(f"Only running online services can be restarted; this one is "
+                              f"{service.get_status_display().lower()}.")
+    if service.pending_config:
+        raise ValidationError("An update is in progress; wait until it has finished.")
+    event_add(obj=service, message="Restarting service: new instances replace the current ones once ready.")
+    _rollout(service, _rows_from_versions(service), user=_actor(service, user), pending=True)
+    audit_record(actor=user, action="service:restart", obj=service)
+    return service
+
+
+def _needs_restart(old: list[dict], new: list[dict]) -> bool:
+    def key(rows):
+        return {r["model_version"].pk: (r["pool"].pk, r["flavor"].pk, tuple(sorted(r["env"].items()))) for r in rows}
+
+    return key(old) != key(new)
+
+
+@transaction.atomic
+def service_update(*, user, service: InferenceService, versions: list[dict] | None = None, description=None,
+                   auto_stop_hours="unchanged", deploy_timeout_minutes=None, traffic_limit="unchanged", rules=None,
+                   max_unavailable=None) -> str:
+    """Modify a service (service:update); not while it deploys. Returns what happened:
+
+    "rolling" (versions, flavors or env changed on a running service: new instances, then the old
+    ones drain; a failure rolls back), "scaled" (only instance counts changed: instances are
+    added, or drained and stopped), "updated" (weights, rules, limits, description: in place).
+    The WebSocket flag cannot change.
+    """
+    require_perm(user, service.workspace, "service:update")
+    if service.status == S.DEPLOYING or service.pending_config:
+        raise ValidationError("The service is deploying; modify it once the deployment has finished.")
+    if service.status == S.STOPPING:
+        raise ValidationError("The service is stopping; modify it once it has stopped.")
+    current = _rows_from_versions(service)
+    rows = versions_clean(service.workspace, versions) if versions is not None else current
+    options = _options_clean(
+        auto_stop_hours=service.auto_stop_hours if auto_stop_hours == "unchanged" else auto_stop_hours,
+        deploy_timeout_minutes=service.deploy_timeout_minutes if deploy_timeout_minutes is None else deploy_timeout_minutes,
+        traffic_limit=service.traffic_limit if traffic_limit == "unchanged" else traffic_limit,
+        websocket=service.websocket)
+    clean_rules = rules_clean(service.rules if rules is None else rules, rows)
+    changed_fields = ["rules", "deploy_timeout_minutes", "traffic_limit", "updated_at"]
+    service.rules, service.deploy_timeout_minutes = clean_rules, options["deploy_timeout_minutes"]
+    service.traffic_limit = options["traffic_limit"]
+    if description is not None:
+        service.description = description.strip()[:500]
+        changed_fields.append("description")
+    if max_unavailable is not None:
+        service.max_unavailable = _int(max_unavailable, "max_unavailable", 1, 100,
+                                       "Give a whole number of instances, 1 or more.")
+        changed_fields.append("max_unavailable")
+    if options["auto_stop_hours"] != service.auto_stop_hours:
+        service.auto_stop_hours = options["auto_stop_hours"]
+        changed_fields.append("auto_stop_hours")
+        _auto_stop_arm(service)
+        changed_fields.append("auto_stop_at")
+    service.save(update_fields=changed_fields)
+    serving = service.status in (S.RUNNING, S.ALARM)
+    if serving and _needs_restart(current, rows):
+        event_add(obj=service, message="Updating service.")
+        _rollout(service, rows, user=_actor(service, user), pending=True)
+        outcome = "rolling"
+    else:
+        outcome = _apply_in_place(service, rows, user=user, serving=serving)
+    ServiceConfigRecord.objects.create(service=service, created_by=user, note={"rolling": "Update (rolling)",
+                                       "scaled": "Instance count changed", "updated": "Updated"}[outcome],
+                                       config=config_snapshot(service, rows))
+    audit_record(actor=user, action="service:update", obj=service, detail={"outcome": outcome})
+    return outcome
+
+
+def _apply_in_place(service: InferenceService, rows: list[dict], *, user, serving: bool) -> str:
+    """Same versions, flavors and env: update weights and counts; add or drain instances."""
+    existing = {sv.model_version_id: sv for sv in service.versions.all()}
+    scaled = False
+    keep = set()
+    for position, row in enumerate(rows):
+        sv = existing.get(row["model_version"].pk)
+        if sv is None:  # not serving (stopped/abnormal): versions may change freely
+            sv = ServiceVersion.objects.create(service=service, model_version=row["model_version"], weight=row["weight"],
+                                               pool=row["pool"], flavor=row["flavor"],
+                                               instance_count=row["instance_count"], env=row["env"], position=position)
+        else:
+            before = sv.instance_count
+            sv.weight, sv.instance_count, sv.position = row["weight"], row["instance_count"], position
+            sv.pool, sv.flavor, sv.env = row["pool"], row["flavor"], row["env"]
+            sv.save()
+            if serving and before != sv.instance_count:
+                scaled = True
+                _scale(service, sv, row, before=before, user=user)
+        keep.add(sv.pk)
+    service.versions.exclude(pk__in=keep).delete()
+    return "scaled" if scaled else "updated"
+
+
+def _scale(service: InferenceService, sv: ServiceVersion, row: dict, *, before: int, user) -> None:
+    live = list(sv.instances.filter(draining_since__isnull=True).select_related("run").order_by("-created_at", "-id"))
+    target = sv.instance_count
+    if target > len(live):
+        _instances_submit(service, row, user=_actor(service, user), count=target - len(live),
+                          generation=service.generation, service_version=sv)
+        event_add(obj=service, message=f"Scaling {sv.model_version.label} from {before} to {target} instances.")
+    elif target < len(live):
+        # Not-ready instances go first: they hold no requests.
+        live.sort(key=lambda i: (i.run.ready_at is not None, i.created_at))
+        now = timezone.now()
+        for instance in live[:len(live) - target]:
+            ServiceInstance.objects.filter(pk=instance.pk).update(draining_since=now)
+        event_add(obj=service, message=f"Scaling {sv.model_version.label} from {before} to {target} instances: "
+                                       f"{len(live) - target} instance(s) drain and stop.")
+
+
+@transaction.atomic
+def service_delete(*, user, service: InferenceService) -> None:
+    """Delete a service in any status (service:delete): instances are stopped; irreversible."""
+    require_perm(user, service.workspace, "service:delete")
+    runs = list(Run.objects.filter(service_instance__service=service))
+    _stop_runs(runs, user=_actor(service, user), reason=f'Service "{service.name}" was deleted.')
+    name, workspace = service.name, service.workspace
+    service.delete()
+    audit_record(actor=user, action="service:delete", object_repr=name, workspace=workspace)
+
+
+def _auto_stop_arm(service: InferenceService) -> None:
+    """Set the auto-stop time from now (running services) and say so."""
+    if service.auto_stop_hours and service.status in (S.RUNNING, S.ALARM, S.DEPLOYING):
+        service.auto_stop_at = timezone.now() + timedelta(hours=service.auto_stop_hours)
+        unit = "hour" if service.auto_stop_hours == 1 else "hours"
+        event_add(obj=service, message=f"Auto-stop switched on, service will be stopped in "
+                                       f"{service.auto_stop_hours} {unit}.")
+    else:
+        if service.auto_stop_at is not None:
+            event_add(obj=service, message="Auto-stop switched off.")
+        service.auto_stop_at = None
+    InferenceService.objects.filter(pk=service.pk).update(auto_stop_at=service.auto_stop_at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reacting to instance runs
+# ---------------------------------------------------------------------------------------------
+
+
+def _given_up(run: Run) -> bool:
+    """The engine will not restart this run again by itself."""
+    return run.status in (RunStatus.FAILED, RunStatus.LOST, RunStatus.SUCCEEDED) and run.auto_restarts >= run.max_restarts
+
+
+def _ready(run: Run) -> bool:
+    return run.status == RunStatus.RUNNING and run.ready_at is not None
+
+
+def _failure_text(run: Run) -> str:
+    """The run's reason plus the model server's 'Model load failed' line, when it printed one."""
+    reason = run.status_reason.rstrip(".")
+    try:
+        from apps.core.paths import parse
+        from apps.core.storage import get_storage
+
+        storage, path = get_storage(), parse(run.log_uri)
+        size = storage.stat(path).size
+        with storage.open(path) as handle:
+            if size > LOG_TAIL_BYTES and getattr(handle, "seekable", lambda: False)():
+                handle.seek(size - LOG_TAIL_BYTES)
+            tail = handle.read(LOG_TAIL_BYTES).decode("utf-8", "replace")
+        for line in reversed(tail.splitlines()):
+            if "Model load failed:" in line:
+                return f"{reason}: {line.split('Model load failed:', 1)[1].strip()}"
+    except Exception:  # the log is a bonus; the run's own reason is always there
+        pass
+    return reason
+
+
+def service_on_run_change(change: RunChange) -> None:
+    """Run engine callback for instance runs: move the service along its status machine."""
+    service = InferenceService.objects.filter(pk=change.owner_id).first()
+    if service is None:
+        return
+    if service.kind == ServiceKind.BATCH:
+        from .batch import batch_on_run_change
+
+        batch_on_run_change(service, change)
+        return
+    service_refresh(service)
+
+
+@transaction.atomic
+def service_refresh(service: InferenceService) -> str:
+    """Recompute the status from the instances; idempotent, safe to call from any process."""
+    service = InferenceService.objects.select_related("workspace", "created_by").get(pk=service.pk)
+    instances = list(service.instances.select_related("run", "model_version__app"))
+    # Drained instances whose runs ended are history now (their runs stay in Resources).
+    for instance in instances:
+        if instance.draining_since and instance.run.status in TERMINAL_STATUSES:
+            instance.delete()
+    instances = [i for i in instances if i.pk is not None]
+    current = [i for i in instances if i.generation == service.generation and not i.draining_since]
+    status = service.status
+    if status == S.STOPPING:
+        if all(i.run.status in TERMINAL_STATUSES for i in instances):
+            _status_set(service, S.STOPPED, expect=S.STOPPING, event="Service stopped.")
+        return service.status
+    if status not in (S.DEPLOYING, S.RUNNING, S.ALARM):
+        return status
+    failed = [i for i in current if _given_up(i.run)]
+    ready = [i for i in current if _ready(i.run)]
+    if service.pending_config:
+        if failed:
+            _rollback(service, current, reason=_failure_text(failed[0].run))
+        elif len(ready) == len(current):
+            _promote(service, current)
+        return service.status
+    if status == S.DEPLOYING:
+        if failed:
+            why = _failure_text(failed[0].run)
+            if _status_set(service, S.ABNORMAL, expect=S.DEPLOYING, reason=why, level=EventLevel.ERROR,
+                           event=f"Service {service.name} started failed. {why}."):
+                _stop_runs([i.run for i in current], user=_actor(service), reason="Another instance failed to start.")
+        elif current and len(ready) == len(current):
+            if _status_set(service, S.RUNNING, expect=S.DEPLOYING, event=f"Service {service.name} started successfully.",
+                           started_at=timezone.now(), deploying_since=None):
+                _auto_stop_arm(service)
+        return service.status
+    unhealthy = [i for i in current if not _ready(i.run)]
+    if unhealthy and status == S.RUNNING:
+        first = unhealthy[0].run
+        _status_set(service, S.ALARM, expect=S.RUNNING, level=EventLevel.WARNING,
+                    reason=f"{len(unhealthy)} instance(s) not ready",
+                    event=f"Service abnormal, unhealthy instances: {len(unhealthy)} "
+                          f"({first.get_status_display().lower()}: {first.status_reason.rstrip('.')}). "
+                          "Crashed instances are restarted automatically.")
+    elif not unhealthy and status == S.ALARM:
+        _status_set(service, S.RUNNING, expect=S.ALARM, event=f"Service recovered: all {len(current)} instances ready.")
+    for instance in failed:
+        event_add(obj=service, level=EventLevel.ERROR,
+                  message=f"Instance {instance.pk} ({instance.model_version.label if instance.model_version else '?'}) "
+                          f"failed after {instance.run.auto_restarts} restarts: {_failure_text(instance.run)}. "
+                          "Restart the service to replace it.")
+    return service.status
+
+
+def _promote(service: InferenceService, current: list[ServiceInstance]) -> None:
+    """Every instance of the new generation is ready: it takes over, the old generation drains."""
+    rows = _rows_from_pending(service)
+    updated = InferenceService.objects.filter(pk=service.pk, generation=service.generation).exclude(
+        pending_config=[]).update(pending_config=[])
+    if not updated:
+        return
+    now = timezone.now()
+    old = ServiceInstance.objects.filter(service=service, draining_since__isnull=True).exclude(
+        generation=service.generation)
+    drained = old.update(draining_since=now)
+    service.versions.all().delete()
+    by_version = {}
+    for position, row in enumerate(rows):
+        sv = ServiceVersion.objects.create(service=service, model_version=row["model_version"], weight=row["weight"],
+                                           pool=row["pool"], flavor=row["flavor"], instance_count=row["instance_count"],
+                                           env=row["env"], position=position)
+        by_version[row["model_version"].pk] = sv
+    for instance in current:
+        ServiceInstance.objects.filter(pk=instance.pk).update(service_version=by_version.get(instance.model_version_id))
+    service.pending_config = []
+    event_add(obj=service, message=f"Update finished: {len(current)} new instance(s) serve; {drained} old instance(s) "
+                                   "drain and stop.")
+    if service.status == S.ALARM:
+        _status_set(service, S.RUNNING, expect=S.ALARM, event="Service recovered.")
+
+
+def _rollback(service: InferenceService, current: list[ServiceInstance], *, reason: str) -> None:
+    updated = InferenceService.objects.filter(pk=service.pk, generation=service.generation).exclude(
+        pending_config=[]).update(pending_config=[], generation=service.generation - 1)
+    if not updated:
+        return
+    service.pending_config, service.generation = [], service.generation - 1
+    event_add(obj=service, level=EventLevel.ERROR, message=f"Failed to update service, rollback it. {reason}.")
+    try:
+        _stop_runs([i.run for i in current], user=_actor(service), reason="The update failed; rolled back.")
+        now = timezone.now()
+        ServiceInstance.objects.filter(pk__in=[i.pk for i in current]).update(draining_since=now)
+        event_add(obj=service, message="Failed to update service, rollback succeeded.")
+    except Exception as exc:
+        logger.exception("rollback of service %s failed", service.pk)
+        event_add(obj=service, level=EventLevel.ERROR, message=f"Failed to update service, rollback failed. {exc}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep: deploy timeouts, auto-stop, drained instances
+# ---------------------------------------------------------------------------------------------
+
+
+def deployment_sweep() -> dict[str, int]:
+    """Beat task body: time out deployments, auto-stop services, stop drained instances."""
+    now = timezone.now()
+    counts = {"timeouts": 0, "auto_stopped": 0, "drained": 0}
+    for service in InferenceService.objects.filter(kind=ServiceKind.ONLINE).exclude(
+            status__in=[S.STOPPED, S.ABNORMAL, S.COMPLETED]).select_related("workspace", "created_by"):
+        try:
+            counts_for = _sweep_service(service, now)
+        except Exception:
+            logger.exception("sweep of service %s failed", service.pk)
+            continue
+        for key, value in counts_for.items():
+            counts[key] += value
+    from .batch import batch_sweep
+
+    counts.update(batch_sweep(now))
+    return counts
+
+
+def _sweep_service(service: InferenceService, now) -> dict[str, int]:
+    counts = {"timeouts": 0, "auto_stopped": 0, "drained": 0}
+    with transaction.atomic():
+        drain_after = now - timedelta(seconds=settings.ATELIER_DEPLOYMENT_DRAIN_SECONDS)
+        drained = list(service.instances.filter(draining_since__lte=drain_after,
+                                                run__status__in=LIVE_STATUSES).select_related("run"))
+        if drained:
+            _stop_runs([i.run for i in drained], user=_actor(service), reason="Drained: no longer takes traffic.")
+            counts["drained"] = len(drained)
+        timeout = timedelta(minutes=service.deploy_timeout_minutes)
+        deploying = service.status == S.DEPLOYING or bool(service.pending_config)
+        since = service.deploying_since or service.status_changed_at
+        if deploying and since and now - since > timeout:
+            current = list(service.instances.filter(generation=service.generation, draining_since__isnull=True)
+                           .select_related("run"))
+            waiting = [i.run for i in current if not _ready(i.run)]
+            details = "; ".join(f"instance {r.pk}: {r.get_status_display().lower()} ({r.status_reason.rstrip('.')})"
+                                for r in waiting[:3]) or "no instance became ready"
+            if service.pending_config:
+                _rollback(service, current, reason=f"Deploying timeout, details: {details}")
+            elif _status_set(service, S.ABNORMAL, expect=S.DEPLOYING, level=EventLevel.ERROR,
+                             reason=f"Deploying timeout after {service.deploy_timeout_minutes} min",
+                             event=f"Deploying timeout, details: {details}."):
+                _stop_runs([i.run for i in current], user=_actor(service), reason="Deploying timeout.")
+            counts["timeouts"] = 1
+        elif service.auto_stop_at and service.auto_stop_at <= now and service.status in (S.RUNNING, S.ALARM):
+            try:
+                service_stop(user=None, service=service, system=True,
+                             event="Service stopped automatically because due time is reached.")
+                counts["auto_stopped"] = 1
+            except Exception as exc:
+                event_add(obj=service, level=EventLevel.ERROR,
+                          message=f"Failed to stop service automatically, error message: {exc}")
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-service API keys
+# ---------------------------------------------------------------------------------------------
+
+KEY_PREFIX = "ask_"
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def service_key_create(*, user, service: InferenceService, name: str, rate_limit=None) -> tuple[ServiceApiKey, str]:
+    """Create a key that calls only this service (service:update); the key text is returned once."""
+    require_perm(user, service.workspace, "service:update")
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 64:
+        raise ValidationError({"name": ["Give the key a name of 1–64 characters."]})
+    if rate_limit in ("", None, 0, "0"):
+        rate_limit = None
+    else:
+        rate_limit = _int(rate_limit, "rate_limit", 1, 10_000_000, "The rate limit is a whole number of requests per "
+                                                                    "minute (1 or more), or empty for none.")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ServiceApiKey.objects.create(service=service, name=name, prefix=secret[:12], digest=key_digest(secret),
+                                       rate_limit=rate_limit, created_by=user)
+    event_add(obj=service, message=f'API key "{name}" created ({key.prefix}…).')
+    audit_record(actor=user, action="service:update", obj=service, detail={"api_key": "created", "name": name})
+    return key, secret
+
+
+@transaction.atomic
+def service_key_revoke(*, user, key: ServiceApiKey) -> ServiceApiKey:
+    """Revoke a key at once (service:update); the gateway refuses it from its next cache refresh."""
+    require_perm(user, key.service.workspace, "service:update")
+    if key.revoked_at is not None:
+        raise ValidationError(f'The key "{key.name}" is already revoked.')
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    event_add(obj=key.service, message=f'API key "{key.name}" revoked.')
+    audit_record(actor=user, action="service:update", obj=key.service, detail={"api_key": "revoked", "name": key.name})
+    return key
+
+
+def service_description_update(*, user, service: InferenceService, description: str) -> InferenceService:
+    """Edit the description only (allowed in any status)."""
+    require_perm(user, service.workspace, "service:update")
+    service.description = (description or "").strip()[:500]
+    service.save(update_fields=["description", "updated_at"])
+    audit_record(actor=user, action="service:update", obj=service)
+    return service
+
+
+def instance_stats(service: InferenceService) -> dict[str, Any]:
+    instances = list(service.instances.select_related("run"))
+    return {"total": len(instances), "ready": sum(1 for i in instances if _ready(i.run) and not i.draining_since)}
