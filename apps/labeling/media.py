@@ -87,7 +87,7 @@ def media_response(request, sample: Sample, *, source: str | None = None) -> Htt
 
 
 def preview_path(sample: Sample, edge: int):
-    return parse(sample.dataset.output_location).child(".labeling-previews").child(f"{sample.pk}_{edge}.jpg")
+    return parse(sample.dataset.output_location).child("labeling-previews").child(f"{sample.pk}_{edge}.jpg")
 
 
 def preview_response(request, sample: Sample) -> HttpResponse:

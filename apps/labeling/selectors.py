@@ -1,7 +1,8 @@
 """Read queries of the Labeling section; every object from a URL goes through an accessor here."""
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from apps.core.scoping import get_for_user
@@ -23,7 +24,10 @@ def jobs_in(workspace) -> QuerySet[LabelingJob]:
     """Jobs of one workspace with their dataset (the list page's rows)."""
     if workspace is None:
         return LabelingJob.objects.none()
-    return LabelingJob.objects.in_workspace(workspace).select_related("dataset", "created_by")
+    to_confirm = (Sample.objects.filter(dataset_id=OuterRef("dataset_id"), label_status=LabelStatus.TO_CONFIRM)
+                  .order_by().values("dataset_id").annotate(n=Count("pk")).values("n"))
+    return (LabelingJob.objects.in_workspace(workspace).select_related("dataset", "created_by")
+            .annotate(to_confirm=Coalesce(Subquery(to_confirm), 0)))
 
 
 def compatible_datasets(workspace, labeling_type: str) -> QuerySet[Dataset]:
@@ -65,6 +69,9 @@ def progress(job: LabelingJob) -> dict:
 
 
 def to_confirm_count(job: LabelingJob) -> int:
+    """Smart-labeling results awaiting confirmation (annotated by `jobs_in`, else counted)."""
+    if hasattr(job, "to_confirm"):
+        return job.to_confirm
     return job_samples(job).filter(label_status=LabelStatus.TO_CONFIRM).count()
 
 

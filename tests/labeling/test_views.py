@@ -1,0 +1,97 @@
+"""Labeling pages: list, create, detail per scene, labels, modify, delete, workbench; outsiders get 404."""
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apps.datasets.choices import LabelType
+from apps.labeling.models import LabelingJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client_owner(owner):
+    client = Client()
+    client.force_login(owner)
+    return client
+
+
+def test_list_shows_progress_and_type_filter(client_owner, make_job, add_sample, owner):
+    job = make_job(LabelType.IMAGE_CLASSIFICATION, name="cls-job")
+    add_sample(job.dataset)
+    response = client_owner.get("/labeling/?type=image_classification")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "cls-job" in body and "0% (0/1)" in body and "Created by me" in body and "I participate in" in body
+
+
+def test_create_page_and_post(client_owner, make_dataset):
+    dataset = make_dataset(LabelType.OBJECT_DETECTION, name="boxes")
+    assert client_owner.get("/labeling/new").status_code == 200
+    response = client_owner.post("/labeling/new", {
+        "name": "boxes-job", "description": "", "labeling_type": "object_detection", "dataset": dataset.pk,
+        "label_name": ["car", ""], "label_color": ["#ff0000", "#00ff00"], "label_kind": ["entity", "entity"],
+        "label_from": ["", ""], "label_to": ["", ""], "label_category": ["", ""], "label_shortcut": ["", ""],
+        "label_attributes": ["occluded: yes, no", ""]})
+    job = LabelingJob.objects.get(name="boxes-job")
+    assert response.status_code == 302 and response["Location"] == f"/labeling/{job.pk}/"
+    assert list(job.dataset.labels.values_list("name", "attributes")) == [
+        ("car", [{"name": "occluded", "values": ["yes", "no"]}])]
+
+
+def test_create_post_shows_label_errors_inline(client_owner, make_dataset):
+    dataset = make_dataset(LabelType.OBJECT_DETECTION, name="boxes2")
+    response = client_owner.post("/labeling/new", {
+        "name": "j2", "labeling_type": "object_detection", "dataset": dataset.pk, "description": "d" * 257,
+        "label_name": ["car"], "label_color": [""]})
+    assert response.status_code == 400
+    assert "The description has 257 characters; at most 256 are allowed." in response.content.decode()
+    assert not LabelingJob.objects.filter(name="j2").exists()
+
+
+@pytest.mark.parametrize("label_type, text", [
+    (LabelType.OBJECT_DETECTION, "Unlabeled"), (LabelType.NAMED_ENTITY, "Unlabeled"),
+    (LabelType.SOUND_CLASSIFICATION, "Sync data source"), (LabelType.VIDEO, "All")])
+def test_detail_pages_render_per_scene(client_owner, make_job, add_sample, label_type, text):
+    job = make_job(label_type)
+    add_sample(job.dataset, text="some text") if job.dataset.data_type == "text" else add_sample(job.dataset)
+    response = client_owner.get(f"/labeling/{job.pk}/")
+    assert response.status_code == 200 and text in response.content.decode()
+
+
+def test_labels_edit_delete_and_workbench_pages(client_owner, make_job, add_sample):
+    job = make_job(LabelType.TEXT_TRIPLET, name="triples")
+    sample = add_sample(job.dataset, text="Liu Cixin wrote Three Body.")
+    assert "protected" in client_owner.get(f"/labeling/{job.pk}/labels").content.decode()
+    assert client_owner.get(f"/labeling/{job.pk}/edit").status_code == 200
+    assert client_owner.get(f"/labeling/{job.pk}/delete").status_code == 200
+    response = client_owner.get(f"/labeling/{job.pk}/label/{sample.pk}")
+    assert response.status_code == 200 and 'id="workbench-config"' in response.content.decode()
+    assert client_owner.get(f"/labeling/{job.pk}/label/").status_code == 302
+
+
+def test_outsider_gets_404_everywhere(outsider, make_job, add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset)
+    client = Client()
+    client.force_login(outsider)
+    for url in (f"/labeling/{job.pk}/", f"/labeling/{job.pk}/labels", f"/labeling/{job.pk}/label/{sample.pk}",
+                f"/labeling/{job.pk}/samples/{sample.pk}/media"):
+        assert client.get(url).status_code == 404, url
+
+
+def test_media_serves_ranges_and_previews(client_owner, make_job, add_sample, settings):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=300, height=200)
+    full = b"".join(client_owner.get(f"/labeling/{job.pk}/samples/{sample.pk}/media").streaming_content)
+    part = client_owner.get(f"/labeling/{job.pk}/samples/{sample.pk}/media", HTTP_RANGE="bytes=0-9")
+    assert part.status_code == 206 and part["Content-Range"] == f"bytes 0-9/{len(full)}"
+    assert b"".join(part.streaming_content) == full[:10]
+    settings.ATELIER_LABELING_PREVIEW_EDGE = 100
+    preview = client_owner.get(f"/labeling/{job.pk}/samples/{sample.pk}/media?preview=1")
+    from io import BytesIO
+
+    from PIL import Image
+
+    assert Image.open(BytesIO(b"".join(preview.streaming_content))).size == (100, 67)
