@@ -209,3 +209,122 @@ def test_offline_edits_are_kept_and_retried(asgi_server, page, login, owner, mak
     page.wait_for_function("() => document.querySelector('[data-testid=save-status]').dataset.state === 'saved'",
                            timeout=20000)
     assert list(Annotation.objects.filter(sample=sample).values_list("label__name", flat=True)) == ["cat"]
+
+
+def test_named_entity_span_by_text_selection(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.NAMED_ENTITY)
+    sample = add_sample(job.dataset, text="Michael Jordan visited Paris in May.")
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    select_text(page, "Paris")
+    pick(page, "place")
+    wait_saved(page)
+    page.screenshot(path=SHOTS.format("ner"))
+    data = api_sample(owner, job, sample)
+    assert [(a["label"], a["geometry"]) for a in data["annotations"]] == [("place", {"start": 23, "end": 28})]
+
+
+def select_text(page, word):
+    """Select `word` in the sample text with the mouse (drag from its first to its last character)."""
+    box = page.evaluate("""(word) => {
+        const root = document.querySelector('[data-testid=sample-text]');
+        const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+            const node = walker.currentNode; const at = node.textContent.indexOf(word);
+            if (at < 0 || node.parentElement.closest('.wb-span-tag')) continue;
+            const range = document.createRange(); range.setStart(node, at); range.setEnd(node, at + word.length);
+            const rects = range.getClientRects(); const first = rects[0]; const last = rects[rects.length - 1];
+            return [first.left + 1, first.top + first.height / 2, last.right - 1, last.top + last.height / 2];
+        }
+        return null; }""", word)
+    page.mouse.move(box[0], box[1])
+    page.mouse.down()
+    page.mouse.move(box[2], box[3], steps=5)
+    page.mouse.up()
+
+
+def test_triplet_entities_and_a_typed_relation(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.TEXT_TRIPLET)
+    sample = add_sample(job.dataset, text="Liu Cixin wrote Three Body.")
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    select_text(page, "Cixin")
+    pick(page, "Person")
+    select_text(page, "Body")
+    pick(page, "Book")
+    # Book → Person does not fit "author": the menu shows it as not allowed.
+    page.locator("[data-ref=E2]").click()
+    page.locator("[data-ref=E1]").click()
+    page.wait_for_selector("[data-testid=label-picker]")
+    assert page.locator(".wb-picker-item.disabled", has_text="author").count() == 1
+    page.keyboard.press("Escape")
+    page.locator("[data-ref=E1]").click()
+    page.locator("[data-ref=E2]").click()
+    pick(page, "author")
+    wait_saved(page)
+    page.screenshot(path=SHOTS.format("triplet"))
+    data = api_sample(owner, job, sample)
+    rows = sorted((a["ref_id"], a["label"], a["shape"], a["geometry"]) for a in data["annotations"])
+    assert rows == [("E1", "Person", "span", {"start": 4, "end": 9}), ("E2", "Book", "span", {"start": 22, "end": 26}),
+                    ("R1", "author", "relation", {"from": "E1", "to": "E2"})]
+
+
+def test_speech_segment_from_a_generated_wav(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.SPEECH_SEGMENTATION, speech_content_enabled=True)
+    sample = add_sample(job.dataset, duration=3.0)  # conftest writes a 3-second WAV tone
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    wave = page.get_by_test_id("waveform").bounding_box()
+    page.mouse.move(wave["x"] + wave["width"] * 0.25, wave["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(wave["x"] + wave["width"] * 0.5, wave["y"] + 60, steps=6)
+    page.mouse.up()
+    pick(page, "speech")
+    page.get_by_label("Segment content").fill("hello world")
+    page.get_by_label("Segment content").press("Tab")
+    wait_saved(page)
+    page.screenshot(path=SHOTS.format("speech"))
+    data = api_sample(owner, job, sample)
+    (segment,) = data["annotations"]
+    assert (segment["label"], segment["ref_id"], segment["content"]) == ("speech", "S1", "hello world")
+    assert segment["geometry"]["start"] == pytest.approx(0.75, abs=0.05)
+    assert segment["geometry"]["end"] == pytest.approx(1.5, abs=0.05)
+
+
+def test_video_frame_labeled_while_paused(asgi_server, page, login, owner, make_job, add_sample):
+    from .conftest import put
+
+    job = make_job(LabelType.VIDEO)
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/")
+    # A two-second clip recorded by the browser itself (canvas → MediaRecorder).
+    encoded = page.evaluate("""async () => {
+        const c = document.createElement('canvas'); c.width = 320; c.height = 240;
+        const ctx = c.getContext('2d'); const stream = c.captureStream(25);
+        const rec = new MediaRecorder(stream, {mimeType: 'video/webm'}); const parts = [];
+        rec.ondataavailable = (e) => parts.push(e.data); rec.start(100);
+        const t0 = performance.now();
+        await new Promise((done) => { (function frame() { const t = performance.now() - t0;
+            ctx.fillStyle = '#203050'; ctx.fillRect(0, 0, 320, 240); ctx.fillStyle = '#e0c040';
+            ctx.fillRect(20 + t / 10, 80, 80, 60); if (t < 2000) requestAnimationFrame(frame); else done(); })(); });
+        rec.stop(); await new Promise((r) => rec.onstop = r);
+        const buf = new Uint8Array(await new Blob(parts).arrayBuffer()); let s = '';
+        for (const b of buf) s += String.fromCharCode(b); return btoa(s); }""")
+    import base64
+
+    video = add_sample(job.dataset, duration=2.0, name="clip.mp4", data=base64.b64decode(encoded))
+    put(video.source, base64.b64decode(encoded))
+    page.goto(f"{asgi_server.url}/labeling/{job.pk}/label/{video.pk}")
+    page.wait_for_selector("#workbench[data-ready=true]")
+    page.evaluate("() => { const v = document.querySelector('[data-testid=video]'); v.currentTime = 0.5; }")
+    page.wait_for_function("() => { const v = document.querySelector('[data-testid=video]'); return v.paused && !v.seeking"
+                           " && Math.abs(v.currentTime - 0.5) < 0.01 && window.atelierWorkbench.editor.controller.session; }")
+    page.keyboard.press("1")
+    click_image(page, 40, 60)
+    click_image(page, 160, 180)
+    pick(page, "car")
+    page.wait_for_selector("[data-testid=frame-time]")
+    page.screenshot(path=SHOTS.format("video"))
+    frames = api_sample(owner, job, video)["frames"]
+    assert [f["time"] for f in frames] == [0.5]
+    assert [a["label"] for a in frames[0]["annotations"]] == ["car"]
+    frame = Sample.objects.get(pk=frames[0]["id"])
+    assert (frame.width, frame.height, frame.properties["@modelarts:time_in_video"]) == (320, 240, 0.5)
+    assert frame.properties["@modelarts:parent_source"] == video.source

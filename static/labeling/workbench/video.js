@@ -44,6 +44,8 @@ export class Editor {
     this.shell.parts.tools.hidden = false;
   }
 
+  get canvas() { return this.controller.canvas; }
+
   sessions() { return [...this.frameSessions.values()]; }
 
   async load(sample) {
