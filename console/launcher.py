@@ -1,11 +1,13 @@
 """`python -m console.launcher`: the embedded console in the foreground (what `make run` starts).
 
 Prepares the var directory (secret key, private Redis when REDIS_URL is unset), migrates,
-creates the first admin, then supervises four children, each in its own process group:
-the ASGI server, one Celery worker serving every queue, Celery beat and the private Redis.
-Their output is prefixed with their name. SIGINT/SIGTERM/SIGHUP stop every child (TERM, then
-KILL after a grace period) and exit 0; a child that dies on its own stops the others and
-the launcher exits 1 naming it. A second Ctrl-C skips the grace period.
+sets up the local pool and flavors, creates the first admin, then supervises four children,
+each in its own process group: the ASGI server, one Celery worker serving every queue, Celery
+beat and the private Redis. Their output is prefixed with their name. SIGINT/SIGTERM/SIGHUP
+stop every child (TERM, then KILL after a grace period) and exit 0; a child that dies on its
+own stops the others and the launcher exits 1 naming it. A second Ctrl-C skips the grace period.
+Job processes the worker started in process groups of their own are stopped the same way,
+so nothing is left running.
 """
 from __future__ import annotations
 
@@ -20,13 +22,18 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# Seconds a child gets between SIGTERM and SIGKILL; Celery's warm shutdown needs a few.
-DEFAULT_GRACE = 10.0
+# Seconds a child gets between SIGTERM and SIGKILL when the run engine's stop grace is unknown.
+DEFAULT_GRACE = 30.0
+# Seconds uvicorn waits for open connections at shutdown: a browser tab's WebSocket never
+# closes on its own, and the page reconnects when the console is back.
+WEB_SHUTDOWN_SECONDS = 3
 # Seconds the ASGI server may take to answer /healthz after it starts (a cold import is ~3 s).
 READY_TIMEOUT = 60.0
 # How often the supervisor checks its children; also bounds the reaction time to a signal.
@@ -47,7 +54,6 @@ class Child:
     name: str
     proc: subprocess.Popen
     reader: threading.Thread | None = None
-    stopping: bool = field(default=False)
 
 
 class Output:
@@ -126,6 +132,13 @@ def worker_queues() -> list[str]:
     return list(dict.fromkeys(q for q in queues if isinstance(q, str) and q))
 
 
+def stop_grace() -> float:
+    """The run engine's stop grace: jobs get as long to save a checkpoint as a Stop gives them."""
+    from django.conf import settings
+
+    return float(getattr(settings, "ATELIER_RUNTIME_STOP_GRACE_SECONDS", DEFAULT_GRACE))
+
+
 def worker_concurrency() -> int:
     """Each run holds a worker process while it supervises its user process, so allow several
     at once even on a small machine; ATELIER_WORKER_CONCURRENCY overrides."""
@@ -139,8 +152,11 @@ def worker_concurrency() -> int:
 
 
 class Launcher:
-    def __init__(self, *, host: str, port: int, grace: float, output: Output):
-        self.host, self.port, self.grace, self.out = host, port, grace, output
+    def __init__(self, *, host: str, port: int, grace: float | None, output: Output):
+        self.host, self.port, self.out = host, port, output
+        # Without --grace, the run engine's setting is used once the settings are loaded.
+        self.grace_given = grace is not None
+        self.grace = grace if grace is not None else DEFAULT_GRACE
         self.children: list[Child] = []
         self.stop_requested = threading.Event()
         self.kill_now = False
@@ -235,42 +251,88 @@ class Launcher:
         self.stop_requested.set()
         for child in self.children:
             if child.name == "setup":  # a set-up step (migrate) is not worth finishing
-                self.signal_group(child, signal.SIGTERM)
+                self.signal_group(child.proc.pid, signal.SIGTERM)
 
-    def stop_children(self, children: list[Child]) -> None:
-        """TERM each child's process group, wait up to the grace period, then KILL what is left."""
+    def detached_groups(self) -> dict[int, list[psutil.Process]]:
+        """Process groups our children's descendants started for themselves (the run engine puts
+        each job in its own group): pgid → members. Stopping only our children would orphan them."""
+        own = {child.proc.pid for child in self.children}
+        groups: dict[int, list[psutil.Process]] = {}
+        for child in self.children:
+            try:
+                descendants = psutil.Process(child.proc.pid).children(recursive=True)
+            except psutil.Error:
+                continue
+            for proc in descendants:
+                try:
+                    pgid = os.getpgid(proc.pid)
+                except ProcessLookupError:
+                    continue
+                if pgid not in own:
+                    groups.setdefault(pgid, []).append(proc)
+        return groups
+
+    def stop_children(self, children: list[Child], detached: dict[int, list[psutil.Process]] | None = None) -> None:
+        """TERM each child (and the detached groups), wait up to the grace period, then KILL
+        the children's process groups and whatever else is left."""
+        detached = detached or {}
         for child in children:
-            child.stopping = True
-            self.signal_group(child, signal.SIGTERM)
+            # The leader only: Celery's main process then shuts down warm (stops taking work,
+            # lets running tasks record how their jobs ended); TERM on its whole group would
+            # kill the pool processes mid-task and hand their messages back to the queue.
+            self.signal_pid(child.proc.pid, signal.SIGTERM)
+        for pgid in detached:
+            self.signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline and not self.kill_now:
-            if all(c.proc.poll() is not None for c in children):
+            if all(c.proc.poll() is not None for c in children) and not self.still_running(detached):
                 break
             time.sleep(0.05)
         for child in children:
             if child.proc.poll() is None:
                 self.out.say(f"{child.name} did not stop within {self.grace:.0f}s; killing it")
             # Kill the group even when the leader exited: its helpers (pool processes) may linger.
-            self.signal_group(child, signal.SIGKILL)
+            self.signal_group(child.proc.pid, signal.SIGKILL)
             try:
                 child.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.out.say(f"{child.name} (pid {child.proc.pid}) survived SIGKILL")
             if child.reader is not None:
                 child.reader.join(timeout=2)
+        for pgid in self.still_running(detached):
+            self.out.say(f"job process group {pgid} did not stop within {self.grace:.0f}s; killing it")
+            self.signal_group(pgid, signal.SIGKILL)
 
     @staticmethod
-    def signal_group(child: Child, sig: int) -> None:
+    def still_running(groups: dict[int, list[psutil.Process]]) -> list[int]:
+        """The groups with a live member (psutil checks identity, so a reused pid does not count)."""
+        def alive(proc: psutil.Process) -> bool:
+            try:
+                return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                return False
+        return [pgid for pgid, members in groups.items() if any(alive(p) for p in members)]
+
+    @staticmethod
+    def signal_pid(pid: int, sig: int) -> None:
         try:
-            os.killpg(child.proc.pid, sig)
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    @staticmethod
+    def signal_group(pgid: int, sig: int) -> None:
+        try:
+            os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
     def stop_all(self) -> None:
+        detached = self.detached_groups()
         # Redis last: the worker and the web process need it to finish cleanly.
         users = [c for c in self.children if c.name != "redis"]
         redis_children = [c for c in self.children if c.name == "redis"]
-        self.stop_children(users)
+        self.stop_children(users, detached)
         self.stop_children(redis_children)
 
     # -- main ----------------------------------------------------------------------------
@@ -298,13 +360,16 @@ class Launcher:
             self.start_redis()
         python = sys.executable
         self.run_step("setup", [python, "manage.py", "migrate", "--noinput"])
+        self.run_step("setup", [python, "manage.py", "runtime_bootstrap"])
         admin_text = self.run_step("setup", [python, "manage.py", "ensure_admin"], capture=True)
 
         queues = worker_queues()
+        if not self.grace_given:
+            self.grace = stop_grace()
         web = self.spawn("web", [
             python, "-m", "uvicorn", "console.asgi:application", "--host", self.host, "--port", str(self.port),
             "--lifespan", "off",  # Django's ASGI handler does not speak the lifespan protocol
-            "--timeout-graceful-shutdown", str(max(1, int(self.grace) - 2)),
+            "--timeout-graceful-shutdown", str(WEB_SHUTDOWN_SECONDS),
         ])
         self.spawn("worker", [
             python, "-m", "celery", "-A", "console", "worker", "-Q", ",".join(queues),
@@ -356,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("ATELIER_HOST", "127.0.0.1"),
                         help="interface to listen on (ATELIER_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (ATELIER_PORT, default 8000)")
-    parser.add_argument("--grace", type=float, default=DEFAULT_GRACE,
-                        help=f"seconds between SIGTERM and SIGKILL when stopping (default {DEFAULT_GRACE:.0f})")
+    parser.add_argument("--grace", type=float, default=None,
+                        help="seconds between SIGTERM and SIGKILL when stopping "
+                             "(default: ATELIER_RUNTIME_STOP_GRACE_SECONDS, 30)")
     args = parser.parse_args(argv)
     port = args.port
     if port is None:

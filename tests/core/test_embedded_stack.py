@@ -29,6 +29,22 @@ START_TIMEOUT = 90
 
 pytestmark = pytest.mark.slow
 
+SUBMIT_SLEEPER = f"""
+from django.contrib.auth import get_user_model
+from apps.runtime.models import Pool
+from apps.runtime.services import run_submit
+admin = get_user_model().objects.get(username="{ADMIN_USERNAME}")
+pool = Pool.objects.get(name="local")
+[run] = run_submit(user=admin, workspace=admin.default_workspace, name="sleeper", command=["sleep", "271"],
+                   flavor=pool.flavors.order_by("cpus").first(), pool=pool)
+print(run.status)
+"""
+RUN_OUTCOME = """
+from apps.runtime.models import Run
+run = Run.objects.get(name="sleeper")
+print(run.status, run.exit_code)
+"""
+
 
 def launcher_env(var_dir: Path, port: int) -> dict[str, str]:
     """The caller's environment minus everything the test session configured for itself."""
@@ -49,6 +65,7 @@ class Stack:
     """A running launcher; `output` collects its (prefixed) lines."""
 
     def __init__(self, var_dir: Path):
+        self.var_dir = var_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output: list[str] = []
@@ -82,6 +99,27 @@ class Stack:
                 pass
             time.sleep(0.3)
         raise AssertionError(f"stack not healthy in {START_TIMEOUT}s (last: {response}):\n{self.text}")
+
+    def manage_shell(self, code: str) -> str:
+        """Run Python in `manage.py shell` against the stack's own database and Redis; its last line."""
+        env = launcher_env(self.var_dir, self.port)
+        env.update(ATELIER_EMBEDDED="true", REDIS_URL=f"unix://{self.var_dir / 'redis.sock'}")
+        result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]  # the shell first reports what it auto-imported
+
+    def wait_for_descendant(self, cmdline: list[str]) -> psutil.Process:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            for proc in psutil.Process(self.proc.pid).children(recursive=True):
+                try:
+                    if proc.cmdline() == cmdline:
+                        return proc
+                except psutil.Error:
+                    continue
+            time.sleep(0.3)
+        raise AssertionError(f"no process {cmdline} under the launcher:\n{self.text}")
 
     def wait_workers(self, count: int) -> dict:
         """Poll /healthz until it reports `count` live workers; returns its last body."""
@@ -161,17 +199,24 @@ def test_embedded_stack_serves_logs_in_and_stops_cleanly_on_sigterm(stack, tmp_p
         assert overview.status_code == 200, " ".join(re.findall(r"<title>(.*?)</title>", overview.text, re.S))
         assert f"{ADMIN_USERNAME}-default" in overview.text  # the admin's own workspace heads the page
 
+    # A job on the local pool: the worker runs it in a process group of its own.
+    assert stack.manage_shell(SUBMIT_SLEEPER) == "queued"
+    job = stack.wait_for_descendant(["sleep", "271"])
+    assert os.getpgid(job.pid) == job.pid
+
     children = stack.children()
     assert {role: len(procs) >= 1 for role, procs in children.items()} == {
         "web": True, "worker": True, "beat": True, "redis": True}
     everything = psutil.Process(stack.proc.pid).children(recursive=True)
 
     stack.proc.send_signal(signal.SIGTERM)
-    assert stack.proc.wait(timeout=30) == 0
+    assert stack.proc.wait(timeout=60) == 0
     stack.reader.join(timeout=5)
     assert_all_gone(everything)
     assert "atelier: stopped" in stack.text
     assert not (var_dir / "redis.sock").exists()  # Redis shut down cleanly and removed its socket
+    # The worker shut down warm: the job's end was recorded, not left "running".
+    assert stack.manage_shell(RUN_OUTCOME) == "failed 143"
 
 
 def test_embedded_stack_stops_everything_when_one_child_dies(stack):
