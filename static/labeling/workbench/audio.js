@@ -3,7 +3,7 @@
 //
 // The waveform is drawn from peaks the server computes (…/peaks/), so an hour-long recording
 // never has to be decoded in the tab; playback streams with HTTP ranges.
-import { el, pickLabel, swatch } from "./ui.js";
+import { el, fill, pickLabel, swatch } from "./ui.js";
 
 const clock = (s) => {
   const ms = Math.round((s || 0) * 1000);
@@ -19,7 +19,7 @@ export class Editor {
     this.content = this.type === "audio_content";
     this.multi = shell.job.speech_label_mode === "multi";
     this.stage = el("div", { class: "wb-media-stage" });
-    shell.parts.stage.replaceChildren(this.stage);
+    fill(shell.parts.stage, this.stage);
     this.audio = el("audio", { preload: "metadata", "data-testid": "audio" });
     this.audio.addEventListener("timeupdate", () => this.drawWave());
     this.audio.addEventListener("play", () => this.tick());
@@ -63,7 +63,7 @@ export class Editor {
     }
     parts.unshift(this.audio);
     this.audio.controls = !this.segmentation;
-    this.stage.replaceChildren(...parts);
+    fill(this.stage, ...parts);
     if (this.content) this.textarea.value = (this.session.annotations[0] || {}).content || "";
     if (this.waveCanvas) new ResizeObserver(() => this.drawWave()).observe(this.wave);
   }
@@ -245,10 +245,10 @@ export class Editor {
           el("td", {}, this.shell.readOnly ? null : el("button", { type: "button", class: "wb-icon-btn", "aria-label": `Delete ${a.ref_id}`,
             onclick: () => this.session.commit(anns.filter((x) => x.ref_id !== a.ref_id)) }, "✕")));
       });
-      this.table.replaceChildren(el("thead", {}, head), el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "wb-empty" }, "Drag across the waveform to add a segment."))));
+      fill(this.table, el("thead", {}, head), el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 6, class: "wb-empty" }, "Drag across the waveform to add a segment."))));
     }
     const chosen = new Set(anns.map((a) => a.label));
-    side.replaceChildren(el("section", { class: "wb-panel wb-panel-grow" },
+    fill(side, el("section", { class: "wb-panel wb-panel-grow" },
       el("h3", {}, this.content ? "Transcript" : "Labels"),
       this.content ? el("p", { class: "wb-hint" }, "Play the recording, type what is said, then confirm. Edits save as you type.")
         : el("ul", { class: this.segmentation ? "wb-labels" : "wb-class-list", "data-testid": "audio-labels" }, this.shell.labels.map((l, i) => el("li", {},

@@ -2,7 +2,7 @@
 // preview with label toggles. `ShapeController` ties a canvas to a session and the side panel;
 // the video editor reuses it for paused frames.
 import { ImageCanvas, TOOLS } from "./canvas.js";
-import { contextMenu, el, pickLabel, swatch } from "./ui.js";
+import { contextMenu, el, fill, pickLabel, swatch } from "./ui.js";
 
 const SHAPE_NAMES = { bndbox: "Rectangle", polygon: "Polygon", circle: "Circle", line: "Line", point: "Point" };
 const LAST_TOOL_KEY = "atelier:labeling:last-tool";
@@ -127,7 +127,7 @@ export class ShapeController {
       onclick: (e) => { e.stopPropagation(); this.removeAt(i); } }, "✕")));
     const counts = {};
     anns.forEach((a) => { counts[a.label] = (counts[a.label] || 0) + 1; });
-    this.side.replaceChildren(...[
+    fill(this.side, ...[
       el("section", { class: "wb-panel" }, el("h3", {}, "Labels"),
         el("ul", { class: "wb-labels" }, this.shell.labels.map((l) => el("li", {}, swatch(l.color), el("span", {}, l.name),
           el("span", { class: "wb-count" }, counts[l.name] || 0))))),
@@ -210,7 +210,7 @@ function toolRail(shell, controller, tools) {
   const c = controller.canvas;
   const button = (attrs, text, title) => el("button", { type: "button", class: "wb-tool", title, "aria-label": title, ...attrs }, text);
   const rail = shell.parts.tools;
-  rail.replaceChildren(
+  fill(rail, 
     ...tools.map((t) => button({ "data-tool": t.id, "data-key": t.key, "aria-pressed": String(c.tool === t.id), onclick: () => c.setTool(t.id) },
       el("span", { class: `wb-tool-icon wb-tool-${t.id}` }), `${t.label} (${t.key})`)),
     el("hr"),
@@ -295,7 +295,7 @@ export class Editor {
   renderClasses() {
     const chosen = new Set(this.session.annotations.map((a) => a.label));
     const input = el("input", { type: "text", placeholder: "New label name", "aria-label": "New label name", class: "wb-input" });
-    this.shell.parts.side.replaceChildren(el("section", { class: "wb-panel wb-panel-grow" },
+    fill(this.shell.parts.side, el("section", { class: "wb-panel wb-panel-grow" },
       el("h3", {}, "Labels of this image"),
       el("p", { class: "wb-hint" }, "Press a number key or click to toggle; an image may carry several labels."),
       el("ul", { class: "wb-class-list", "data-testid": "class-list" }, this.shell.labels.map((l, i) => el("li", {},

@@ -1,7 +1,7 @@
 // Text editors: classification (label toggles), named entities (select a span, pick a label)
 // and triplets (entities, then click a start and an end entity to add a typed relation).
 // Offsets are characters of the sample text: start inclusive, end exclusive (spec §8).
-import { el, pickLabel, swatch } from "./ui.js";
+import { el, fill, pickLabel, swatch } from "./ui.js";
 
 // Character offset of (node, offset) inside `root`, counting only the sample's text nodes.
 function offsetIn(root, node, offset) {
@@ -26,7 +26,7 @@ export class Editor {
     shell.parts.stage.classList.add("wb-text-stage");
     this.list = el("nav", { class: "wb-objects", "aria-label": "Labeling objects" });
     this.doc = el("div", { class: "wb-doc" });
-    shell.parts.stage.replaceChildren(this.list, this.doc);
+    fill(shell.parts.stage, this.list, this.doc);
     this.doc.addEventListener("mouseup", (e) => this.onSelect(e));
   }
 
@@ -49,7 +49,7 @@ export class Editor {
     const result = await this.shell.api.samples({ status, page_size: 50 });
     const items = result.status === 200 ? result.body.results : [];
     if (!items.some((s) => s.id === this.sample.id)) items.unshift(this.sample);
-    this.list.replaceChildren(...items.map((s) => el("button", { type: "button", class: `wb-object${s.id === this.sample.id ? " active" : ""}`,
+    fill(this.list, ...items.map((s) => el("button", { type: "button", class: `wb-object${s.id === this.sample.id ? " active" : ""}`,
       "data-testid": "text-object", onclick: () => this.open(s.id) }, s.text.slice(0, 90) + (s.text.length > 90 ? "…" : ""),
     el("small", {}, s.status === "labeled" ? "Labeled" : "Unlabeled"))));
   }
@@ -135,10 +135,10 @@ export class Editor {
     this.list.querySelectorAll(".wb-object").forEach((b) => b.classList.toggle("active", b.textContent.startsWith(raw.slice(0, 20))));
     if (this.classification) {
       const chosen = new Set(anns.map((a) => a.label));
-      this.doc.replaceChildren(el("div", { class: "wb-text", "data-testid": "sample-text" }, raw),
+      fill(this.doc, el("div", { class: "wb-text", "data-testid": "sample-text" }, raw),
         el("div", { class: "wb-chips" }, anns.map((a) => el("span", { class: "wb-chip" }, swatch(this.shell.labelColor(a.label)), a.label,
           el("button", { type: "button", "aria-label": `Remove ${a.label}`, onclick: () => this.session.commit(anns.filter((x) => x !== a)) }, "✕")))));
-      side.replaceChildren(el("section", { class: "wb-panel wb-panel-grow" }, el("h3", {}, "Label set"),
+      fill(side, el("section", { class: "wb-panel wb-panel-grow" }, el("h3", {}, "Label set"),
         el("p", { class: "wb-hint" }, "Number keys or clicks toggle labels; a text may carry several."),
         el("ul", { class: "wb-class-list" }, this.shell.labels.map((l, i) => el("li", {}, el("button", { type: "button",
           class: `wb-class${chosen.has(l.name) ? " on" : ""}`, "aria-pressed": String(chosen.has(l.name)), onclick: () => this.toggle(l.name) },
@@ -167,7 +167,7 @@ export class Editor {
     }
     const relations = anns.filter((a) => a.shape === "relation");
     const name = (ref) => { const s = spans.find((x) => x.ref_id === ref); return s ? `${ref} “${raw.slice(s.geometry.start, s.geometry.end)}”` : ref; };
-    this.doc.replaceChildren(
+    fill(this.doc, 
       el("div", { class: "wb-text", "data-testid": "sample-text" }, pieces),
       this.triplet && this.start ? el("p", { class: "wb-hint" }, `Start entity ${this.start.ref_id} chosen: click the end entity.`) : null,
       el("div", { class: "wb-chips", "data-testid": "entity-list" }, spans.map((s) => el("span", { class: "wb-chip" }, swatch(this.shell.labelColor(s.label)),
@@ -179,7 +179,7 @@ export class Editor {
           this.shell.readOnly ? null : el("button", { type: "button", class: "wb-icon-btn", "aria-label": "Remove relation", onclick: () => this.remove(r) }, "✕")))
           : el("p", { class: "wb-hint" }, "Click a start entity tag, then an end entity tag, to add a relation.")) : null,
     );
-    side.replaceChildren(el("section", { class: "wb-panel wb-panel-grow" }, el("h3", {}, "Label set"),
+    fill(side, el("section", { class: "wb-panel wb-panel-grow" }, el("h3", {}, "Label set"),
       el("p", { class: "wb-hint" }, this.triplet ? "Select text to add an entity. Labels are edited in label management." : "Select text, then pick a label (number keys work in the list)."),
       el("ul", { class: "wb-labels" }, this.shell.labels.map((l) => el("li", {}, swatch(l.color), el("span", {}, l.name),
         el("span", { class: "wb-count" }, l.kind === "relation" ? "relation" : anns.filter((a) => a.label === l.name).length))))),

@@ -133,3 +133,9 @@ export function helpOverlay(shortcuts) {
   dialog.focus();
   return dialog;
 }
+
+// replaceChildren that skips absent parts (null, false), so optional panels can be written inline.
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}

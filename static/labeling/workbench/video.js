@@ -4,7 +4,7 @@
 // the picture the labeler saw. The "Annotation list" shows the labeled time points.
 import { TOOLS } from "./canvas.js";
 import { ShapeController, canvasShortcuts } from "./image.js";
-import { el, swatch } from "./ui.js";
+import { el, fill, swatch } from "./ui.js";
 
 const TIME_STEP = 0.001; // frame times are kept to the millisecond in the workbench
 
@@ -20,9 +20,9 @@ export class Editor {
     this.clock = el("span", {}, "0.000 s");
     this.annPanel = el("div", { class: "wb-panel-grow" });
     this.framesPanel = el("section", { class: "wb-panel", "data-testid": "frame-list" });
-    shell.parts.stage.replaceChildren(el("div", { class: "wb-media-stage" }, this.wrap,
+    fill(shell.parts.stage, el("div", { class: "wb-media-stage" }, this.wrap,
       el("div", { class: "wb-transport" }, this.playButton, this.seek, this.clock)));
-    shell.parts.side.replaceChildren(this.framesPanel, this.annPanel);
+    fill(shell.parts.side, this.framesPanel, this.annPanel);
     this.controller = new ShapeController(shell, { stage: this.canvasHost, side: this.annPanel, tools: TOOLS, segmentation: false });
     this.controller.canvas.canvas.style.background = "transparent";
     this.frameSessions = new Map();
@@ -38,7 +38,7 @@ export class Editor {
 
   railButtons() {
     const c = this.controller.canvas;
-    this.shell.parts.tools.replaceChildren(...TOOLS.map((t) => el("button", { type: "button", class: "wb-tool", "data-tool": t.id, "data-key": t.key,
+    fill(this.shell.parts.tools, ...TOOLS.map((t) => el("button", { type: "button", class: "wb-tool", "data-tool": t.id, "data-key": t.key,
       title: `${t.label} (${t.key})`, "aria-label": `${t.label} (${t.key})`, "aria-pressed": String(c.tool === t.id), onclick: () => c.setTool(t.id) },
     el("span", { class: `wb-tool-icon wb-tool-${t.id}` }))));
     this.shell.parts.tools.hidden = false;
@@ -128,7 +128,7 @@ export class Editor {
         onclick: (e) => { e.preventDefault(); this.deleteFrame(f); } }, "✕")),
       el("ul", { class: "wb-labels wb-frame-body" }, f.annotations.map((a) => el("li", {}, swatch(this.shell.labelColor(a.label)), el("span", {}, a.label),
         el("span", { class: "wb-ann-kind" }, a.style === "dashed" ? "dashed line" : a.shape)))))));
-    this.framesPanel.replaceChildren(el("h3", {}, "Annotation list ", el("span", { class: "wb-count" }, this.frames.length)),
+    fill(this.framesPanel, el("h3", {}, "Annotation list ", el("span", { class: "wb-count" }, this.frames.length)),
       items.length ? el("ol", { class: "wb-list wb-frames" }, items) : el("p", { class: "wb-empty" }, "Pause the video where an object shows and draw on that frame."));
   }
 
