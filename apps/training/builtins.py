@@ -32,6 +32,7 @@ HYPERPARAMETERS = {
         _h("batch_size", "Integer", 32, _range(1, 4096), "Images per step"),
         _h("learning_rate", "Float", 0.003, _range(1e-6, 1.0), "Adam learning rate"),
         _h("image_size", "Integer", 32, _range(8, 512), "Images are resized to this square size"),
+        _h("width", "Integer", 32, _range(4, 256), "Channels of the first convolution block"),
         _h("val_split", "Float", 0.2, _range(0.05, 0.5), "Share of the data held out for evaluation"),
         _h("seed", "Integer", 0, _range(0, 2 ** 31 - 1), "Random seed"),
     ],

@@ -361,8 +361,8 @@ def _channels_for_job(user, definitions: list[dict], given: Any, *, output: bool
 
 def _pool_capacity_check(pool, flavor, node_count: int) -> None:
     """Refuse what the pool can never serve: a disabled pool, a flavor it lacks, more nodes than it has."""
-    from apps.runtime.choices import JobType, PoolStatus
-    from apps.runtime.scheduling import nodes_online
+    from apps.runtime.choices import JobType, NodeStatus, PoolStatus
+    from apps.runtime.models import WorkerNode
 
     errors: dict[str, list[str]] = {}
     if pool.status != PoolStatus.ENABLED:
@@ -373,7 +373,8 @@ def _pool_capacity_check(pool, flavor, node_count: int) -> None:
         errors["flavor"] = [f'Pool "{pool.name}" does not offer flavor "{flavor.name}".']
     if errors:
         raise ValidationError(errors)
-    capable = [n for n in nodes_online().filter(pools=pool)
+    # Registered workers, not only those with a fresh heartbeat: this is about what the pool can ever serve.
+    capable = [n for n in WorkerNode.objects.filter(pools=pool, status=NodeStatus.ONLINE)
                if n.cpus >= flavor.cpus and n.memory_mb >= flavor.memory_mb and n.gpu_count >= flavor.gpus]
     if node_count > 1 and len(capable) < node_count:
         raise ValidationError({"node_count": [

@@ -16,9 +16,15 @@ TRAINING_FAST = {**FAST, "ATELIER_TRAINING_PRECHECK_ROOT_BYTES": "1", "ATELIER_T
 
 @pytest.fixture
 def bucket(owner, workspace):
+    import shutil
+
     from apps.storage.services import bucket_create
 
-    return bucket_create(user=owner, workspace=workspace, name="train-data")
+    yield bucket_create(user=owner, workspace=workspace, name="train-data")
+    # Storage outlives the test database: drop the files so the next test can create the bucket again.
+    root = get_storage().local_path(StoragePath("train-data", ""))
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def put(uri: str, content: bytes | str) -> StoragePath:
