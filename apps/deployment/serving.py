@@ -304,6 +304,13 @@ def _rollout(service: InferenceService, versions: list[dict], *, user, pending: 
                           service_version=sv)
 
 
+def _fresh(service: InferenceService) -> None:
+    """Reload the row under a lock: decisions are made on the current status, not a stale copy."""
+    current = InferenceService.objects.select_for_update().get(pk=service.pk)
+    for field in current._meta.concrete_fields:
+        setattr(service, field.attname, getattr(current, field.attname))
+
+
 def _rows_from_versions(service: InferenceService) -> list[dict]:
     return [{"model_version": sv.model_version, "weight": sv.weight, "pool": sv.pool, "flavor": sv.flavor,
              "instance_count": sv.instance_count, "env": sv.env}
@@ -369,6 +376,7 @@ def service_create(*, user, workspace, name: str, versions: list[dict], descript
 def service_start(*, user, service: InferenceService) -> InferenceService:
     """Start a stopped, abnormal or completed service with fresh instances (service:start)."""
     require_perm(user, service.workspace, "service:start")
+    _fresh(service)
     if service.status not in STARTABLE:
         raise ValidationError(f"The service is {service.get_status_display().lower()}; only completed, abnormal or "
                               "stopped services can be started.")
@@ -393,6 +401,7 @@ def service_stop(*, user, service: InferenceService, reason: str = "", event: st
     """Stop every instance (service:stop). The status is Stopping until all runs have ended."""
     if not system:
         require_perm(user, service.workspace, "service:stop")
+    _fresh(service)
     if service.status not in STOPPABLE:
         raise ValidationError(f"The service is {service.get_status_display().lower()}; there is nothing to stop.")
     actor = _actor(service, user)
@@ -411,6 +420,7 @@ def service_restart(*, user, service: InferenceService) -> InferenceService:
     """Restart a running online service (service:restart): a new generation replaces the old one
     once ready, so the service keeps answering meanwhile."""
     require_perm(user, service.workspace, "service:restart")
+    _fresh(service)
     if service.kind != ServiceKind.ONLINE or service.status not in (S.RUNNING, S.ALARM):
         raise ValidationError(f"Only running online services can be restarted; this one is "
                               f"{service.get_status_display().lower()}.")
@@ -441,6 +451,7 @@ def service_update(*, user, service: InferenceService, versions: list[dict] | No
     The WebSocket flag cannot change.
     """
     require_perm(user, service.workspace, "service:update")
+    _fresh(service)
     if service.status == S.DEPLOYING or service.pending_config:
         raise ValidationError("The service is deploying; modify it once the deployment has finished.")
     if service.status == S.STOPPING:
@@ -578,7 +589,7 @@ def _failure_text(run: Run) -> str:
             tail = handle.read(LOG_TAIL_BYTES).decode("utf-8", "replace")
         for line in reversed(tail.splitlines()):
             if "Model load failed:" in line:
-                return f"{reason}: {line.split('Model load failed:', 1)[1].strip()}"
+                return f"Model load failed: {line.split('Model load failed:', 1)[1].strip().rstrip('.')}"
     except Exception:  # the log is a bonus; the run's own reason is always there
         pass
     return reason
