@@ -6,9 +6,7 @@ detection → VOC XML, segmentation → VOC XML + masks), manifest, VOC, YOLO, C
 """
 from __future__ import annotations
 
-import io
 import json
-import shutil
 
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
@@ -27,6 +25,7 @@ from .choices import (
     OperationKind,
     Shape,
 )
+from .files import FileAccess
 from .formats.coco import coco_document
 from .formats.manifest import sample_line
 from .formats.table import csv_text
@@ -125,7 +124,8 @@ class Writer:
     """Copies files and writes texts below the export folder."""
 
     def __init__(self, target: StoragePath, dataset: Dataset):
-        self.storage = get_storage()
+        self.files = FileAccess()
+        self.storage = self.files.storage
         self.target = target
         self.input = parse(dataset.input_location)
 
@@ -139,22 +139,17 @@ class Writer:
         return src.name
 
     def copy(self, source_uri: str, rel: str) -> StoragePath:
-        src, dest = parse(source_uri), self.path(rel)
-        local_src, local_dest = self.storage.local_path(src), self.storage.local_path(dest)
-        if local_src is not None and local_dest is not None:
-            if not local_src.is_file():
-                raise NotFound(f"{source_uri} does not exist.")
-            local_dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(local_src, local_dest)
-        else:
-            with self.storage.open(src) as fh:
-                self.storage.save(dest, fh)
+        dest = self.path(rel)
+        self.files.copy(parse(source_uri), dest)
+        return dest
+
+    def write(self, rel: str, data: bytes) -> StoragePath:
+        dest = self.path(rel)
+        self.files.write(dest, data)
         return dest
 
     def text(self, rel: str, content: str) -> StoragePath:
-        dest = self.path(rel)
-        self.storage.save(dest, io.BytesIO(content.encode("utf-8")))
-        return dest
+        return self.write(rel, content.encode("utf-8"))
 
 
 def _stem(rel: str) -> str:
@@ -230,8 +225,7 @@ def _export_one(writer: Writer, fmt: str, dataset: Dataset, sample: dict, annota
         segmented = dataset.label_type == LabelType.IMAGE_SEGMENTATION
         mask_source = ""
         if segmented:
-            mask = writer.path(f"segmentationClassRaw/{_stem(rel)}.png")
-            writer.storage.save(mask, io.BytesIO(mask_png(sample, shaped)))
+            mask = writer.write(f"segmentationClassRaw/{_stem(rel)}.png", mask_png(sample, shaped))
             mask_source = s3_uri(mask.uri)
         writer.text(_stem(rel) + ".xml", voc_xml(
             filename=dest.name, folder=dest.parent.name, width=sample["width"] or 0, height=sample["height"] or 0,

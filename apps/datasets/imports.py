@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import wave
 from dataclasses import dataclass
 
@@ -38,6 +37,8 @@ from .choices import (
     Usage,
 )
 from .formats.items import AnnSpec, ImportItem, Problem, extension, read_bytes
+from .bulk import AnnotationRow, SampleRow, insert
+from .files import FileAccess
 from .formats.voc import out_of_bounds
 from .models import Annotation, Dataset, Label, Sample
 from .operations import OperationContext, OperationFailed
@@ -119,6 +120,7 @@ class Ingestor:
         self.ctx = ctx
         self.dataset: Dataset = ctx.dataset
         self.storage = get_storage()
+        self.files = FileAccess()
         self.input = parse(self.dataset.input_location)
         self.labeled = labeled
         self.label_filter = {name.strip() for name in label_filter or [] if name.strip()} or None
@@ -134,6 +136,7 @@ class Ingestor:
         self.copied_texts: set[str] = set()
         self.counts = {"created": 0, "existing": 0, "rejected": 0, "filtered": 0, "annotations": 0}
         self.deferred = 0
+        self.taken_ids: set[str] = set()
         self.now = timezone.now()
 
     # ---- public ---------------------------------------------------------------------------
@@ -195,10 +198,13 @@ class Ingestor:
             key = dedupe_key(item.dedupe or (dest.uri if dest is not None and not item.text else "text:" + item.text))
             keyed.append((item, dest, key))
         keys = [k for _, _, k in keyed]
+        wanted_ids = {i.sample_id.lower() for i, _, _ in keyed if len(i.sample_id) == 32}
+        self.taken_ids = set(Sample.objects.filter(pk__in=wanted_ids).values_list("pk", flat=True)) \
+            if wanted_ids else set()
         existing = set(Sample.objects.filter(dataset=self.dataset, dedupe_key__in=keys)
                        .values_list("dedupe_key", flat=True)) if keys else set()
-        samples: list[Sample] = []
-        annotations: list[Annotation] = []
+        samples: list[SampleRow] = []
+        annotations: list[AnnotationRow] = []
         seen: set[str] = set()
         thumbs: list[tuple[StoragePath, bytes]] = []
         for item, dest, key in keyed:
@@ -230,22 +236,24 @@ class Ingestor:
                 human = any(a.source == AnnotationSource.HUMAN for a in sample_annotations)
                 sample.label_status = LabelStatus.LABELED if human else LabelStatus.TO_CONFIRM
         for path, data in thumbs:
-            self.storage.save(path, io.BytesIO(data))
+            self.files.write(path, data)
         with transaction.atomic():
-            Sample.objects.bulk_create(samples)
-            Annotation.objects.bulk_create(annotations)
+            insert(SampleRow, samples, now=self.now)
+            insert(AnnotationRow, annotations, now=self.now)
         self.counts["created"] += len(samples)
         self.counts["annotations"] += len(annotations)
         self.ctx.advance(len(items))
 
-    def _sample_for(self, item: ImportItem, dest: StoragePath | None, key: str) -> tuple[Sample, bytes | None]:
+    def _sample_for(self, item: ImportItem, dest: StoragePath | None, key: str) -> tuple[SampleRow, bytes | None]:
         dataset = self.dataset
-        sample = Sample(dataset=dataset, dedupe_key=key, usage=item.usage, hard=item.hard,
-                        hard_coefficient=item.hard_coefficient, properties=item.properties,
-                        sample_type=SAMPLE_TYPE_BY_DATA_TYPE[dataset.data_type])
-        if item.sample_id and len(item.sample_id) == 32 and set(item.sample_id.lower()) <= HEX \
-                and not Sample.objects.filter(pk=item.sample_id.lower()).exists():
-            sample.id = item.sample_id.lower()
+        sample = SampleRow(dataset_id=dataset.pk, dedupe_key=key, usage=item.usage, hard=item.hard,
+                           hard_coefficient=item.hard_coefficient, properties=item.properties,
+                           sample_type=SAMPLE_TYPE_BY_DATA_TYPE[dataset.data_type])
+        wanted = item.sample_id.lower()
+        if len(wanted) == 32 and set(wanted) <= HEX and wanted not in self.taken_ids:
+            # Keep the manifest's sample id (round trips keep ids) unless another sample already has it.
+            sample.id = wanted
+            self.taken_ids.add(wanted)
         thumb = None
         if item.text:
             sample.text = item.text
@@ -275,7 +283,7 @@ class Ingestor:
             size = item.size
             if size is None:
                 try:
-                    size = self.storage.stat(item.src).size
+                    size = self.files.size(item.src)
                 except NotFound:
                     raise Problem(ErrorCode.MISSING_SOURCE, f"{item.src.uri} does not exist.") from None
             if size > limit:
@@ -288,7 +296,10 @@ class Ingestor:
                 self.deferred += 1
             return sample, None
         if is_image or ext == ".wav":
-            data = read_bytes(item.src, limit=limit)
+            size = item.size if item.size is not None else self._size(item.src)
+            if size > limit:
+                raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {size} bytes; at most {limit} are allowed.")
+            data = self._read(item.src)
             if is_image:
                 try:
                     probe = probe_image(data)
@@ -302,26 +313,27 @@ class Ingestor:
                 sample.duration = probe_wav(data)
             sample.size, sample.sha256 = len(data), hashlib.sha256(data).hexdigest()
             if dest != item.src:
-                self.storage.save(dest, io.BytesIO(data))
+                self.files.write(dest, data)
         else:
             sample.size = self._copy(item.src, dest) if dest != item.src else (
-                item.size if item.size is not None else self.storage.stat(item.src).size)
+                item.size if item.size is not None else self._size(item.src))
         return sample, thumb
 
-    def _copy(self, src: StoragePath, dest: StoragePath) -> int:
-        storage = self.storage
-        local_src, local_dest = storage.local_path(src), storage.local_path(dest)
-        if local_src is not None and local_dest is not None:
-            if not local_src.is_file():
-                raise Problem(ErrorCode.MISSING_SOURCE, f"{src.uri} does not exist.")
-            storage.mkdir(dest.parent) if dest.parent.key else None
-            tmp = local_dest.with_name(f".{local_dest.name}.part")
-            shutil.copyfile(local_src, tmp)
-            tmp.replace(local_dest)
-            return local_dest.stat().st_size
+    def _size(self, path: StoragePath) -> int:
         try:
-            with storage.open(src) as fh:
-                return storage.save(dest, fh)
+            return self.files.size(path)
+        except NotFound:
+            raise Problem(ErrorCode.MISSING_SOURCE, f"{path.uri} does not exist.") from None
+
+    def _read(self, path: StoragePath) -> bytes:
+        try:
+            return self.files.read(path)
+        except NotFound:
+            raise Problem(ErrorCode.MISSING_SOURCE, f"{path.uri} does not exist.") from None
+
+    def _copy(self, src: StoragePath, dest: StoragePath) -> int:
+        try:
+            return self.files.copy(src, dest)
         except NotFound:
             raise Problem(ErrorCode.MISSING_SOURCE, f"{src.uri} does not exist.") from None
 
@@ -349,7 +361,7 @@ class Ingestor:
         self.labels[spec.label] = label
         return label
 
-    def _annotations_for(self, item: ImportItem, sample: Sample) -> list[Annotation]:
+    def _annotations_for(self, item: ImportItem, sample: SampleRow) -> list[AnnotationRow]:
         rows = []
         for spec in item.annotations:
             message = out_of_bounds(spec, sample.width or item.width, sample.height or item.height)
@@ -359,8 +371,9 @@ class Ingestor:
             label = self._label(spec, item)
             if spec.label and label is None:
                 continue
-            rows.append(Annotation(
-                sample=sample, dataset=self.dataset, label=label, type=spec.type or self.dataset.label_type,
+            rows.append(AnnotationRow(
+                sample_id=sample.id, dataset_id=self.dataset.pk, label_id=label.pk if label else None,
+                type=spec.type or self.dataset.label_type,
                 shape=spec.shape, geometry=spec.geometry, properties=spec.properties, ref_id=spec.ref_id,
                 source=spec.source, annotated_by=spec.annotated_by or "human", confidence=spec.confidence,
                 hard=spec.hard, hard_coefficient=spec.hard_coefficient, created_at=spec.created_at or self.now,

@@ -8,6 +8,7 @@ its number and the other lines still import. Writing keeps the `modelarts/` type
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from typing import Iterator
 
@@ -41,7 +42,9 @@ def _float(value) -> float | None:
         raise Problem(ErrorCode.INVALID_VALUE, f"{value!r} is not a number.") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def _time(value) -> dt.datetime | None:
+    """Parsed creation-time; cached because a manifest repeats a few timestamps many times."""
     if not value:
         return None
     try:
@@ -78,7 +81,7 @@ def _annotations(raw: list, base, label_type: str) -> tuple[list[AnnSpec], int |
         common = dict(
             type=kind, annotated_by=by, source="human" if by == "human" else "model",
             confidence=_float(ann.get("confidence")), hard=_bool(ann.get("hard", False)),
-            hard_coefficient=_float(ann.get("hard-coefficient")), created_at=_time(ann.get("creation-time")),
+            hard_coefficient=_float(ann.get("hard-coefficient")), created_at=_time(str(ann.get("creation-time") or "")),
         )
         prop = ann.get("property") or {}
         if not isinstance(prop, dict):

@@ -1,0 +1,269 @@
+"""Data-section benchmarks, on data this script generates in a temporary directory.
+
+Runs Django in-process against a fresh SQLite database, local storage and a private Redis
+(production settings, debug off). Operations are executed in this process exactly as a
+worker runs them (`operation_execute`); the sample list is timed over real HTTP against a
+uvicorn server on a loopback port, like the Label Studio figures we compare with.
+
+    datasets.manifest_import_samples_per_s  10,000-line manifest, files already in storage
+                                            (metadata only; thumbnails are left to a background run)
+    datasets.import_images_per_s            10,000 small images from a folder: copied, decoded,
+                                            hashed, thumbnailed
+    datasets.sample_list_p95_ms             filtered (label + usage) 30-sample page of a 100,000-sample
+                                            dataset, p95 of 200 sequential API requests
+    datasets.export_coco_s                  10,000 images with 50,000 boxes exported to COCO (images copied)
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))
+
+IMAGES = 10_000
+MANIFEST_LINES = 10_000
+LIST_SAMPLES = 100_000
+BOXES_PER_IMAGE = 5
+REQUESTS = 200
+WARMUP = 20
+
+
+def log(message: str) -> None:
+    print(f"bench datasets: {message}", file=sys.stderr, flush=True)
+
+
+def figure(name: str, value: float, unit: str) -> None:
+    print(json.dumps({"bench": f"datasets.{name}", "value": round(value, 3), "unit": unit}), flush=True)
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def setup_environment(tmp: Path) -> dict[str, str]:
+    from apps.core.embedded_redis import start_embedded_redis
+
+    redis = start_embedded_redis(tmp / "redis.sock", tmp / "redis")
+    env = {
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "ATELIER_VAR_DIR": str(tmp / "var"),
+        "ATELIER_EMBEDDED": "true",
+        "ATELIER_DEBUG": "false",
+        "ATELIER_SECRET_KEY": secrets.token_urlsafe(50),
+        "REDIS_URL": f"unix://{tmp / 'redis.sock'}",
+        "ATELIER_FAST_PASSWORD_HASHER": "true",
+    }
+    for key in [k for k in os.environ if k.startswith(("ATELIER_", "DATABASE_", "REDIS_", "CELERY_"))]:
+        del os.environ[key]
+    os.environ.update(env)
+    (tmp / "var" / "staticfiles").mkdir(parents=True)
+    return env, redis
+
+
+def small_images(count: int) -> list[bytes]:
+    """`count` distinct 48×36 JPEGs (a colour gradient each), made once and reused."""
+    from PIL import Image
+
+    out = []
+    for i in range(count):
+        im = Image.new("RGB", (48, 36), ((i * 37) % 256, (i * 91) % 256, (i * 13) % 256))
+        im.putpixel((i % 48, (i // 48) % 36), (255, 255, 255))
+        buffer = io.BytesIO()
+        im.save(buffer, "JPEG", quality=85)
+        out.append(buffer.getvalue())
+    return out
+
+
+def write_files(root: Path, names_data) -> None:
+    for name, data in names_data:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="atelier-bench-datasets-"))
+    redis = server = None
+    try:
+        env, redis = setup_environment(tmp)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        log("migrating a fresh SQLite database")
+        call_command("migrate", "--noinput", verbosity=0)
+        from django.conf import settings
+
+        from apps.accounts.services import api_token_create, user_create
+        from apps.core.paths import parse
+        from apps.datasets.choices import LabelStatus, Shape
+        from apps.datasets.exports import export_start
+        from apps.datasets.models import Annotation, Label, Sample
+        from apps.datasets.operations import operation_execute
+        from apps.datasets.services import dataset_create, operation_start
+        from apps.storage.services import bucket_create
+
+        user = user_create(username="bench", password="bench-password-123", email="bench@example.test")
+        workspace = user.default_workspace
+        bucket = bucket_create(user=user, workspace=workspace, name="bench-data")
+        storage_root = Path(settings.ATELIER_STORAGE_ROOT) / bucket.name
+        images = small_images(IMAGES)
+
+        # 1. Manifest import, files already in the dataset's input folder.
+        manifest_ds = dataset_create(user=user, workspace=workspace, name="manifest-bench", data_type="image",
+                                     label_type="image_classification",
+                                     input_location=parse("storage://bench-data/manifest-in"),
+                                     output_location=parse("storage://bench-data/manifest-out"))
+        write_files(storage_root / "manifest-in", ((f"img/{i:05d}.jpg", images[i % IMAGES])
+                                                  for i in range(MANIFEST_LINES)))
+        lines = [json.dumps({"source": f"s3://bench-data/manifest-in/img/{i:05d}.jpg", "usage": "TRAIN",
+                             "annotation": [{"type": "modelarts/image_classification", "name": f"class{i % 10}",
+                                             "annotated-by": "human", "creation-time": "2024-01-02 03:04:05"}]})
+                 for i in range(MANIFEST_LINES)]
+        (storage_root / "manifests").mkdir(parents=True)
+        (storage_root / "manifests" / "set.manifest").write_text("\n".join(lines) + "\n")
+        op = operation_start(user=user, dataset=manifest_ds, kind="import",
+                             params={"path": "storage://bench-data/manifests/set.manifest", "format": "manifest"})
+        log(f"importing a {MANIFEST_LINES}-line manifest")
+        start = time.perf_counter()
+        status = operation_execute(op.pk)
+        elapsed = time.perf_counter() - start
+        op.refresh_from_db()
+        if status != "succeeded" or op.result.get("created") != MANIFEST_LINES:
+            raise SystemExit(f"bench datasets: manifest import {status}: {op.message} {op.result}")
+        figure("manifest_import_samples_per_s", MANIFEST_LINES / elapsed, "samples/s")
+
+        # 2. Folder of images: copied, decoded, thumbnailed.
+        write_files(storage_root / "folder", ((f"batch{i // 1000}/{i:05d}.jpg", images[i]) for i in range(IMAGES)))
+        image_ds = dataset_create(user=user, workspace=workspace, name="images-bench", data_type="image",
+                                  label_type="object_detection",
+                                  input_location=parse("storage://bench-data/images-in"),
+                                  output_location=parse("storage://bench-data/images-out"))
+        op = operation_start(user=user, dataset=image_ds, kind="import",
+                             params={"path": "storage://bench-data/folder", "format": "raw"})
+        log(f"importing {IMAGES} images from a folder")
+        start = time.perf_counter()
+        status = operation_execute(op.pk)
+        elapsed = time.perf_counter() - start
+        op.refresh_from_db()
+        if status != "succeeded" or op.result.get("created") != IMAGES:
+            raise SystemExit(f"bench datasets: image import {status}: {op.message} {op.result}")
+        figure("import_images_per_s", IMAGES / elapsed, "images/s")
+
+        # 4. COCO export of those images with 50,000 boxes.
+        labels = [Label.objects.create(dataset=image_ds, name=f"obj{i}", color="#336699") for i in range(5)]
+        now = image_ds.created_at
+        boxes = []
+        for pk in Sample.objects.filter(dataset=image_ds).values_list("pk", flat=True):
+            for b in range(BOXES_PER_IMAGE):
+                boxes.append(Annotation(sample_id=pk, dataset=image_ds, label=labels[b], type="object_detection",
+                                        shape=Shape.BNDBOX, geometry={"xmin": b, "ymin": b, "xmax": b + 10,
+                                                                      "ymax": b + 8}, created_at=now))
+        Annotation.objects.bulk_create(boxes, batch_size=2000)
+        Sample.objects.filter(dataset=image_ds).update(label_status=LabelStatus.LABELED)
+        op = export_start(user=user, dataset=image_ds, method="storage", path=parse("storage://bench-data/coco-out"),
+                          format="coco")
+        log(f"exporting {IMAGES} images with {len(boxes)} boxes to COCO")
+        start = time.perf_counter()
+        status = operation_execute(op.pk)
+        elapsed = time.perf_counter() - start
+        op.refresh_from_db()
+        if status != "succeeded" or op.result.get("exported") != IMAGES:
+            raise SystemExit(f"bench datasets: export {status}: {op.message}")
+        figure("export_coco_s", elapsed, "s")
+
+        # 3. Filtered sample page of a 100,000-sample dataset, over HTTP.
+        list_ds = dataset_create(user=user, workspace=workspace, name="list-bench", data_type="image",
+                                 label_type="image_classification",
+                                 input_location=parse("storage://bench-data/list-in"),
+                                 output_location=parse("storage://bench-data/list-out"))
+        classes = [Label.objects.create(dataset=list_ds, name=f"class{i}", color="#aa3366") for i in range(10)]
+        log(f"creating {LIST_SAMPLES} samples with labels")
+        batch_samples, batch_annotations = [], []
+        for i in range(LIST_SAMPLES):
+            sample = Sample(dataset=list_ds, dedupe_key=f"{i:040d}", source=f"storage://bench-data/list-in/{i}.jpg",
+                            file_name=f"{i}.jpg", directory="list-in", size=1000, width=48, height=36,
+                            format_category="image", sample_type=0, usage="TRAIN" if i % 3 else "EVAL",
+                            label_status=LabelStatus.LABELED)
+            batch_samples.append(sample)
+            batch_annotations.append(Annotation(sample=sample, dataset=list_ds, label=classes[i % 10],
+                                                type="image_classification", created_at=now))
+            if len(batch_samples) == 5000:
+                Sample.objects.bulk_create(batch_samples)
+                Annotation.objects.bulk_create(batch_annotations)
+                batch_samples, batch_annotations = [], []
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        _, key = api_token_create(user=user, name="bench")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "console.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--lifespan", "off", "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL, start_new_session=True)
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2, trust_env=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("bench datasets: the server did not start")
+            time.sleep(0.2)
+        headers = {"Authorization": f"Token {key}"}
+        path = f"/api/v1/datasets/{list_ds.pk}/samples/"
+        samples = []
+        with httpx.Client(base_url=url, headers=headers, timeout=30, trust_env=False) as client:
+            for n in range(WARMUP + REQUESTS):
+                params = {"label": classes[n % 10].pk, "usage": "TRAIN", "page": 1 + n % 50, "page_size": 30}
+                start = time.perf_counter()
+                response = client.get(path, params=params)
+                elapsed = (time.perf_counter() - start) * 1000
+                if response.status_code != 200 or len(response.json()["results"]) != 30:
+                    raise SystemExit(f"bench datasets: sample list answered {response.status_code}")
+                if n >= WARMUP:
+                    samples.append(elapsed)
+        figure("sample_list_p95_ms", percentile(samples, 95), "ms")
+        return 0
+    finally:
+        for proc in (server, redis):
+            if proc is not None and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
