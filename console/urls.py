@@ -9,6 +9,7 @@ api_v1 = [
     path("runtime/", include("apps.runtime.api.urls")),
     path("labeling/", include("apps.labeling.api.urls")),
     path("datasets/", include("apps.datasets.api.urls")),
+    path("training/", include("apps.training.api.urls")),
 ]
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("resources/", include("apps.runtime.urls")),
     path("labeling/", include("apps.labeling.urls")),
     path("datasets/", include("apps.datasets.urls")),
+    path("training/", include("apps.training.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its init script as a file, so the CSP needs no inline scripts.

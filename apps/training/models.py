@@ -172,6 +172,13 @@ class TrainingJob(models.Model):
     def group_channel(self) -> str:
         return f"training.trainingjob.{self.pk}"
 
+    def algorithm_label(self) -> str:
+        if self.builtin:
+            from .choices import Builtin
+
+            return Builtin(self.builtin).label
+        return self.algorithm.name if self.algorithm_id and self.algorithm else "Custom"
+
     @property
     def duration_seconds(self) -> int | None:
         if self.started_at is None:

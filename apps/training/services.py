@@ -925,7 +925,7 @@ def _final_status(job: TrainingJob, runs, max_runtime_reason: str):
     if all(r.status == R.SUCCEEDED for r in runs):
         return S.COMPLETED, "", EventLevel.INFO, "Training job completed."
     if job.failure:  # a restart was refused: the job failed on the attempt before
-        return S.FAILED, "", EventLevel.ERROR, "Training job failed."
+        return S.FAILED, job.failure.get("cause", ""), EventLevel.ERROR, "Training job failed."
     culprit = next((r for r in runs if r.status in (R.FAILED, R.LOST)), None)
     if culprit is not None and (culprit.status == R.LOST or culprit.exit_code is None):
         return S.ABNORMAL, "", EventLevel.ERROR, "Training job abnormal: a platform error ended it."

@@ -110,6 +110,10 @@ def test_terminate_a_running_job(training_worker, owner, workspace, bucket, loca
     job = _create(owner, workspace, local_pool, cpu_flavor, "sleeper", "import time\nprint('up', flush=True)\n"
                                                                        "time.sleep(600)\n")
     job = wait_job(job, TrainingStatus.RUNNING, timeout=30)
+    deadline = time.monotonic() + 30
+    while "up" not in job_log(job):  # the process itself runs (not only the staging before it)
+        assert time.monotonic() < deadline, "the script never printed its first line"
+        time.sleep(0.1)
     training_job_stop(user=owner, job=job)
     job = wait_job(job, TrainingStatus.TERMINATED, timeout=30)
 

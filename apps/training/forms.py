@@ -1,0 +1,111 @@
+"""Forms of the training pages. Channels and hyperparameters travel as JSON written by the
+form's editor module (static/training/job_form.js); the services validate every value."""
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from apps.runtime.models import Flavor, Pool
+from apps.storage.forms import StoragePathField, StoragePathFormMixin
+
+from .choices import BootMode, Builtin, ExperimentChoice
+from .engines import engine_choices
+
+
+class JSONListField(forms.CharField):
+    """A hidden JSON value (list or object) kept by the page's editor; blank is empty."""
+
+    def __init__(self, *, kind=list, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.HiddenInput)
+        super().__init__(**kwargs)
+        self.kind = kind
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value:
+            return self.kind()
+        try:
+            data = json.loads(value)
+        except ValueError:
+            raise forms.ValidationError("The editor sent malformed data; reload the page.") from None
+        if not isinstance(data, self.kind):
+            raise forms.ValidationError("The editor sent malformed data; reload the page.")
+        return data
+
+
+def env_parse(text: str) -> dict[str, str]:
+    """NAME=value lines (blank lines and # comments ignored)."""
+    env = {}
+    for number, line in enumerate((text or "").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise forms.ValidationError(f"Line {number}: write NAME=value.")
+        name, _, value = line.partition("=")
+        env[name.strip()] = value
+    return env
+
+
+class TrainingJobForm(StoragePathFormMixin, forms.Form):
+    name = forms.CharField(max_length=64, help_text="1–64 characters: letters, digits, - and _.")
+    description = forms.CharField(max_length=256, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    experiment = forms.ChoiceField(choices=ExperimentChoice.choices, initial=ExperimentChoice.NEW,
+                                   widget=forms.RadioSelect)
+    experiment_name = forms.CharField(max_length=64, required=False, label="New experiment name")
+    experiment_description = forms.CharField(max_length=256, required=False, label="New experiment description")
+    experiment_id = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Experiment")
+    algorithm = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="My algorithm",
+                                       help_text="Optional: its boot settings, channels and hyperparameters are used.")
+    boot_mode = forms.ChoiceField(choices=BootMode.choices, initial=BootMode.PRESET, label="Boot mode")
+    engine = forms.ChoiceField(choices=(), required=False, label="Engine")
+    builtin = forms.ChoiceField(choices=[("", "—"), *Builtin.choices], required=False, label="Built-in algorithm")
+    code_dir = StoragePathField(label="Code folder", required=False, kind="folder", must_exist=True,
+                                allow_create=False, help_text="At most 1000 files and 5 GB; copied to "
+                                                              "$MA_JOB_DIR/<folder name>.")
+    code_files = forms.FileField(required=False, label="Or upload code", widget=forms.ClearableFileInput(),
+                                 help_text="A .zip or .py file; it is stored in the code folder above.")
+    boot_file = forms.CharField(max_length=1023, required=False, label="Boot file",
+                                help_text="A .py file inside the code folder, e.g. train.py.")
+    boot_command = forms.CharField(max_length=4096, required=False, label="Boot command",
+                                   help_text="One line; join commands with ; or &&.")
+    local_code_dir = forms.CharField(max_length=255, initial="user-job-dir", label="Local code folder",
+                                     help_text="Below the run directory ($MA_JOB_DIR).")
+    working_dir = forms.CharField(max_length=255, required=False, label="Working directory",
+                                  help_text="Below the run directory; empty = the code folder.")
+    inputs = JSONListField()
+    outputs = JSONListField()
+    hyperparameters = JSONListField(kind=dict)
+    env = forms.CharField(required=False, label="Environment variables", widget=forms.Textarea(attrs={"rows": 3}),
+                          help_text="NAME=value per line; adds to or overrides the platform's variables.")
+    pool = forms.ModelChoiceField(queryset=Pool.objects.none(), label="Resource pool")
+    flavor = forms.ModelChoiceField(queryset=Flavor.objects.none(), label="Flavor")
+    node_count = forms.IntegerField(min_value=1, max_value=64, initial=1, label="Nodes",
+                                    help_text="More than 1 starts a distributed job, one node per worker.")
+    priority = forms.TypedChoiceField(coerce=int, choices=[(1, "1 (default)"), (2, "2"), (3, "3 (highest)")],
+                                      initial=1)
+    auto_restart = forms.TypedChoiceField(coerce=int, initial=0, label="Auto-restart on failure",
+                                          choices=[(0, "Off"), (1, "1 time"), (2, "2 times"), (3, "3 times")],
+                                          help_text="Cannot be changed after creation.")
+    max_runtime_hours = forms.IntegerField(min_value=1, max_value=720, required=False, label="Auto-stop after (h)",
+                                           help_text="1–720 hours of running time; empty = never.")
+
+    def __init__(self, *args, workspace=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        from apps.runtime.choices import JobType, PoolStatus
+
+        from .models import Algorithm, Experiment
+
+        self.fields["engine"].choices = engine_choices()
+        enabled = Pool.objects.filter(status=PoolStatus.ENABLED)
+        self.fields["pool"].queryset = enabled.filter(pk__in=[p.pk for p in enabled if JobType.TRAINING in p.job_types])
+        self.fields["flavor"].queryset = Flavor.objects.all()
+        self.fields["experiment_id"].choices = [("", "—")] + [
+            (e.pk, e.name) for e in Experiment.objects.in_workspace(workspace).order_by("name")]
+        self.fields["algorithm"].choices = [("", "— none: define the code here —")] + [
+            (a.pk, a.name) for a in Algorithm.objects.in_workspace(workspace).order_by("name")]
+
+    def clean_env(self):
+        return env_parse(self.cleaned_data.get("env", ""))

@@ -1,0 +1,203 @@
+// The training job form: shows the fields of the chosen boot mode and experiment option, edits
+// input/output channels and typed hyperparameters (defined by the chosen algorithm or built-in, or
+// free rows for your own code), and lists only the chosen pool's flavors, with unusable ones
+// disabled and the reason shown. The editors write JSON into the hidden inputs/outputs/hyperparameters
+// fields on every change; the server validates every value again.
+const form = document.querySelector("[data-job-form]");
+const data = JSON.parse(document.getElementById("job-editor-data")?.textContent || "{}");
+
+function field(name) { return form.elements.namedItem(name); }
+function value(name) {
+  const el = field(name);
+  if (!el) return "";
+  if (el instanceof RadioNodeList) return el.value;
+  return el.value;
+}
+function parse(name, fallback) {
+  try { return JSON.parse(field(name).value || "null") ?? fallback; } catch { return fallback; }
+}
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else if (v === true) node.setAttribute(k, ""); else if (v !== false && v != null) node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+function definitions() {
+  const algorithm = value("algorithm");
+  if (algorithm && data.algorithms?.[algorithm]) return data.algorithms[algorithm];
+  if (value("boot_mode") === "builtin" && data.builtins?.[value("builtin")]) return data.builtins[value("builtin")];
+  return null;
+}
+
+function toggle() {
+  for (const block of form.querySelectorAll("[data-show-when]")) {
+    const [name, values] = block.dataset.showWhen.split("=");
+    block.hidden = !values.split(",").includes(value(name));
+  }
+  const hasAlgorithm = Boolean(value("algorithm"));
+  form.querySelector("[data-hide-when-algorithm]").hidden = hasAlgorithm;
+}
+
+// ---- channels ----------------------------------------------------------------------------------
+function channelRow(kind, channel, fixed) {
+  const row = el("div", { class: "editor-row", "data-channel": channel.name || "" });
+  const name = el("input", { "aria-label": "Parameter name", placeholder: kind === "inputs" ? "data_url" : "train_url",
+    value: channel.name || "", readonly: fixed, class: "mono", "data-role": "name" });
+  const uri = el("input", { "aria-label": `${channel.name || "channel"} storage path`, placeholder: "storage://bucket/folder",
+    value: channel.uri || "", class: "mono grow", "data-role": "uri" });
+  const acq = el("select", { "aria-label": "Acquisition", disabled: fixed, "data-role": "acquisition" },
+    el("option", { value: "hyperparameter" }, "--argument"), el("option", { value: "env" }, "env variable"));
+  acq.value = channel.acquisition || "hyperparameter";
+  row.append(name, uri, acq);
+  if (kind === "outputs") {
+    const pre = el("input", { type: "checkbox", "data-role": "predownload", checked: Boolean(channel.predownload) });
+    row.append(el("label", { class: "inline-check" }, pre, " pre-download"));
+  }
+  if (!fixed) {
+    const remove = el("button", { type: "button", class: "btn btn-sm btn-ghost" }, "Remove");
+    remove.addEventListener("click", () => { row.remove(); sync(); });
+    row.append(remove);
+  }
+  return row;
+}
+
+function renderChannels(kind, keep) {
+  const box = form.querySelector(`[data-channel-editor="${kind}"]`);
+  const current = keep ? collectChannels(kind) : parse(kind, []);
+  const byName = Object.fromEntries(current.map((c) => [c.name, c]));
+  const defs = definitions();
+  box.textContent = "";
+  if (defs) {
+    for (const d of defs[kind] || []) box.append(channelRow(kind, { ...d, ...(byName[d.name] || {}), acquisition: d.acquisition }, true));
+    if (!(defs[kind] || []).length) box.append(el("p", { class: "muted" }, "None defined."));
+  } else {
+    for (const c of current) box.append(channelRow(kind, c, false));
+    const add = el("button", { type: "button", class: "btn btn-sm", "data-add": kind }, kind === "inputs" ? "Add input" : "Add output");
+    add.addEventListener("click", () => { add.before(channelRow(kind, {}, false)); sync(); });
+    box.append(add);
+  }
+}
+
+function collectChannels(kind) {
+  const box = form.querySelector(`[data-channel-editor="${kind}"]`);
+  return [...box.querySelectorAll(".editor-row")].map((row) => {
+    const item = { name: row.querySelector("[data-role=name]").value.trim(), uri: row.querySelector("[data-role=uri]").value.trim(),
+      acquisition: row.querySelector("[data-role=acquisition]").value };
+    const pre = row.querySelector("[data-role=predownload]");
+    if (pre) item.predownload = pre.checked;
+    return item;
+  }).filter((c) => c.name || c.uri);
+}
+
+// ---- hyperparameters ---------------------------------------------------------------------------
+function describe(def) {
+  const c = def.constraint;
+  if (!c) return def.type;
+  if (c.kind === "range") return `${def.type}, ${c.min ?? "-∞"} to ${c.max ?? "∞"}`;
+  return `${def.type}, one of ${c.values.join(", ")}`;
+}
+
+function hpRow(def, current, removable) {
+  const row = el("div", { class: "editor-row", "data-hp": def.name || "" });
+  const name = el("input", { "aria-label": "Hyperparameter name", value: def.name || "", readonly: Boolean(def.type),
+    class: "mono", "data-role": "name", placeholder: "name" });
+  let input;
+  if (def.type === "Boolean") {
+    input = el("select", { "data-role": "value", "aria-label": `${def.name} value` }, el("option", { value: "true" }, "true"), el("option", { value: "false" }, "false"));
+    input.value = String(current ?? def.default);
+  } else if (def.constraint?.kind === "enum") {
+    input = el("select", { "data-role": "value", "aria-label": `${def.name} value` }, ...def.constraint.values.map((v) => el("option", { value: String(v) }, String(v))));
+    input.value = String(current ?? def.default);
+  } else {
+    input = el("input", { "data-role": "value", "aria-label": `${def.name || "hyperparameter"} value`, class: "mono",
+      value: current ?? def.default ?? "", inputmode: def.type === "Integer" || def.type === "Float" ? "decimal" : null });
+  }
+  row.append(name, input, el("span", { class: "muted hp-type" }, def.type ? describe(def) + (def.required ? " · required" : "") : "String"));
+  const remove = el("button", { type: "button", class: "btn btn-sm btn-ghost", disabled: !removable,
+    title: removable ? "Remove" : "Required: cannot be removed" }, "Remove");
+  remove.addEventListener("click", () => {
+    if (def.type) row.dataset.removed = "true", row.hidden = true; else row.remove();
+    sync();
+  });
+  row.append(remove);
+  return row;
+}
+
+function renderHyperparameters(keep) {
+  const box = form.querySelector("[data-hp-editor]");
+  const current = keep ? collectHyperparameters() : parse("hyperparameters", {});
+  const defs = definitions()?.hyperparameters || [];
+  box.textContent = "";
+  const defined = new Set();
+  for (const def of defs) {
+    defined.add(def.name);
+    const row = hpRow(def, current[def.name] ?? undefined, !def.required);
+    if (def.name in current && current[def.name] === null) { row.dataset.removed = "true"; row.hidden = true; }
+    box.append(row);
+  }
+  for (const [name, v] of Object.entries(current)) {
+    if (!defined.has(name) && v !== null) box.append(hpRow({ name }, v, true));
+  }
+  const add = el("button", { type: "button", class: "btn btn-sm", "data-add": "hyperparameter" }, "Add hyperparameter");
+  add.addEventListener("click", () => { add.before(hpRow({}, "", true)); sync(); });
+  box.append(add);
+}
+
+function collectHyperparameters() {
+  const out = {};
+  for (const row of form.querySelectorAll("[data-hp-editor] .editor-row")) {
+    const name = row.querySelector("[data-role=name]").value.trim();
+    if (!name) continue;
+    out[name] = row.dataset.removed ? null : row.querySelector("[data-role=value]").value;
+  }
+  return out;
+}
+
+// ---- flavors -----------------------------------------------------------------------------------
+function renderFlavors() {
+  const pool = Number(value("pool"));
+  const select = field("flavor");
+  const reason = form.querySelector("[data-flavor-reason]");
+  for (const option of select.options) {
+    const info = (data.flavors || []).find((f) => String(f.id) === option.value);
+    if (!info) continue;
+    const offered = !pool || info.pools.includes(pool);
+    option.hidden = !offered;
+    option.disabled = !offered || !info.available;
+    option.textContent = info.label + (info.available ? "" : ` — ${info.reason}`);
+  }
+  if (select.selectedOptions[0]?.disabled) select.value = "";
+  const chosen = (data.flavors || []).find((f) => String(f.id) === select.value);
+  reason.textContent = chosen && !chosen.available ? chosen.reason : "";
+}
+
+function sync() {
+  field("inputs").value = JSON.stringify(collectChannels("inputs"));
+  field("outputs").value = JSON.stringify(collectChannels("outputs"));
+  field("hyperparameters").value = JSON.stringify(collectHyperparameters());
+}
+
+if (form) {
+  toggle();
+  renderChannels("inputs", false);
+  renderChannels("outputs", false);
+  renderHyperparameters(false);
+  renderFlavors();
+  sync();
+  form.addEventListener("change", (event) => {
+    const name = event.target.name;
+    if (["algorithm", "boot_mode", "builtin"].includes(name)) {
+      toggle();
+      renderChannels("inputs", true);
+      renderChannels("outputs", true);
+      renderHyperparameters(false);
+    } else if (["experiment"].includes(name)) toggle();
+    if (name === "pool" || name === "flavor") renderFlavors();
+    sync();
+  });
+  form.addEventListener("input", sync);
+  form.addEventListener("submit", sync);
+}
