@@ -26,11 +26,16 @@ def _node(user, pk, rank):
     return run
 
 
-def _backlog(run) -> dict:
+def _backlog(run) -> list[dict]:
+    """The latest log lines and every metric point so far (charts start complete, then grow live)."""
     from apps.runtime.logstream import log_read
+    from apps.runtime.models import Metric
 
     part = log_read(run, after=None, limit=BACKLOG_LINES)
-    return {"kind": "log", "first": part.first, "lines": part.lines, "backlog": True, "total": part.total}
+    points = [{"name": n, "step": s, "value": v} for n, s, v in
+              Metric.objects.filter(run=run).order_by("name", "step", "id").values_list("name", "step", "value")]
+    return [{"kind": "log", "first": part.first, "lines": part.lines, "backlog": True, "total": part.total},
+            {"kind": "metric", "points": points, "backlog": True}]
 
 
 class NodeLogConsumer(AsyncJsonWebsocketConsumer):
@@ -48,7 +53,8 @@ class NodeLogConsumer(AsyncJsonWebsocketConsumer):
         self.group = run.group_channel
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json(await database_sync_to_async(_backlog)(run))
+        for payload in await database_sync_to_async(_backlog)(run):
+            await self.send_json(payload)
 
     async def disconnect(self, code):
         if hasattr(self, "group"):
