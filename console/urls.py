@@ -10,6 +10,7 @@ api_v1 = [
     path("labeling/", include("apps.labeling.api.urls")),
     path("datasets/", include("apps.datasets.api.urls")),
     path("training/", include("apps.training.api.urls")),
+    path("deployment/", include("apps.deployment.api.urls")),
 ]
 
 urlpatterns = [
@@ -20,6 +21,8 @@ urlpatterns = [
     path("labeling/", include("apps.labeling.urls")),
     path("datasets/", include("apps.datasets.urls")),
     path("training/", include("apps.training.urls")),
+    # Models at /models/, services at /services/ (the inference gateway itself is in console/asgi.py).
+    path("", include("apps.deployment.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its init script as a file, so the CSP needs no inline scripts.

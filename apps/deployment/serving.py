@@ -78,10 +78,13 @@ def versions_clean(workspace, versions: list[dict], *, kind: str = ServiceKind.O
     max_instances = settings.ATELIER_DEPLOYMENT_MAX_INSTANCES
     for index, row in enumerate(versions, start=1):
         where = f"Version {index}"
-        model_version = row.get("model_version")
-        if not isinstance(model_version, AiAppVersion):
-            model_version = AiAppVersion.objects.filter(pk=model_version, workspace=workspace).select_related("app").first()
-        if model_version is None or model_version.workspace_id != workspace.pk:
+        # Always the current row: a version object passed in may predate a failed rebuild.
+        wanted = getattr(row.get("model_version"), "pk", row.get("model_version"))
+        try:
+            model_version = AiAppVersion.objects.filter(pk=wanted, workspace=workspace).select_related("app").first()
+        except (TypeError, ValueError):
+            model_version = None
+        if model_version is None:
             raise ValidationError({"versions": [f"{where}: choose an AI application version of this workspace."]})
         if model_version.status != ModelStatus.NORMAL:
             raise ValidationError({"versions": [

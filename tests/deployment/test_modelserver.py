@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,11 @@ from tests.deployment.packages import fixture_package, png, sklearn_package, tor
 
 from atelier_modelserver.app import build_app  # noqa: E402  (path set up by packages.py)
 from atelier_modelserver.loader import LoadedModel, model_load, package_root  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+
+with warnings.catch_warnings():
+    # Starlette nudges towards httpx2 for its test client; httpx is what the project pins.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
 
 
 def serve(root, name="echo", version="0.0.1") -> TestClient:

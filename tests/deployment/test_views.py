@@ -1,0 +1,183 @@
+"""Models and Services pages: lists, forms with inline errors, detail tabs, the test page's call,
+lifecycle buttons, API keys and alarm rules; other workspaces answer 404."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from apps.deployment.choices import ServiceStatus
+from apps.deployment.models import AiApp, AlarmRule, InferenceService, ServiceApiKey
+from apps.deployment.serving import service_create
+from tests.deployment.conftest import attach_instances
+from tests.deployment.packages import fixture_package, png
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client_for():
+    def make(user):
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def service(owner, workspace, echo_version, cpu_flavor, local_pool):
+    return service_create(user=owner, workspace=workspace, name="svc", versions=[
+        {"model_version": echo_version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}])
+
+
+def test_sidebar_lists_models_and_services(client_for, owner):
+    page = client_for(owner).get(reverse("core:overview"))
+    assert b'data-section="models"' in page.content and b'data-section="services"' in page.content
+
+
+def test_model_list_and_detail(client_for, owner, echo_version, django_assert_max_num_queries):
+    client = client_for(owner)
+    with django_assert_max_num_queries(16):
+        page = client.get(reverse("deployment:model_list"))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "echo" in text and "0.0.1" in text and "Normal" in text
+    detail = client.get(reverse("deployment:model_detail", args=[echo_version.app_id])).content.decode()
+    assert 'data-version="0.0.1"' in detail and "Deploy" in detail
+    for tab in ("info", "accuracy", "parameters", "dependencies", "events", "constraints", "services"):
+        page = client.get(reverse("deployment:version_detail", args=[echo_version.pk]) + f"?tab={tab}")
+        assert page.status_code == 200, tab
+    accuracy = client.get(reverse("deployment:version_detail", args=[echo_version.pk]) + "?tab=accuracy")
+    assert "0.9123456789012345" in accuracy.content.decode()
+
+
+def test_create_form_shows_package_errors_inline(client_for, owner, models_bucket, echo_uri):
+    client = client_for(owner)
+    assert client.get(reverse("deployment:model_create")).status_code == 200
+    response = client.post(reverse("deployment:model_create"), {
+        "name": "echo", "source_type": "storage", "source_uri": "storage://models/missing", "deploy_types": ["online"],
+        "protocol": "http", "port": 8080, "api_method": "POST", "api_content_type": "application/json",
+        "request_mode": "sync"})
+    assert response.status_code == 400
+    assert "storage://models/missing does not exist." in response.content.decode()
+    response = client.post(reverse("deployment:model_create"), {
+        "name": "echo", "source_type": "storage", "source_uri": echo_uri, "deploy_types": ["online", "batch"],
+        "protocol": "http", "port": 8080, "api_method": "POST", "api_content_type": "application/json",
+        "request_mode": "sync", "docs": "Guide | https://example.test/guide"})
+    assert response.status_code == 302
+    version = AiApp.objects.get(name="echo").versions.get()
+    assert response["Location"] == reverse("deployment:version_detail", args=[version.pk])
+    assert version.deploy_types == ["online", "batch"]
+    assert version.docs == [{"name": "Guide", "url": "https://example.test/guide"}]
+
+
+def test_new_version_form_is_prefilled(client_for, owner, echo_version):
+    page = client_for(owner).get(reverse("deployment:version_create", args=[echo_version.app_id]))
+    text = page.content.decode()
+    assert echo_version.source_uri in text and 'value="echo"' in text
+
+
+def test_deploy_form_refuses_bad_weights_inline_and_deploys(client_for, owner, echo_version, cpu_flavor, local_pool):
+    client = client_for(owner)
+    page = client.get(reverse("deployment:service_create") + f"?version={echo_version.pk}")
+    options = json.loads(page.content.decode().split('id="deploy-options" type="application/json">')[1]
+                         .split("</script>")[0])
+    assert options["versions"] == [{"id": echo_version.pk, "label": "echo 0.0.1", "app": "echo", "version": "0.0.1"}]
+    row = {"model_version": echo_version.pk, "weight": 90, "pool": local_pool.pk, "flavor": cpu_flavor.pk,
+           "instance_count": 1, "env": "A=1"}
+    form = {"name": "svc", "auto_stop": "1", "deploy_timeout_minutes": 20, "max_unavailable": 1,
+            "versions_json": json.dumps([row]), "rules_json": "[]"}
+    response = client.post(reverse("deployment:service_create"), form)
+    assert response.status_code == 400
+    assert "The traffic weights add up to 90; they must add up to 100." in response.content.decode()
+    assert not InferenceService.objects.exists()
+    row["weight"] = 100
+    response = client.post(reverse("deployment:service_create"), {**form, "versions_json": json.dumps([row])})
+    service = InferenceService.objects.get()
+    assert response.status_code == 302 and service.versions.get().env == {"A": "1"}
+    assert service.auto_stop_hours == 1
+
+
+def test_service_detail_tabs_and_call_guide(client_for, owner, service):
+    client = client_for(owner)
+    for tab in ("guide", "predict", "config", "monitoring", "events", "instances", "keys", "alarms"):
+        page = client.get(reverse("deployment:service_detail", args=[service.pk]) + f"?tab={tab}")
+        assert page.status_code == 200, tab
+    guide = client.get(reverse("deployment:service_detail", args=[service.pk])).content.decode()
+    assert f"http://testserver/infer/{service.pk}" in guide
+    monitoring = client.get(reverse("deployment:service_monitoring", args=[service.pk]) + "?range=3h").json()
+    assert [c["key"] for c in monitoring["charts"]] == ["calls", "latency", "cpu_usage", "mem_usage"]
+    assert len(monitoring["charts"][0]["figure"]["data"]) == 0
+
+
+def test_test_page_calls_an_instance_and_checks_limits(client_for, owner, service, echo_version, model_servers,
+                                                       tmp_path, settings):
+    server = model_servers(fixture_package("echo", tmp_path / "srv"))
+    attach_instances(service, {echo_version.pk: [server.endpoint]})
+    client = client_for(owner)
+    url = reverse("deployment:service_predict", args=[service.pk])
+    answer = client.post(url, {"body": json.dumps({"data": {"req_data": [{"x": 4, "y": 5}]}})}).json()
+    assert answer["status"] == 200 and answer["version"] == "echo 0.0.1"
+    assert answer["body"]["data"]["resp_data"][0]["sum"] == 9
+    refused = client.post(url, {"body": json.dumps({"data": {"req_data": [{"x": 4}]}})}).json()
+    assert refused["status"] == 400 and refused["body"]["error_msg"] == "record 0 needs x and y"
+    bad = client.post(url, {"body": "{not json"})
+    assert bad.status_code == 400 and bad.json()["body"]["error_msg"].startswith("The request body is not valid JSON")
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    wrong_type = client.post(url, {"file": SimpleUploadedFile("notes.txt", b"hi")})
+    assert wrong_type.status_code == 400
+    settings.ATELIER_GATEWAY_CONSOLE_MAX_BODY_BYTES = 100
+    big = client.post(url, {"file": SimpleUploadedFile("big.png", png(size=(64, 64)))})
+    assert big.status_code == 413 and big.json()["body"]["error_code"] == "APIG.0201"
+
+
+def test_lifecycle_buttons_keys_and_alarm_rules(client_for, owner, service):
+    client = client_for(owner)
+    detail = reverse("deployment:service_detail", args=[service.pk])
+    client.post(reverse("deployment:service_action", args=[service.pk, "stop"]))
+    service.refresh_from_db()
+    assert service.status == ServiceStatus.STOPPED
+    response = client.post(reverse("deployment:service_action", args=[service.pk, "restart"]), follow=True)
+    assert "Only running online services can be restarted; this one is stopped." in response.content.decode()
+
+    client.post(reverse("deployment:key_create", args=[service.pk]), {"name": "ci", "rate_limit": "30"})
+    page = client.get(detail + "?tab=keys").content.decode()
+    key = ServiceApiKey.objects.get()
+    secret_shown = page.split('data-testid="new-key"')[1].split("<code class=\"mono\">")[1].split("</code>")[0]
+    assert secret_shown.startswith("ask_") and secret_shown.startswith(key.prefix)
+    again = client.get(detail + "?tab=keys").content.decode()
+    assert secret_shown not in again  # shown once
+    client.post(reverse("deployment:key_revoke", args=[key.pk]))
+    assert ServiceApiKey.objects.get().revoked_at is not None
+
+    client.post(reverse("deployment:alarm_create", args=[service.pk]), {
+        "name": "errors", "model_version": "", "metric": "failed_called_times", "comparison": ">", "threshold": "5",
+        "period_minutes": "5"})
+    assert AlarmRule.objects.get().threshold == 5.0
+
+
+def test_other_workspaces_get_404_and_viewers_cannot_write(client_for, outsider, owner, workspace, service,
+                                                           echo_version):
+    from apps.accounts.services import membership_set
+    from apps.core.choices import Role
+    from tests.conftest import make_user
+
+    client = client_for(outsider)
+    for url in (reverse("deployment:service_detail", args=[service.pk]),
+                reverse("deployment:model_detail", args=[echo_version.app_id]),
+                reverse("deployment:version_detail", args=[echo_version.pk])):
+        assert client.get(url).status_code == 404
+    assert client.post(reverse("deployment:service_action", args=[service.pk, "stop"])).status_code == 404
+    viewer = make_user("vera")
+    membership_set(actor=owner, workspace=workspace, user=viewer, role=Role.VIEWER)
+    viewer_client = client_for(viewer)
+    viewer_client.post(reverse("accounts:workspace_switch", args=[workspace.pk]))
+    assert viewer_client.get(reverse("deployment:service_detail", args=[service.pk])).status_code == 200
+    assert viewer_client.get(reverse("deployment:model_create")).status_code == 403
+    assert viewer_client.post(reverse("deployment:service_predict", args=[service.pk]), {"body": "{}"}).status_code == 403
+    service.refresh_from_db()
+    assert service.status == ServiceStatus.DEPLOYING
