@@ -164,7 +164,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # A read timeout above channels-redis's 5 s blocking receive: redis-py's default (5 s)
+            # races it, and the lost race kills idle WebSocket consumers.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
             "prefix": env_str("ATELIER_CHANNEL_PREFIX", "atelier"),
             # Log bursts are batched, but a busy run can still queue many messages per group.
             "capacity": 5000,

@@ -7,7 +7,9 @@ Messages to the client (JSON):
   `first`; every line arrives once and in order, backlog included;
 * ``{"kind": "backlog", "first": <seq>, "total": <n>}`` — the backlog is complete; lines before
   `first` were not sent (connect with ``?after=0`` for the whole log);
-* ``{"kind": "status", …}``, ``{"kind": "event", …}``, ``{"kind": "metric", "points": [...]}``.
+* ``{"kind": "status", …}``, ``{"kind": "event", …}``, ``{"kind": "metric", "points": [{id, name, step,
+  value}]}``; with ``?metric_after=<id>`` the points recorded after that id come first, then live
+  points, each once.
 
 Ordering guarantee: the consumer joins the group before reading the log file, and the worker
 writes a batch to the file before publishing it, so a line is either in what was read or
@@ -24,17 +26,18 @@ from django.http import Http404
 from apps.core.consumers import DENIED_CLOSE_CODE
 
 from .logstream import log_read
-from .selectors import run_get_for_user
+from .metrics import metric_point_payload
+from .selectors import run_get_for_user, run_metrics_after
 from .services import run_status_payload
 
 # Backlog lines per WebSocket message: big enough to load fast, small enough to render smoothly.
 BACKLOG_CHUNK = 5000
 
 
-def _after_param(query_string: bytes) -> int | None:
+def _int_param(query_string: bytes, name: str) -> int | None:
     from urllib.parse import parse_qs
 
-    raw = (parse_qs(query_string.decode("latin-1")).get("after") or [None])[0]
+    raw = (parse_qs(query_string.decode("latin-1")).get(name) or [None])[0]
     if raw is None or not raw.isdigit():
         return None
     return int(raw)
@@ -59,13 +62,21 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
         self.group = run.group_channel
         await self.channel_layer.group_add(self.group, self.channel_name)  # before reading: see the docstring
         await self.accept()
-        after = _after_param(self.scope.get("query_string", b""))
+        query = self.scope.get("query_string", b"")
+        after = _int_param(query, "after")
         backlog = await database_sync_to_async(log_read)(run, after=after)
         for start in range(0, len(backlog.lines), BACKLOG_CHUNK):
             await self.send_json({"kind": "log", "first": backlog.first + start,
                                   "lines": backlog.lines[start:start + BACKLOG_CHUNK]})
         self.last_seq = backlog.first + len(backlog.lines) - 1 if backlog.lines else max(after or 0, backlog.total)
         await self.send_json({"kind": "backlog", "first": backlog.first, "total": backlog.total})
+        # Metric points after the id the page was rendered with (none when it did not say).
+        self.metric_after = _int_param(query, "metric_after")
+        if self.metric_after is not None:
+            points = await database_sync_to_async(run_metrics_after)(run, self.metric_after)
+            if points:
+                self.metric_after = points[-1].pk
+                await self.send_json({"kind": "metric", "points": [metric_point_payload(m) for m in points]})
         await self.send_json(await database_sync_to_async(self._status)())
 
     def _status(self) -> dict:
@@ -78,6 +89,12 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
 
     async def publish(self, message):
         payload = message["payload"]
+        if payload.get("kind") == "metric" and self.metric_after is not None:
+            points = [p for p in payload["points"] if p.get("id") is None or p["id"] > self.metric_after]
+            if not points:
+                return
+            self.metric_after = max([self.metric_after, *(p["id"] for p in points if p.get("id") is not None)])
+            payload = {**payload, "points": points}
         if payload.get("kind") != "log":
             await self.send_json(payload)
             return

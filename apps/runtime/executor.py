@@ -43,7 +43,8 @@ from apps.core.storage import get_storage
 
 from .choices import ACTIVE_STATUSES, TERMINAL_STATUSES, HangAction, RunStatus
 from .exitcodes import exit_code_explain, exit_code_from_returncode, exit_code_label
-from .logstream import LogWriter, Publisher, human_bytes
+from .live import Publisher
+from .logstream import LogWriter, human_bytes
 from .metrics import MetricLineError, MetricSink, metric_line_parse
 from .models import Run, WorkerNode
 from .scheduling import run_claim, runs_dispatch
@@ -82,6 +83,40 @@ def _child_setup() -> None:
     """In the child before exec: die with the supervisor, so a killed worker leaves no orphan."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+# util-linux `setpriv` sets the parent-death signal (and the run-as user) and then execs the
+# command. Preferred over a preexec_fn, which forces a full fork() of the worker process:
+# ~60 ms for a 300 MB worker instead of ~4 ms with vfork + exec.
+SETPRIV = shutil.which("setpriv")
+
+
+def launch_argv(command: list[str], run_as: tuple[int, int, str] | None) -> tuple[list[str], dict]:
+    """The argv and Popen options that start `command` so it dies with its supervisor."""
+    if SETPRIV:
+        prefix = [SETPRIV, "--pdeathsig", "KILL"]
+        if run_as is not None:
+            prefix += ["--reuid", str(run_as[0]), "--regid", str(run_as[1]), "--clear-groups"]
+        return [*prefix, "--", *command], {}
+    kwargs: dict = {"preexec_fn": _child_setup}
+    if run_as is not None:
+        kwargs.update(user=run_as[0], group=run_as[1], extra_groups=[])
+    return list(command), kwargs
+
+
+def check_program(program: str, *, cwd: Path, path: str) -> None:
+    """Refuse a command that cannot start, with the exit code a shell would give (127, 126)."""
+    if "/" in program:
+        target = Path(program) if Path(program).is_absolute() else cwd / program
+        if not target.exists():
+            raise StageError(f"Command not found: {program}.", exit_code=127)
+    else:
+        found = shutil.which(program, path=path)
+        if found is None:
+            raise StageError(f"Command not found: {program}.", exit_code=127)
+        target = Path(found)
+    if target.is_dir() or not os.access(target, os.X_OK):
+        raise StageError(f"Command not executable: {program}.", exit_code=126)
 
 
 class StageError(Exception):
@@ -411,19 +446,17 @@ class RunExecution:
         env = run_environment(run, run_dir=self.run_dir, hosts=hosts, master_addr=master_addr,
                               master_port=master_port, port=self.port)
         cwd = self.run_dir / run.working_dir if run.working_dir else self.run_dir
-        kwargs = {}
         if self.run_as is not None:
-            uid, gid, home = self.run_as
-            kwargs.update(user=uid, group=gid, extra_groups=[])
-            env["HOME"] = home
+            env["HOME"] = self.run_as[2]
+        check_program(run.command[0], cwd=cwd, path=env["PATH"])
+        argv, kwargs = launch_argv(run.command, self.run_as)
         values = self.row()
         if values["status"] == S.STOPPING:
             raise StageError(values["status_reason"] or "Stopped before the process started.")
         try:
             self.proc = subprocess.Popen(
-                run.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_child_setup, close_fds=True,
-                **kwargs,
+                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, **kwargs,
             )
         except FileNotFoundError:
             raise StageError(f"Command not found: {run.command[0]}.", exit_code=127) from None

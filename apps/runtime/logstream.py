@@ -13,10 +13,8 @@ batches into a Redis stream so readers can serve the lines the upload has not ca
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,53 +52,6 @@ def _tail_key(run_id: int) -> str:
     return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:runtime:logtail:{run_id}"
 
 
-class Publisher:
-    """Sends payloads to one channel group, in order, from a background event loop.
-
-    `send` never blocks the supervisor; a failed send is logged and the next one is tried
-    (viewers fill gaps from the log file).
-    """
-
-    def __init__(self, group: str):
-        from channels.layers import channel_layers
-
-        self.group = group
-        self.layer = channel_layers.make_backend("default")
-        self.loop = asyncio.new_event_loop()
-        self.queue: asyncio.Queue | None = None
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"publish-{group}", daemon=True)
-        self.thread.start()
-        self._ready.wait(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.queue = asyncio.Queue()
-        self._ready.set()
-        self.loop.run_until_complete(self._pump())
-        self.loop.run_until_complete(self.layer.close_pools())
-        self.loop.close()
-
-    async def _pump(self) -> None:
-        while True:
-            payload = await self.queue.get()
-            if payload is None:
-                return
-            try:
-                await self.layer.group_send(self.group, {"type": "publish", "payload": payload})
-            except Exception:  # Redis hiccup: live viewers catch up from the file
-                logger.warning("live publish to %s failed", self.group, exc_info=True)
-
-    def send(self, payload: dict) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, payload)
-
-    def close(self, timeout: float = 10) -> None:
-        """Deliver what is queued, then stop."""
-        if self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
-            self.thread.join(timeout)
-
-
 def _count_complete_lines(path: Path) -> tuple[int, int, bool]:
     """(complete lines, size in bytes, ends with a newline) of a file; a missing file is empty."""
     try:
@@ -119,7 +70,7 @@ def _count_complete_lines(path: Path) -> tuple[int, int, bool]:
 class LogWriter:
     """Worker side of one run's log: numbering, the size cap, the file and the live stream."""
 
-    def __init__(self, run, *, publisher: Publisher, run_dir: Path):
+    def __init__(self, run, *, publisher, run_dir: Path):
         self.run = run
         self.publisher = publisher
         self.storage_path = parse(run.log_uri)

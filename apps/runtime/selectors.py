@@ -41,13 +41,25 @@ def run_group(run: Run) -> list[Run]:
 
 def run_metric_series(run: Run, *, name: str | None = None) -> dict[str, list[tuple[int, float]]]:
     """{name: [(step, value), …]} in step order, for charts and the API."""
+    return run_metric_snapshot(run, name=name)[0]
+
+
+def run_metric_snapshot(run: Run, *, name: str | None = None) -> tuple[dict[str, list[tuple[int, float]]], int]:
+    """The series plus the highest metric id they include (what a live chart asks to continue after)."""
     qs = Metric.objects.filter(run=run)
     if name:
         qs = qs.filter(name=name)
     series: dict[str, list[tuple[int, float]]] = {}
-    for metric_name, step, value in qs.order_by("name", "step", "id").values_list("name", "step", "value"):
+    last_id = 0
+    for pk, metric_name, step, value in qs.order_by("name", "step", "id").values_list("id", "name", "step", "value"):
         series.setdefault(metric_name, []).append((step, value))
-    return series
+        last_id = max(last_id, pk)
+    return series, last_id
+
+
+def run_metrics_after(run: Run, after: int, *, limit: int = 50000) -> list[Metric]:
+    """Points recorded after metric id `after`, in id order (a viewer catching up)."""
+    return list(Metric.objects.filter(run=run, pk__gt=after).order_by("pk")[:limit])
 
 
 def can_view_resources(user) -> bool:

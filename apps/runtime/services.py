@@ -18,11 +18,12 @@ from django.utils import timezone
 from apps.core.choices import EventLevel
 from apps.core.paths import parse, validate_key
 from apps.core.permissions import has_perm, require_perm
-from apps.core.services import audit_record, event_add, publish_on_commit
+from apps.core.services import audit_record, event_add
 
 from .callbacks import RunChange, owner_notify_on_commit
 from .choices import ACTIVE_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, HangAction, JobType, PoolStatus, RunStatus
 from .exitcodes import exit_code_label
+from .live import live_send_on_commit
 from .models import Flavor, GpuLease, Pool, Run
 
 S = RunStatus
@@ -283,7 +284,8 @@ def run_log_path(run: Run):
     """Where the run's log lives in storage (one file per run, i.e. per node of a group)."""
     from apps.core.paths import StoragePath
 
-    return StoragePath(settings.ATELIER_RUNTIME_LOG_BUCKET, f"runtime/runs/{run.pk}.log")
+    # The group's UUID keeps a reused primary key (a reset database) from appending to an old log.
+    return StoragePath(settings.ATELIER_RUNTIME_LOG_BUCKET, f"runtime/runs/{run.group.hex}/{run.task_name}.log")
 
 
 def run_submit(
@@ -360,6 +362,10 @@ def run_submit(
     hang_seconds = _clean_positive(hang_seconds, "hang_seconds", upper=MAX_RUNTIME_LIMIT)
 
     with transaction.atomic():
+        # Registered first so it runs first after commit: dispatch latency should not wait for
+        # the realtime messages of the events below.
+        run_ids: list[int] = []
+        transaction.on_commit(lambda: _dispatch_later(run_ids))
         now = timezone.now()
         first = None
         runs = []
@@ -384,8 +390,7 @@ def run_submit(
                                        f"({flavor.summary}).")
         audit_record(actor=user, action="run:create", obj=first, workspace=workspace,
                      detail={"nodes": node_count, "pool": pool.name, "flavor": flavor.name})
-        run_ids = [run.pk for run in runs]
-        transaction.on_commit(lambda: _dispatch_later(run_ids))
+        run_ids.extend(run.pk for run in runs)
     return runs
 
 
@@ -430,7 +435,7 @@ def run_transition(run: Run, to: str, *, reason: str | None = None, event: str |
         run.refresh_from_db()
         if event:
             event_add(obj=run, message=f"{_node_prefix(run)}{event}", level=level)
-        publish_on_commit(run.group_channel, run_status_payload(run))
+        live_send_on_commit(run.group_channel, run_status_payload(run))
         owner_notify_on_commit(RunChange(run_id=run.pk, owner_type=run.owner_type, owner_id=run.owner_id,
                                          kind="status", previous=previous, status=to, reason=run.status_reason,
                                          exit_code=run.exit_code))
@@ -573,7 +578,7 @@ def run_mark_ready(run: Run, *, endpoint: str, port: int) -> bool:
             return False
         run.refresh_from_db()
         event_add(obj=run, message=f"Ready at {endpoint}.")
-        publish_on_commit(run.group_channel, run_status_payload(run))
+        live_send_on_commit(run.group_channel, run_status_payload(run))
         owner_notify_on_commit(RunChange(run_id=run.pk, owner_type=run.owner_type, owner_id=run.owner_id,
                                          kind="ready", previous=run.status, status=run.status))
     return True
@@ -593,7 +598,7 @@ def run_report_hang(run: Run, *, idle_seconds: int) -> bool:
         event_add(obj=run, level=EventLevel.WARNING,
                   message=f"{_node_prefix(run)}Suspected hang: no output and almost no CPU use for "
                           f"{idle}.{action}")
-        publish_on_commit(run.group_channel, run_status_payload(run) | {"hang": True})
+        live_send_on_commit(run.group_channel, run_status_payload(run) | {"hang": True})
     return True
 
 

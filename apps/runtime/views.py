@@ -206,7 +206,7 @@ def run_list(request):
 @require_GET
 def run_detail(request, pk):
     run = selectors.run_get_for_user(request.user, pk)
-    series = selectors.run_metric_series(run)
+    series, metric_after = selectors.run_metric_snapshot(run)
     nodes = selectors.run_group(run) if run.node_count > 1 else []
     return render(request, "runtime/run_detail.html", {
         "tabs": _tabs("runs"),
@@ -218,6 +218,7 @@ def run_detail(request, pk):
         "timeline": timeline_for(run),
         "viewer": {
             "socket": f"/ws/runtime/runs/{run.pk}/",
+            "metric_after": metric_after,
             "download": reverse("runtime:run_log", args=[run.pk]),
             "status": services.run_status_payload(run),
         },

@@ -75,7 +75,10 @@ def _beat() -> None:
     psutil.cpu_percent(interval=None)  # the first call only primes the counter
     gpus = list(WorkerNode.objects.filter(pk=STATE.node_id).values_list("gpus", flat=True))
     gpus = gpus[0] if gpus else []
-    while not STATE.stop.wait(settings.ATELIER_RUNTIME_HEARTBEAT_SECONDS):
+    # Beat at once: a slow start may have outlasted the registration's heartbeat.
+    wait = 0.0
+    while not STATE.stop.wait(wait):
+        wait = settings.ATELIER_RUNTIME_HEARTBEAT_SECONDS
         try:
             gpu_util, gpu_mem = gpus_sample(gpus)
             worker_node_heartbeat(node_id=STATE.node_id, cpu_percent=psutil.cpu_percent(interval=None),

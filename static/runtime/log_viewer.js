@@ -4,8 +4,11 @@
 // events and metric points. Lines carry sequence numbers, so a reconnect asks for what
 // follows the last line shown (?after=<seq>) and nothing is shown twice or skipped.
 // Lines go into the DOM as text (never HTML). The newest MAX_LINES stay rendered; the
-// download link has everything. Metric and event messages are re-dispatched on document
-// as "runtime:message" for the charts module.
+// download link has everything. Metric points (with ids: a reconnect asks for those after
+// the last one seen) and events are re-dispatched on document as "runtime:message" for the
+// charts module, which is started first so no message can arrive before it listens.
+
+import { startMetricCharts } from "./metric_charts.js";
 
 const MAX_LINES = 20000;
 const DENIED = 4404;
@@ -25,6 +28,7 @@ class LogViewer {
     this.search = root.querySelector("[data-log-search]");
     this.matchesLabel = root.querySelector("[data-log-matches]");
     this.lastSeq = 0;
+    this.metricAfter = config.metric_after ?? 0;
     this.firstShown = null;
     this.pending = [];
     this.frame = null;
@@ -45,8 +49,9 @@ class LogViewer {
 
   connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const after = this.lastSeq ? `?after=${this.lastSeq}` : "";
-    const ws = new WebSocket(`${scheme}://${location.host}${this.config.socket}${after}`);
+    const params = new URLSearchParams({ metric_after: this.metricAfter });
+    if (this.lastSeq) params.set("after", this.lastSeq);
+    const ws = new WebSocket(`${scheme}://${location.host}${this.config.socket}?${params}`);
     this.ws = ws;
     this.setState("Connecting", "connecting");
     ws.addEventListener("open", () => { this.attempt = 0; this.setState("Live", "open"); });
@@ -69,7 +74,12 @@ class LogViewer {
     if (message.kind === "log") this.addLines(message.first, message.lines);
     else if (message.kind === "backlog") this.onBacklog(message);
     else if (message.kind === "status") this.showStatus(message);
-    else document.dispatchEvent(new CustomEvent("runtime:message", { detail: message }));
+    else {
+      if (message.kind === "metric") {
+        for (const point of message.points) this.metricAfter = Math.max(this.metricAfter, point.id ?? 0);
+      }
+      document.dispatchEvent(new CustomEvent("runtime:message", { detail: message }));
+    }
   }
 
   onBacklog(message) {
@@ -198,6 +208,7 @@ function start() {
   const root = document.querySelector("[data-log-viewer]");
   const config = document.getElementById("run-viewer-config");
   if (!root || !config || root.logViewer) return;
+  startMetricCharts();
   root.logViewer = new LogViewer(root, JSON.parse(config.textContent));
 }
 

@@ -1,6 +1,6 @@
 // Metric charts of a run: one plotly chart per metric name, drawn from #run-metric-figures
 // (figures built in apps/runtime/charts.py) and extended live with the points the log
-// viewer's socket receives ({"kind": "metric", "points": [{name, step, value}]}).
+// viewer's socket receives ({"kind": "metric", "points": [{id, name, step, value}]}).
 
 const charts = new Map();
 const container = document.querySelector("[data-metric-charts]");
@@ -37,8 +37,11 @@ function addPoints(points) {
   }
 }
 
-function start() {
-  if (!container || !window.Plotly) return;
+let started = false;
+
+export function startMetricCharts() {
+  if (started || !container || !window.Plotly) return;
+  started = true;
   const initial = JSON.parse(document.getElementById("run-metric-figures")?.textContent || "[]");
   for (const { name, figure } of initial) chartFor(name, figure);
   document.addEventListener("runtime:message", (event) => {
@@ -46,5 +49,5 @@ function start() {
   });
 }
 
-// plotly.min.js is a deferred classic script: it has run by the time modules execute.
-start();
+// Started by log_viewer.js before its socket opens (plotly.min.js, a deferred classic script
+// placed before the modules, has run by then).

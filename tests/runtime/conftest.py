@@ -55,7 +55,13 @@ def engine_worker(celery_worker, fast_engine):
     """Factory: a real worker on pool.local (plus the control queue) with fast engine timings."""
 
     def start(*, name=None, queues=("pool.local", "atelier.control"), concurrency=2, env=None):
-        return celery_worker(queues=queues, name=name, concurrency=concurrency, env={**FAST, **(env or {})})
+        from apps.runtime.scheduling import nodes_online
+
+        worker = celery_worker(queues=queues, name=name, concurrency=concurrency, env={**FAST, **(env or {})})
+        # Ready and heartbeating: the console places runs only on workers it sees online.
+        wait_for(lambda: nodes_online().filter(hostname__startswith=f"{worker.name}@").exists(), timeout=30,
+                 message=f"worker {worker.name} to be online")
+        return worker
 
     return start
 

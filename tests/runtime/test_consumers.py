@@ -38,6 +38,7 @@ class Collector:
         self.first: int | None = None
         self.kinds: list[str] = []
         self.statuses: list[str] = []
+        self.points: list[dict] = []
 
     def read(self, until, timeout=60.0):
         deadline = time.monotonic() + timeout
@@ -55,6 +56,8 @@ class Collector:
                 self.lines.extend(message["lines"])
             elif message["kind"] == "status":
                 self.statuses.append(message["status"])
+            elif message["kind"] == "metric":
+                self.points.extend(message["points"])
         return self
 
 
@@ -125,3 +128,29 @@ def _log_lines(run) -> int:
     from apps.runtime.logstream import log_read
 
     return log_read(run, after=0).total
+
+
+def test_metric_points_after_the_pages_snapshot_arrive_once(asgi_server, owner, workspace, cpu_flavor, local_pool,
+                                                            fast_engine):
+    from django.utils import timezone
+
+    from apps.core.services import publish
+    from apps.runtime.models import Metric
+
+    run = submit(owner, workspace, cpu_flavor, local_pool, [sys.executable, "-c", "1"])
+    now = timezone.now()
+    seen, later = (Metric.objects.create(run=run, name="loss", step=s, value=v, created_at=now)
+                   for s, v in ((0, 1.0), (1, 0.5)))
+
+    with open_socket(asgi_server, f"/ws/runtime/runs/{run.pk}/?metric_after={seen.pk}", owner) as ws:
+        got = Collector(ws).read(lambda c: "status" in c.kinds)
+        newer = Metric.objects.create(run=run, name="loss", step=2, value=0.25, created_at=now)
+        # A live batch that overlaps what the socket already sent: only the new point passes.
+        publish(run.group_channel, {"kind": "metric", "points": [
+            {"id": later.pk, "name": "loss", "step": 1, "value": 0.5},
+            {"id": newer.pk, "name": "loss", "step": 2, "value": 0.25}]})
+        live = json.loads(ws.recv(timeout=10))
+
+    assert got.kinds == ["backlog", "metric", "status"]
+    assert got.points == [{"id": later.pk, "name": "loss", "step": 1, "value": 0.5}]
+    assert live == {"kind": "metric", "points": [{"id": newer.pk, "name": "loss", "step": 2, "value": 0.25}]}

@@ -145,17 +145,17 @@ def test_a_restarted_worker_ends_the_runs_of_its_previous_life(queued, local_poo
 def test_owner_callbacks_hear_status_changes_after_commit(owner, workspace, local_pool, cpu_flavor,
                                                           django_capture_on_commit_callbacks):
     heard = []
-    owner_callback_register("training.trainingjob", heard.append)
+    owner_callback_register("tests.owner", heard.append)
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            run = submit(owner, workspace, cpu_flavor, local_pool, ["true"], owner_type="training.trainingjob",
+            run = submit(owner, workspace, cpu_flavor, local_pool, ["true"], owner_type="tests.owner",
                          owner_id=7)
             run_transition(run, RunStatus.STARTING)
             assert heard == []  # nothing before commit
         with django_capture_on_commit_callbacks(execute=True):
             run_transition(run, RunStatus.RUNNING)
     finally:
-        owner_callback_unregister("training.trainingjob")
+        owner_callback_unregister("tests.owner")
     assert [(c.previous, c.status, c.owner_id, c.kind) for c in heard] == [
         ("queued", "starting", "7", "status"), ("starting", "running", "7", "status")]
 
