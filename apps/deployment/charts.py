@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import plotly.graph_objects as go
+from django.conf import settings
 import plotly.io as pio
 
 from .monitoring import call_series, resource_series
@@ -23,10 +24,14 @@ def _plain(fig: go.Figure) -> dict:
     return json.loads(pio.to_json(fig, validate=False))
 
 
-def _figure(title: str, yaxis: str, traces: list) -> dict:
+def _figure(title: str, yaxis: str, traces: list, *, empty: str = "No data in this time range") -> dict:
     fig = go.Figure(traces)
     fig.update_layout(title=dict(text=title, x=0, font=dict(size=14)), yaxis=dict(title=yaxis, rangemode="tozero"),
                       **LAYOUT)
+    if not traces or not any(any(v for v in (t.y or []) if v) for t in traces):
+        fig.update_layout(annotations=[dict(text=empty, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                                            font=dict(size=13, color="#667085"))],
+                          xaxis=dict(showticklabels=bool(traces)), yaxis=dict(showticklabels=bool(traces)))
     return _plain(fig)
 
 
@@ -60,5 +65,6 @@ def monitoring_figures(service, *, minutes: int = 60, calls: bool = True) -> lis
         traces = [go.Scatter(x=[t.isoformat() for t, _v in points], y=[v for _t, v in points], name=label,
                              mode="lines", line=dict(color=COLORS[i % len(COLORS)], width=2))
                   for i, (label, points) in enumerate(sorted(usage[key].items()))]
-        charts.append({"key": key, "title": title, "figure": _figure(title, "%", traces)})
+        charts.append({"key": key, "title": title, "figure": _figure(
+            title, "%", traces, empty=f"No samples yet: instances report every {settings.ATELIER_DEPLOYMENT_METRIC_SECONDS} s")})
     return charts

@@ -1,0 +1,129 @@
+"""Models and Services in a real browser: the deploy form's version editor, the test page (JSON and
+an image with its detection boxes drawn) and the monitoring charts.
+
+Each test leaves screenshots under $ATELIER_SCREENSHOTS (default: the system temp dir).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from apps.deployment.models import CallStat, InferenceService
+from apps.deployment.serving import service_create
+from tests.deployment.conftest import attach_instances, make_version, upload_package
+from tests.deployment.packages import fixture_package, png
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SHOTS = Path(os.environ.get("ATELIER_SCREENSHOTS", tempfile.gettempdir()))
+
+
+@pytest.fixture
+def signed_in(page, asgi_server, owner, login):
+    login(page, owner, asgi_server.url)
+    return asgi_server.url
+
+
+def test_deploy_form_checks_weights_and_deploys_two_versions(page, signed_in, owner, workspace, echo_uri, echo_version,
+                                                            cpu_flavor, local_pool):
+    second = make_version(owner, workspace, echo_uri, app=echo_version.app)
+    page.goto(f"{signed_in}/models/{echo_version.app_id}/")
+    page.screenshot(path=str(SHOTS / "deployment-model-detail.png"), full_page=True)
+    page.click(f"tr[data-version='0.0.1'] [data-testid=deploy-online]")
+    expect(page.locator("[data-version-row]")).to_have_count(1)
+    page.fill("input[name=name]", "gray")
+    page.click("[data-testid=add-version]")
+    rows = page.locator("[data-version-row]")
+    expect(rows).to_have_count(2)
+    rows.nth(1).locator("[data-key=model_version]").select_option(str(second.pk))
+    rows.nth(0).locator("[data-key=weight]").fill("70")
+    rows.nth(1).locator("[data-key=weight]").fill("20")
+    expect(page.locator("[data-weight-total]")).to_have_text("90")
+    page.click("[data-testid=service-submit]")
+    expect(page.locator(".form-errors")).to_contain_text("The traffic weights add up to 90; they must add up to 100.")
+    # The editor comes back with what was sent.
+    expect(page.locator("[data-version-row]")).to_have_count(2)
+    page.locator("[data-version-row]").nth(1).locator("[data-key=weight]").fill("30")
+    expect(page.locator("[data-weight-total]")).to_have_text("100")
+    page.screenshot(path=str(SHOTS / "deployment-deploy-form.png"), full_page=True)
+    page.click("[data-testid=service-submit]")
+    expect(page.locator("h1")).to_contain_text("gray")
+    service = InferenceService.objects.get(name="gray")
+    assert sorted(service.versions.values_list("weight", flat=True)) == [30, 70]
+    page.screenshot(path=str(SHOTS / "deployment-service-detail.png"), full_page=True)
+
+
+def test_test_page_json_and_image_with_boxes(page, signed_in, owner, workspace, models_bucket, tmp_path, cpu_flavor,
+                                             local_pool, model_servers, echo_version):
+    shapes = make_version(owner, workspace, upload_package(fixture_package("shapes", tmp_path), "models", "shapes"),
+                          name="shapes")
+    server = model_servers(fixture_package("shapes", tmp_path / "srv"), name="shapes")
+    detector = attach_instances(service_create(user=owner, workspace=workspace, name="detector", versions=[
+        {"model_version": shapes, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}]),
+        {shapes.pk: [server.endpoint]})
+    image = tmp_path / "box.png"
+    image.write_bytes(png(255, (200, 150), box=(40, 30, 120, 110)))
+    page.goto(f"{signed_in}/services/{detector.pk}/?tab=predict")
+    page.set_input_files("[data-predict-file]", str(image))
+    page.click("[data-testid=predict]")
+    expect(page.locator("[data-predict-result]")).to_contain_text('"detection_boxes"')
+    expect(page.locator("[data-predict-canvas]")).to_have_attribute("data-boxes", "1")
+    # The box is drawn in the first colour at its edge (x = 40, y between 30 and 110).
+    pixel = page.evaluate("""() => {
+        const c = document.querySelector('[data-predict-canvas]');
+        return Array.from(c.getContext('2d').getImageData(40, 70, 1, 1).data);
+    }""")
+    assert pixel[:3] == [225, 29, 72]
+    page.screenshot(path=str(SHOTS / "deployment-test-page-image.png"), full_page=True)
+
+    echo_server = model_servers(fixture_package("echo", tmp_path / "echo-srv"))
+    echo = attach_instances(service_create(user=owner, workspace=workspace, name="echo-svc", versions=[
+        {"model_version": echo_version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}]),
+        {echo_version.pk: [echo_server.endpoint]})
+    page.goto(f"{signed_in}/services/{echo.pk}/?tab=predict")
+    page.fill("[data-predict-body]", '{"data": {"req_data": [{"x": 20, "y": 22}]}}')
+    page.click("[data-testid=predict]")
+    expect(page.locator("[data-predict-result]")).to_contain_text('"sum": 42')
+    page.fill("[data-predict-body]", '{"data": {"req_data": [{"x": 20}]}}')
+    page.click("[data-testid=predict]")
+    expect(page.locator("[data-predict-result]")).to_contain_text("record 0 needs x and y")
+    expect(page.locator("[data-predict-meta]")).to_contain_text("HTTP 400")
+    page.screenshot(path=str(SHOTS / "deployment-test-page-json.png"), full_page=True)
+
+
+def test_monitoring_charts_draw_the_calls(page, signed_in, owner, workspace, echo_version, second_version_factory,
+                                          cpu_flavor, local_pool):
+    second = second_version_factory()
+    service = service_create(user=owner, workspace=workspace, name="watched", versions=[
+        {"model_version": echo_version, "weight": 80, "flavor": cpu_flavor, "pool": local_pool},
+        {"model_version": second, "weight": 20, "flavor": cpu_flavor, "pool": local_pool}])
+    now = timezone.now().replace(second=0, microsecond=0)
+    for minutes_ago, total, failed in ((3, 40, 0), (2, 55, 3), (1, 61, 1)):
+        for version, share in ((echo_version, 0.8), (second, 0.2)):
+            calls = int(total * share)
+            CallStat.objects.create(service=service, model_version=version, version_label=version.label,
+                                    minute=now - timedelta(minutes=minutes_ago), total=calls, success=calls - failed,
+                                    failed=failed, latency_sum_ms=calls * 12.5, latency_max_ms=30,
+                                    latency_buckets=[0, 0, 0, 0, calls] + [0] * 11)
+    page.goto(f"{signed_in}/services/{service.pk}/?tab=monitoring")
+    charts = page.locator("[data-monitoring-charts] .monitoring-chart")
+    expect(charts).to_have_count(4)
+    expect(page.locator("[data-chart=calls] .main-svg").first).to_be_visible()
+    legend = page.locator("[data-chart=calls] .legendtext")
+    expect(legend.filter(has_text="echo 0.0.1 · success")).to_have_count(1)
+    expect(legend.filter(has_text="echo 0.0.2 · failed")).to_have_count(1)
+    expect(page.locator("[data-total=total]")).to_have_text(str(sum(int(t * 0.8) + int(t * 0.2) for t in (40, 55, 61))))
+    page.select_option("[data-monitoring-range]", "3h")
+    expect(page.locator("[data-chart=latency] .main-svg").first).to_be_visible()
+    page.screenshot(path=str(SHOTS / "deployment-monitoring.png"), full_page=True)
+
+
+@pytest.fixture
+def second_version_factory(owner, workspace, echo_uri, echo_version):
+    return lambda: make_version(owner, workspace, echo_uri, app=echo_version.app)
