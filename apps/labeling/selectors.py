@@ -170,3 +170,69 @@ def frames_of(video: Sample) -> list[dict]:
 
 def sample_kind(job: LabelingJob) -> str:
     return SCENE_OF_TYPE.get(job.labeling_type, "")
+
+
+# ---- quick review (spec §5.7, item 32) ---------------------------------------------------------------------------
+
+REVIEW_TYPES = (LabelType.OBJECT_DETECTION, LabelType.IMAGE_SEGMENTATION)
+REVIEW_SORTS = {"area": "Annotated area, smallest first", "-area": "Annotated area, largest first",
+                "ratio": "Aspect ratio (width / height), narrowest first",
+                "-ratio": "Aspect ratio (width / height), widest first"}
+REVIEW_PAGE = 24  # thumbnails per review page: each is an editable drawing, so a page stays light
+
+
+def _extent(shape: str, g: dict) -> tuple[float, float, float]:
+    """(area, width, height) of one stored shape; lines and points have no area."""
+    import math
+
+    if shape == "bndbox":
+        w, h = g["xmax"] - g["xmin"], g["ymax"] - g["ymin"]
+        return w * h, w, h
+    if shape == "circle":
+        return math.pi * g["r"] ** 2, 2 * g["r"], 2 * g["r"]
+    if shape in ("polygon", "line"):
+        pts = g.get("points") or []
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        w, h = (max(xs) - min(xs), max(ys) - min(ys)) if pts else (0, 0)
+        if shape == "line":
+            return 0.0, w, h
+        return 0.5 * abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(pts, pts[1:] + pts[:1]))), w, h
+    return 0.0, 0.0, 0.0
+
+
+def review_order(job: LabelingJob, *, label_id: int | None, sort: str) -> list[str]:
+    """The labeled samples carrying `label_id` (any label when None), ordered by `sort`.
+
+    A sample's key is its most extreme shape of that label — the smallest area (or widest
+    ratio, …) — so tiny or degenerate boxes come first, which is what a reviewer hunts for.
+    """
+    rows = Annotation.objects.filter(dataset_id=job.dataset_id, sample__label_status=LabelStatus.LABELED,
+                                     shape__in=["bndbox", "polygon", "circle", "line", "point"])
+    if label_id is not None:
+        rows = rows.filter(label_id=label_id)
+    reverse = sort.startswith("-")
+    keys: dict[str, float] = {}
+    for sample_id, shape, geometry in rows.values_list("sample_id", "shape", "geometry").iterator(chunk_size=2000):
+        area, w, h = _extent(shape, geometry or {})
+        value = area if sort.lstrip("-") == "area" else (w / h if h else float("inf") if w else 0.0)
+        if sample_id not in keys:
+            keys[sample_id] = value
+        else:
+            keys[sample_id] = max(keys[sample_id], value) if reverse else min(keys[sample_id], value)
+    return sorted(keys, key=lambda s: (keys[s], s), reverse=reverse)
+
+
+def review_items(job: LabelingJob, sample_ids: list[str]) -> list[dict]:
+    """The review page's items: each sample with its size, version and every annotation."""
+    samples = {s.pk: s for s in Sample.objects.filter(dataset_id=job.dataset_id, pk__in=sample_ids)}
+    annotations: dict[str, list] = {pk: [] for pk in samples}
+    for ann in Annotation.objects.filter(sample_id__in=list(samples)).select_related("label").order_by("id"):
+        annotations[ann.sample_id].append(annotation_payload(ann, ann.label))
+    out = []
+    for pk in sample_ids:
+        sample = samples.get(pk)
+        if sample is None:
+            continue
+        out.append({"id": pk, "file_name": sample.file_name, "width": sample.width, "height": sample.height,
+                    "version": sample.annotation_version, "annotations": annotations[pk]})
+    return out

@@ -183,6 +183,8 @@ def job_detail(request, pk):
                    "api": reverse("labeling-api:job-detail", args=[job.pk]),
                    "can_annotate": has_perm(request.user, job.workspace, "annotation:update")},
         "first_url": reverse("labeling:workbench_start", args=[job.pk]) + f"?status={status}",
+        # Spec §5.7: quick review sits on the Labeled tab of detection and segmentation jobs.
+        "can_review": status == LabelStatus.LABELED and job.labeling_type in selectors.REVIEW_TYPES,
     }
     return render(request, "labeling/job_detail.html", context)
 
@@ -304,6 +306,34 @@ def job_labels(request, pk):
                "cap_left": services.label_cap_left(job.dataset),
                "can_update": has_perm(request.user, job.workspace, "labeling:update")}
     return render(request, "labeling/job_labels.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def job_review(request, pk):
+    """Item 32, quick review: one label's labeled images sorted by area or aspect ratio, edited in
+    a staging layer in the browser and applied with one atomic batch save (or discarded)."""
+    job = _job(request, pk)
+    if job.labeling_type not in selectors.REVIEW_TYPES:
+        messages.info(request, "Quick review is offered for object detection and image segmentation jobs only.")
+        return redirect("labeling:detail", job.pk)
+    labels = selectors.label_stats(job)
+    label_id = request.GET.get("label") or ""
+    chosen = next((row for row in labels if str(row["id"]) == label_id), None)
+    sort = request.GET.get("sort") if request.GET.get("sort") in selectors.REVIEW_SORTS else "area"
+    order = selectors.review_order(job, label_id=chosen["id"] if chosen else None, sort=sort)
+    page = Paginator(order, selectors.REVIEW_PAGE).get_page(request.GET.get("page"))
+    items = selectors.review_items(job, list(page.object_list))
+    for item in items:
+        item["preview_url"] = reverse("labeling:sample_media", args=[job.pk, item["id"]]) + "?preview=1"
+    detail_url = reverse("labeling:detail", args=[job.pk]) + "?status=labeled"
+    config = {"job": job.pk, "api": reverse("labeling-api:job-detail", args=[job.pk]), "items": items,
+              "labels": [{"id": row["id"], "name": row["name"], "color": row["color"]} for row in labels],
+              "label": chosen["name"] if chosen else "", "detail_url": detail_url, "csrf": get_token(request),
+              "can_annotate": has_perm(request.user, job.workspace, "annotation:update")}
+    context = {"job": job, "labels": labels, "chosen": chosen, "sort": sort, "sorts": selectors.REVIEW_SORTS,
+               "page": page, "config": config, "detail_url": detail_url}
+    return render(request, "labeling/job_review.html", context)
 
 
 @login_required

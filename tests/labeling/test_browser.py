@@ -328,3 +328,88 @@ def test_video_frame_labeled_while_paused(asgi_server, page, login, owner, make_
     frame = Sample.objects.get(pk=frames[0]["id"])
     assert (frame.width, frame.height, frame.properties["@modelarts:time_in_video"]) == (320, 240, 0.5)
     assert frame.properties["@modelarts:parent_source"] == video.source
+
+
+def _seed_boxes(owner, job, sample, boxes):
+    from apps.labeling.services import annotations_save
+
+    annotations_save(user=owner, job=job, sample=sample, version=sample.annotation_version,
+                     annotations=[{"label": label, "shape": "bndbox", "geometry": dict(zip(("xmin", "ymin", "xmax", "ymax"), box))}
+                                  for label, box in boxes])
+    sample.refresh_from_db()
+
+
+def _review_item(page, sample):
+    return page.locator(f"[data-sample='{sample.pk}']")
+
+
+def test_quick_review_moves_deletes_relabels_undoes_and_applies_atomically(asgi_server, page, login, owner, make_job,
+                                                                          add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    small, large, other = (add_sample(job.dataset, width=640, height=480) for _ in range(3))
+    _seed_boxes(owner, job, small, [("cat", (10, 10, 30, 30))])
+    _seed_boxes(owner, job, large, [("cat", (100, 100, 400, 300)), ("dog", (450, 50, 600, 200))])
+    _seed_boxes(owner, job, other, [("dog", (50, 50, 150, 150))])
+    cat = job.dataset.labels.get(name="cat")
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/{job.pk}/review?label={cat.pk}&sort=area")
+    page.wait_for_selector("[data-testid=review-grid][data-ready=true]")
+    # Filtered by "cat" and sorted by area, smallest first: the dog-only image is not listed.
+    assert page.locator("[data-testid=review-item]").evaluate_all("els => els.map(e => e.dataset.sample)") == [
+        small.pk, large.pk]
+    # Drag the large cat box 50 image pixels right: the card is badged Modified.
+    shape = _review_item(page, large).locator(".lb-review-shape").first
+    box = shape.bounding_box()
+    scale = _review_item(page, large).locator("svg").bounding_box()["width"] / 640
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 50 * scale, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    assert _review_item(page, large).locator("[data-part=badge]").inner_text() == "Modified"
+    # Select the small image and delete its cat annotation: badged Deleted; Ctrl+Z and redo.
+    _review_item(page, small).locator("[data-select]").check()
+    page.locator("[data-act=delete]").click()
+    assert _review_item(page, small).locator("[data-part=badge]").inner_text() == "Deleted"
+    page.keyboard.press("Control+z")
+    assert _review_item(page, small).locator("[data-part=badge]").is_hidden()
+    page.keyboard.press("Control+Shift+z")
+    assert _review_item(page, small).locator("[data-part=badge]").inner_text() == "Deleted"
+    # Relabel the large image's cat as dog; its other dog box is untouched.
+    _review_item(page, small).locator("[data-select]").uncheck()
+    _review_item(page, large).locator("[data-select]").check()
+    page.locator("[data-part=relabel] select").select_option("dog")
+    page.locator("[data-part=relabel] button").click()
+    page.screenshot(path=SHOTS.format("review"))
+    assert Annotation.objects.filter(sample=large, label__name="cat").count() == 1  # nothing written yet
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("[data-testid=review-apply]").click()
+    page.wait_for_url(f"**/labeling/{job.pk}/?status=labeled")
+    assert Annotation.objects.filter(sample=small).count() == 0
+    small.refresh_from_db()
+    assert small.label_status == "unlabeled"
+    rows = sorted((a.label.name, a.geometry["xmin"], a.geometry["xmax"])
+                  for a in Annotation.objects.filter(sample=large).select_related("label"))
+    assert rows == [("dog", pytest.approx(150, abs=2), pytest.approx(450, abs=2)), ("dog", 450, 600)]
+    assert Annotation.objects.filter(sample=other).count() == 1
+
+
+def test_quick_review_discard_and_restore_write_nothing(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=640, height=480)
+    _seed_boxes(owner, job, sample, [("cat", (10, 10, 300, 300))])
+    version = sample.annotation_version
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/{job.pk}/?status=labeled")
+    page.locator("[data-testid=quick-review]").click()
+    page.wait_for_selector("[data-testid=review-grid][data-ready=true]")
+    page.locator("[data-act=select-page]").check()
+    page.keyboard.press("Delete")
+    assert _review_item(page, sample).locator("[data-part=badge]").inner_text() == "Deleted"
+    page.locator("[data-act=restore]").click()
+    assert page.locator("[data-part=status]").inner_text() == "No changes"
+    page.keyboard.press("Delete")
+    page.locator("[data-testid=review-discard]").click()
+    page.wait_for_url(f"**/labeling/{job.pk}/?status=labeled")
+    sample.refresh_from_db()
+    assert sample.annotation_version == version
+    assert Annotation.objects.filter(sample=sample).count() == 1

@@ -77,7 +77,7 @@ def test_outsider_gets_404_everywhere(outsider, make_job, add_sample):
     client = Client()
     client.force_login(outsider)
     for url in (f"/labeling/{job.pk}/", f"/labeling/{job.pk}/labels", f"/labeling/{job.pk}/label/{sample.pk}",
-                f"/labeling/{job.pk}/samples/{sample.pk}/media"):
+                f"/labeling/{job.pk}/samples/{sample.pk}/media", f"/labeling/{job.pk}/review"):
         assert client.get(url).status_code == 404, url
 
 
@@ -95,3 +95,47 @@ def test_media_serves_ranges_and_previews(client_owner, make_job, add_sample, se
     from PIL import Image
 
     assert Image.open(BytesIO(b"".join(preview.streaming_content))).size == (100, 67)
+
+
+def _boxes(owner, job, sample, boxes):
+    from apps.labeling.services import annotations_save
+
+    annotations_save(user=owner, job=job, sample=sample, version=sample.annotation_version, annotations=[
+        {"label": label, "shape": "bndbox", "geometry": dict(zip(("xmin", "ymin", "xmax", "ymax"), box))}
+        for label, box in boxes])
+
+
+def _review_ids(response) -> list[str]:
+    return [item["id"] for item in response.context["config"]["items"]]
+
+
+def test_quick_review_filters_by_label_and_sorts_by_area_and_ratio(client_owner, owner, make_job, add_sample,
+                                                                  django_assert_max_num_queries):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    wide, tall, small, dog_only = (add_sample(job.dataset) for _ in range(4))
+    _boxes(owner, job, wide, [("cat", (0, 0, 400, 100))])       # area 40,000, ratio 4
+    _boxes(owner, job, tall, [("cat", (0, 0, 100, 300))])       # area 30,000, ratio 0.33
+    _boxes(owner, job, small, [("cat", (0, 0, 20, 20)), ("cat", (0, 0, 500, 400))])  # smallest 400, ratio 1–1.25
+    _boxes(owner, job, dog_only, [("dog", (0, 0, 10, 10))])
+    cat = job.dataset.labels.get(name="cat")
+    with django_assert_max_num_queries(16):
+        response = client_owner.get(f"/labeling/{job.pk}/review?label={cat.pk}&sort=area")
+    assert response.status_code == 200
+    assert _review_ids(response) == [small.pk, tall.pk, wide.pk]
+    assert _review_ids(client_owner.get(f"/labeling/{job.pk}/review?label={cat.pk}&sort=-area")) == [
+        small.pk, wide.pk, tall.pk]  # small's largest box is 200,000
+    assert _review_ids(client_owner.get(f"/labeling/{job.pk}/review?label={cat.pk}&sort=ratio")) == [
+        tall.pk, small.pk, wide.pk]
+    everything = client_owner.get(f"/labeling/{job.pk}/review?sort=area")
+    assert _review_ids(everything) == [dog_only.pk, small.pk, tall.pk, wide.pk]
+    item = everything.context["config"]["items"][0]
+    assert (item["width"], item["height"], item["version"], item["annotations"][0]["label"]) == (640, 480, 1, "dog")
+    detail = client_owner.get(f"/labeling/{job.pk}/?status=labeled")
+    assert f'href="/labeling/{job.pk}/review"' in detail.content.decode()
+
+
+def test_quick_review_is_only_for_detection_and_segmentation(client_owner, make_job):
+    job = make_job(LabelType.IMAGE_CLASSIFICATION)
+    response = client_owner.get(f"/labeling/{job.pk}/review")
+    assert response.status_code == 302 and response["Location"] == f"/labeling/{job.pk}/"
+    assert client_owner.get(f"/labeling/{make_job(LabelType.IMAGE_SEGMENTATION).pk}/review").status_code == 200
