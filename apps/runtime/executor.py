@@ -514,10 +514,9 @@ class RunExecution:
                         selector.unregister(fd)
                         break
                     self.last_output = time.monotonic()
-                    parts = (rest + chunk).split(b"\n")
-                    rest = parts.pop()
-                    for raw in parts:
-                        self._line(raw)
+                    complete, newline, rest = (rest + chunk).rpartition(b"\n")
+                    if newline:
+                        self._lines(complete)
             else:
                 time.sleep(min(timeout, 0.05))
             now = time.monotonic()
@@ -543,7 +542,7 @@ class RunExecution:
                 next_hang = now + self.hang_interval
                 self._hang_check(now)
         if rest:
-            self._line(rest)
+            self._lines(rest)
         selector.close()
         proc.stdout.close()
         # The main process is gone: whatever it left behind in its group goes too.
@@ -552,22 +551,32 @@ class RunExecution:
         self.metrics.flush()
         return proc.wait()
 
-    def _line(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace")
-        if text.endswith("\r"):
-            text = text[:-1]
-        self.log.add(text)
-        if text.startswith("ATELIER_METRIC "):
-            try:
-                point = metric_line_parse(text)
-            except MetricLineError as exc:
-                if not self.metrics.error_reported:
-                    self.metrics.error_reported = True
-                    self.event(f"Ignored a malformed metric line (log line {self.log.seq + len(self.log.pending)}): "
-                               f"{exc}. Later malformed lines are ignored silently.", level=EventLevel.WARNING)
-                return
-            if point is not None:
-                self.metrics.add(point)
+    def _lines(self, raw: bytes) -> None:
+        """Complete lines read from the pipe (without the last newline), handled as one block:
+        one decode, one split, and per-line work only where a metric line is present."""
+        text = raw.decode("utf-8", "replace")  # "\n" is never inside a multi-byte character
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if "ATELIER_METRIC " not in text:
+            self.log.add_many(lines, ascii_size=len(text) + 1 if text.isascii() and "\r" not in text else None)
+            return
+        for line in lines:
+            self.log.add(line)
+            if line.startswith("ATELIER_METRIC "):
+                self._metric(line)
+
+    def _metric(self, line: str) -> None:
+        try:
+            point = metric_line_parse(line)
+        except MetricLineError as exc:
+            if not self.metrics.error_reported:
+                self.metrics.error_reported = True
+                self.event(f"Ignored a malformed metric line (log line {self.log.seq + len(self.log.pending)}): "
+                           f"{exc}. Later malformed lines are ignored silently.", level=EventLevel.WARNING)
+            return
+        if point is not None:
+            self.metrics.add(point)
 
     def _save_counters(self) -> None:
         Run.objects.filter(pk=self.run.pk, attempt=self.run.attempt).update(

@@ -120,6 +120,17 @@ class LogWriter:
         self.pending.append(line)
         self.pending_bytes += size
 
+    def add_many(self, lines: list[str], *, ascii_size: int | None = None) -> None:
+        """Queue many lines; `ascii_size` (their bytes with newlines, when all ASCII) skips per-line sizing."""
+        if (ascii_size is not None and not self.truncated
+                and self.bytes + self.pending_bytes + ascii_size + 256 <= self.cap
+                and max(map(len, lines)) <= MAX_LINE_CHARS):
+            self.pending.extend(lines)
+            self.pending_bytes += ascii_size
+            return
+        for line in lines:
+            self.add(line)
+
     @property
     def has_pending(self) -> bool:
         return bool(self.pending)

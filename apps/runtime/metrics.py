@@ -66,8 +66,9 @@ class MetricSink:
         self.publisher = publisher
         self.pending: list = []
         self.last_step: dict[str, int] = {}
-        for name, step in Metric.objects.filter(run=run).values_list("name").order_by().annotate(last=Max("step")):
-            self.last_step[name] = step
+        if run.attempt > 1:  # a first attempt has no points yet: skip the query on the start path
+            for name, step in Metric.objects.filter(run=run).values_list("name").order_by().annotate(last=Max("step")):
+                self.last_step[name] = step
         self.error_reported = False
 
     def add(self, point: MetricPoint) -> None:

@@ -381,9 +381,8 @@ def run_submit(
             )
             if first is not None:
                 run.group = first.group
-            run.save()
             run.log_uri = run_log_path(run).uri
-            run.save(update_fields=["log_uri"])
+            run.save()
             first = first or run
             runs.append(run)
             event_add(obj=run, message=f"{_node_prefix(run)}Queued in pool {pool.name} with flavor {flavor.name} "
