@@ -236,3 +236,26 @@ def review_items(job: LabelingJob, sample_ids: list[str]) -> list[dict]:
         out.append({"id": pk, "file_name": sample.file_name, "width": sample.width, "height": sample.height,
                     "version": sample.annotation_version, "annotations": annotations[pk]})
     return out
+
+
+# ---- add data: the import history (spec §3.6) -------------------------------------------------------------------
+
+def import_history(job: LabelingJob):
+    """The dataset's imports, newest first (the "view history" table of "Add data")."""
+    from apps.datasets.choices import OperationKind
+    from apps.datasets.selectors import operations_of
+
+    return operations_of(job.dataset, kind=OperationKind.IMPORT)
+
+
+def import_row(operation) -> dict:
+    """One history row: created, mode, path, total, imported, imported annotations, status."""
+    result = operation.result or {}
+    params = operation.params or {}
+    imported = result.get("created", 0)
+    total = imported + sum(result.get(k, 0) for k in ("existing", "rejected", "filtered"))
+    return {"id": operation.pk, "uid": operation.uid, "created_at": operation.created_at.isoformat(),
+            "mode": "Upload" if params.get("source") == "upload" else "Storage path", "path": params.get("path", ""),
+            "labeled": params.get("labeled"), "total": total, "imported": imported,
+            "imported_annotations": result.get("annotations", 0), "status": operation.status,
+            "status_display": operation.get_status_display()}

@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:pk>/copy", views.job_copy, name="copy"),
     path("<int:pk>/sync", views.job_sync, name="sync"),
     path("<int:pk>/labels", views.job_labels, name="labels"),
+    path("<int:pk>/data", views.job_data, name="data"),
     path("<int:pk>/review", views.job_review, name="review"),
     path("<int:pk>/label/", views.workbench_start, name="workbench_start"),
     path("<int:pk>/label/<str:sample_id>", views.workbench, name="workbench"),

@@ -184,6 +184,11 @@ def job_detail(request, pk):
                    "can_annotate": has_perm(request.user, job.workspace, "annotation:update")},
         "first_url": reverse("labeling:workbench_start", args=[job.pk]) + f"?status={status}",
         # Spec §5.7: quick review sits on the Labeled tab of detection and segmentation jobs.
+        # Selection serves batch labels (classification) and sample deletion (job managers).
+        "can_select": (job.labeling_type in CLASS_TYPES and has_perm(request.user, job.workspace, "annotation:update"))
+        or has_perm(request.user, job.workspace, "labeling:update"),
+        "delete_text": {Scene.AUDIO: "Delete audio", Scene.VIDEO: "Delete video"}.get(
+            scene, "Delete images" if job.labeling_type == LabelType.IMAGE_SEGMENTATION else "Delete"),
         "can_review": status == LabelStatus.LABELED and job.labeling_type in selectors.REVIEW_TYPES,
     }
     return render(request, "labeling/job_detail.html", context)
@@ -306,6 +311,38 @@ def job_labels(request, pk):
                "cap_left": services.label_cap_left(job.dataset),
                "can_update": has_perm(request.user, job.workspace, "labeling:update")}
     return render(request, "labeling/job_labels.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_data(request, pk):
+    """Item 18, "Add data": import into the dataset from a storage path or an upload, labeled or
+    not, and the dataset's import history (created, mode, path, total, imported, status)."""
+    job = _job(request, pk)
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        require_perm(request.user, job.workspace, "labeling:update")
+        source = request.POST.get("source", "storage")
+        try:
+            operation = services.job_data_add(
+                user=request.user, job=job, labeled=request.POST.get("labeled") == "labeled",
+                path=request.POST.get("path", "").strip() if source == "storage" else "",
+                files=request.FILES.getlist("files") if source == "upload" else None,
+                import_format=request.POST.get("format", ""))
+        except ValidationError as exc:
+            errors = first_error(exc)
+            errors["general"] = errors.pop("__all__", [])
+        else:
+            messages.success(request, f"Import {operation.uid} started: the new samples appear in this job when it "
+                                      "finishes.")
+            return redirect("labeling:data", job.pk)
+    from apps.datasets.choices import FORMATS_BY_LABEL_TYPE, ImportFormat
+
+    formats = [(v, ImportFormat(v).label) for v in [ImportFormat.RAW, *FORMATS_BY_LABEL_TYPE.get(job.dataset.label_type, [])]]
+    context = {"job": job, "errors": errors, "formats": formats, "form": request.POST,
+               "history": [selectors.import_row(op) for op in selectors.import_history(job)[:50]],
+               "can_update": has_perm(request.user, job.workspace, "labeling:update")}
+    return render(request, "labeling/job_data.html", context, status=400 if errors else 200)
 
 
 @login_required

@@ -1,7 +1,9 @@
 // The job detail page of classification jobs: select samples (one by one or the whole page),
 // add a label to all of them (typing a new name creates it), remove a label from the selected
 // ones only, and — for sound classification — label the selection with a label's shortcut key
-// after a confirmation (spec §10.1). Everything goes through the labeling JSON API.
+// after a confirmation (spec §10.1). Job managers delete the selected samples (spec §3.7): the
+// button is disabled with an empty selection, and deleting the source files too needs the typed
+// word DELETE. Everything goes through the labeling JSON API.
 const configNode = document.getElementById("detail-config");
 if (configNode) {
   const config = JSON.parse(configNode.textContent);
@@ -18,6 +20,8 @@ if (configNode) {
     document.querySelectorAll("[data-sample]").forEach((n) => n.classList.toggle("selected", ids.includes(n.dataset.sample)));
     const counter = document.querySelector("[data-selected-count]");
     if (counter) counter.textContent = `${ids.length} selected`;
+    const del = document.querySelector("[data-delete-open]");
+    if (del) del.disabled = ids.length === 0;
     const all = document.querySelector("[data-select-page]");
     if (all) all.checked = ids.length > 0 && ids.length === boxes().length;
     const holder = document.querySelector("[data-selected-labels]");
@@ -38,7 +42,7 @@ if (configNode) {
       button.type = "button"; button.className = "btn btn-sm btn-ghost"; button.textContent = "Remove";
       button.title = "Remove this label from the selected files only";
       button.addEventListener("click", async () => {
-        const r = await call("DELETE", "/samples/labels/", { samples: ids, labels: [name] });
+        const r = await call("DELETE", "samples/labels/", { samples: ids, labels: [name] });
         if (r.status === 200) location.reload(); else error.textContent = message(r.body);
       });
       row.insertCell().append(button);
@@ -53,10 +57,10 @@ if (configNode) {
     const ids = selected();
     if (!ids.length) { error.textContent = "Select at least one sample first."; return; }
     if (!config.labels.some((l) => l.name === name)) {
-      const created = await call("POST", "/labels/", { name, color: "" });
+      const created = await call("POST", "labels/", { name, color: "" });
       if (created.status !== 201) { error.textContent = message(created.body); return; }
     }
-    const r = await call("POST", "/samples/labels/", { samples: ids, labels: [name] });
+    const r = await call("POST", "samples/labels/", { samples: ids, labels: [name] });
     if (r.status === 200) location.reload(); else error.textContent = message(r.body);
   }
   document.querySelector("[data-apply-form]")?.addEventListener("submit", (e) => {
@@ -70,5 +74,22 @@ if (configNode) {
     e.preventDefault();
     if (window.confirm(`Label the ${selected().length} selected file(s) as "${label.name}"?`)) apply(label.name);
   });
+  const dialog = document.querySelector("[data-delete-dialog]");
+  if (dialog) {
+    const source = dialog.querySelector("[data-delete-source]");
+    const confirmBox = dialog.querySelector("[data-delete-confirm]");
+    const deleteError = dialog.querySelector("[data-delete-error]");
+    source.addEventListener("change", () => { confirmBox.hidden = !source.checked; });
+    document.querySelector("[data-delete-open]").addEventListener("click", () => {
+      dialog.querySelector("[data-delete-count]").textContent = selected().length;
+      deleteError.textContent = "";
+      dialog.showModal();
+    });
+    dialog.querySelector("[data-delete-go]").addEventListener("click", async () => {
+      const r = await call("POST", "samples/delete/", { samples: selected(), delete_source: source.checked,
+        confirm: dialog.querySelector("[name=confirm]").value.trim() });
+      if (r.status === 200) location.reload(); else deleteError.textContent = message(r.body);
+    });
+  }
   refresh();
 }

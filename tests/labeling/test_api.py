@@ -193,3 +193,34 @@ def test_job_create_list_and_copy_through_the_api(api, make_dataset, django_asse
                                                    "team_enabled": True}, format="json")
     assert response.status_code == 400
     assert set(response.json()["error"]["fields"]) == {"dataset", "team_enabled"}
+
+
+def test_sample_delete_api_contract(api, outsider_api, detection):
+    job, sample = detection
+    assert outsider_api.post(url(job, "samples/delete/"), {"samples": [sample.pk]}, format="json").status_code == 404
+    refused = api.post(url(job, "samples/delete/"), {"samples": [sample.pk], "delete_source": True}, format="json")
+    assert refused.status_code == 400
+    assert list(refused.json()["error"]["fields"]) == ["confirm"]
+    bad = api.post(url(job, "samples/delete/"), {"samples": sample.pk}, format="json")
+    assert bad.json()["error"]["fields"] == {"samples": ["Send the ids of the samples to delete as a list."]}
+    assert Sample.objects.filter(pk=sample.pk).exists()
+    done = api.post(url(job, "samples/delete/"), {"samples": [sample.pk]}, format="json")
+    assert done.status_code == 200 and done.json() == {"deleted": 1, "frames": 0, "files_deleted": 0,
+                                                       "files_failed": []}
+    assert api.post(url(job, "samples/delete/"), {"samples": [sample.pk]}, format="json").status_code == 404
+
+
+def test_add_data_api_starts_an_import_and_lists_history(api, outsider_api, detection, bucket):
+    from .conftest import png_bytes, put
+
+    job, _ = detection
+    put(f"storage://{bucket.name}/more/x.png", png_bytes(20, 20))
+    assert outsider_api.post(url(job, "data/"), {"labeled": False, "path": f"storage://{bucket.name}/more/"},
+                             format="json").status_code == 404
+    missing = api.post(url(job, "data/"), {"path": f"storage://{bucket.name}/more/"}, format="json")
+    assert missing.json()["error"]["fields"] == {"labeled": ["Say whether the data is labeled: true or false."]}
+    started = api.post(url(job, "data/"), {"labeled": False, "path": f"storage://{bucket.name}/more/"}, format="json")
+    assert started.status_code == 202 and started.json()["status"] == "queued"
+    (row,) = api.get(url(job, "data/")).json()["results"]
+    assert (row["uid"], row["mode"], row["path"], row["status"]) == (
+        started.json()["operation"], "Storage path", f"storage://{bucket.name}/more", "queued")

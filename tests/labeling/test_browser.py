@@ -413,3 +413,29 @@ def test_quick_review_discard_and_restore_write_nothing(asgi_server, page, login
     sample.refresh_from_db()
     assert sample.annotation_version == version
     assert Annotation.objects.filter(sample=sample).count() == 1
+
+
+def test_select_current_page_and_delete_with_source_files(asgi_server, page, login, owner, make_job, add_sample):
+    from apps.core.paths import parse
+    from apps.core.storage import get_storage
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    first, second = add_sample(job.dataset), add_sample(job.dataset)
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/{job.pk}/")
+    delete = page.locator("[data-testid=delete-samples]")
+    assert delete.is_disabled()  # nothing selected yet (spec §3.7)
+    page.locator("[data-select-page]").check()
+    assert page.locator("[data-selected-count]").inner_text() == "2 selected"
+    assert delete.is_enabled()
+    delete.click()
+    page.locator("[data-delete-source]").check()
+    page.locator("[data-testid=delete-go]").click()
+    page.wait_for_function("() => document.querySelector('[data-delete-error]').textContent.includes('type DELETE')")
+    assert Sample.objects.filter(dataset=job.dataset).count() == 2
+    page.locator("[data-testid=delete-confirm]").fill("DELETE")
+    page.screenshot(path=SHOTS.format("delete"))
+    page.locator("[data-testid=delete-go]").click()
+    page.wait_for_selector("text=Nothing in this tab")
+    assert Sample.objects.filter(dataset=job.dataset).count() == 0
+    assert not any(get_storage().exists(parse(s.source)) for s in (first, second))

@@ -10,7 +10,7 @@ from apps.core.choices import Role
 from apps.core.models import AuditEntry
 from apps.datasets.choices import LabelStatus, LabelType
 from apps.datasets.models import Annotation, Label, Sample
-from apps.labeling import services
+from apps.labeling import selectors, services
 from apps.labeling.models import LabelingJob, LabelSetting
 
 from .conftest import jpeg_bytes
@@ -483,3 +483,146 @@ def test_video_frame_is_an_image_sample_with_its_time(owner, make_job, add_sampl
     services.video_frame_delete(user=owner, job=job, video=video, frame=frame)
     video.refresh_from_db()
     assert (video.label_status, Sample.objects.filter(pk=frame.pk).exists()) == ("unlabeled", False)
+
+
+# ---- delete samples (item 17) and add data (item 18) --------------------------------------------------------------
+
+
+def _exists(uri) -> bool:
+    from apps.core.paths import parse
+    from apps.core.storage import get_storage
+
+    return get_storage().exists(parse(uri))
+
+
+def test_delete_samples_keeps_source_files_unless_asked(owner, make_job, add_sample):
+    from apps.core.models import AuditEntry
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    keep, gone, labeled = (add_sample(job.dataset) for _ in range(3))
+    save(owner, job, labeled, [{"label": "cat", "shape": "bndbox",
+                                "geometry": {"xmin": 1, "ymin": 1, "xmax": 9, "ymax": 9}}])
+    result = services.samples_delete(user=owner, job=job, sample_ids=[gone.pk, labeled.pk])
+    assert result == {"deleted": 2, "frames": 0, "files_deleted": 0, "files_failed": []}
+    assert list(Sample.objects.filter(dataset=job.dataset).values_list("pk", flat=True)) == [keep.pk]
+    assert Annotation.objects.filter(dataset=job.dataset).count() == 0
+    assert _exists(gone.source) and _exists(labeled.source)
+    job.dataset.refresh_from_db()
+    assert (job.dataset.sample_count, job.dataset.labeled_count) == (1, 0)
+    entry = AuditEntry.objects.filter(action="labeling:samples_delete").get()
+    assert entry.detail["samples"] == [gone.pk, labeled.pk] and entry.detail["delete_source"] is False
+
+
+def test_delete_with_source_files_needs_the_typed_word_and_removes_them(owner, make_job, add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset)
+    with pytest.raises(ValidationError) as exc:
+        services.samples_delete(user=owner, job=job, sample_ids=[sample.pk], delete_source=True, confirm="delete")
+    assert messages(exc) == {"confirm": ["Deleting source files cannot be undone: type DELETE to confirm, or "
+                                               "untick “Also delete source files”."]}
+    assert Sample.objects.filter(pk=sample.pk).exists() and _exists(sample.source)
+    result = services.samples_delete(user=owner, job=job, sample_ids=[sample.pk], delete_source=True, confirm="DELETE")
+    assert (result["deleted"], result["files_deleted"], result["files_failed"]) == (1, 1, [])
+    assert not Sample.objects.filter(pk=sample.pk).exists() and not _exists(sample.source)
+
+
+def test_delete_refuses_empty_selection_and_foreign_samples(owner, make_job, add_sample):
+    from django.http import Http404
+
+    job, other = make_job(LabelType.OBJECT_DETECTION), make_job(LabelType.OBJECT_DETECTION)
+    mine, theirs = add_sample(job.dataset), add_sample(other.dataset)
+    with pytest.raises(ValidationError) as exc:
+        services.samples_delete(user=owner, job=job, sample_ids=[])
+    assert messages(exc) == {"samples": ["Select at least one sample to delete."]}
+    with pytest.raises(Http404):
+        services.samples_delete(user=owner, job=job, sample_ids=[mine.pk, theirs.pk])
+    assert Sample.objects.filter(pk__in=[mine.pk, theirs.pk]).count() == 2
+
+
+def test_labeler_cannot_delete_samples(owner, workspace, teammate, make_job, add_sample):
+    from apps.accounts.services import membership_set
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset)
+    membership_set(actor=owner, workspace=workspace, user=teammate, role=Role.LABELER)
+    teammate.__dict__.pop("_atelier_roles", None)
+    with pytest.raises(PermissionDenied):
+        services.samples_delete(user=teammate, job=job, sample_ids=[sample.pk])
+    assert Sample.objects.filter(pk=sample.pk).exists()
+
+
+def test_deleting_a_video_removes_its_labeled_frames(owner, make_job, add_sample):
+    from .conftest import jpeg_bytes
+
+    job = make_job(LabelType.VIDEO)
+    video = add_sample(job.dataset, duration=10.0)
+    result = services.video_frame_save(user=owner, job=job, video=video, time=1.5, version=0, image=jpeg_bytes(),
+                                       annotations=[{"label": "car", "shape": "bndbox",
+                                                     "geometry": {"xmin": 1, "ymin": 1, "xmax": 50, "ymax": 50}}])
+    frame = Sample.objects.get(pk=result["frame"])
+    out = services.samples_delete(user=owner, job=job, sample_ids=[video.pk])
+    assert (out["deleted"], out["frames"], out["files_deleted"]) == (1, 1, 1)
+    assert not Sample.objects.filter(dataset=job.dataset).exists() and not _exists(frame.source)
+    assert _exists(video.source)
+    job.dataset.refresh_from_db()
+    assert (job.dataset.sample_count, job.dataset.labeled_count) == (0, 0)
+
+
+def test_add_data_from_a_storage_path_imports_into_the_dataset(owner, make_job, bucket):
+    from apps.datasets.models import DatasetOperation
+    from apps.datasets.operations import operation_execute
+
+    from .conftest import png_bytes, put
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    for name in ("a.png", "b.png"):
+        put(f"storage://{bucket.name}/incoming/{name}", png_bytes(64, 48))
+    operation = services.job_data_add(user=owner, job=job, labeled=False, path=f"storage://{bucket.name}/incoming/")
+    assert (operation.kind, operation.params["format"], operation.params["labeled"]) == ("import", "raw", False)
+    operation_execute(operation.pk)
+    operation = DatasetOperation.objects.get(pk=operation.pk)
+    assert operation.status == "succeeded"
+    assert sorted(job.dataset.samples.values_list("file_name", flat=True)) == ["a.png", "b.png"]
+    row = selectors.import_row(operation)
+    assert {k: row[k] for k in ("mode", "path", "total", "imported", "imported_annotations", "status")} == {
+        "mode": "Storage path", "path": f"storage://{bucket.name}/incoming", "total": 2, "imported": 2,
+        "imported_annotations": 0, "status": "succeeded"}
+
+
+def test_add_data_upload_lands_in_the_input_location(owner, make_job):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.datasets.operations import operation_execute
+
+    from .conftest import png_bytes
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    upload = SimpleUploadedFile("up.png", png_bytes(32, 32), content_type="image/png")
+    operation = services.job_data_add(user=owner, job=job, labeled=True, files=[upload])
+    assert operation.params["path"].startswith(job.dataset.input_location.rstrip("/") + "/upload-")
+    operation_execute(operation.pk)
+    (sample,) = job.dataset.samples.all()
+    assert sample.file_name == "up.png" and _exists(sample.source)
+    assert selectors.import_row(operation)["mode"] == "Upload"
+
+
+def test_add_data_refusals_name_the_field(owner, make_job, bucket):
+    from apps.datasets.models import DatasetOperation
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    cases = [
+        ({"path": ""}, {"path": ["Give the storage path to import from, or choose files to upload."]}),
+        ({"path": f"storage://{bucket.name}/nothing-here/"}, "path"),
+        ({"path": "storage://not-my-bucket-x/a/"}, {"path": ['The bucket "not-my-bucket-x" does not exist.']}),
+        ({"path": f"storage://{bucket.name}/x/", "import_format": "coco-nope"}, "format"),
+        ({"files": []}, {"files": ["Choose at least one file to upload."]}),
+    ]
+    for kwargs, expected in cases:
+        with pytest.raises(ValidationError) as exc:
+            services.job_data_add(user=owner, job=job, labeled=False, **kwargs)
+        got = messages(exc)
+        if isinstance(expected, str):
+            assert list(got) == [expected], got
+        else:
+            assert got == expected
+    assert DatasetOperation.objects.filter(dataset=job.dataset).count() == 0

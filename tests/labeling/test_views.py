@@ -139,3 +139,25 @@ def test_quick_review_is_only_for_detection_and_segmentation(client_owner, make_
     response = client_owner.get(f"/labeling/{job.pk}/review")
     assert response.status_code == 302 and response["Location"] == f"/labeling/{job.pk}/"
     assert client_owner.get(f"/labeling/{make_job(LabelType.IMAGE_SEGMENTATION).pk}/review").status_code == 200
+
+
+def test_add_data_page_shows_history_and_inline_errors(client_owner, make_job, bucket):
+    from apps.datasets.models import DatasetOperation
+
+    from .conftest import png_bytes, put
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    page = client_owner.get(f"/labeling/{job.pk}/data")
+    assert page.status_code == 200 and "No import yet." in page.content.decode()
+    refused = client_owner.post(f"/labeling/{job.pk}/data", {"source": "storage", "path": "", "labeled": "unlabeled"})
+    assert refused.status_code == 400
+    assert "Give the storage path to import from, or choose files to upload." in refused.content.decode()
+    put(f"storage://{bucket.name}/new/a.png", png_bytes(20, 20))
+    done = client_owner.post(f"/labeling/{job.pk}/data", {"source": "storage", "path": f"storage://{bucket.name}/new/",
+                                                          "labeled": "labeled", "format": "raw"})
+    assert done.status_code == 302 and done["Location"] == f"/labeling/{job.pk}/data"
+    operation = DatasetOperation.objects.get(dataset=job.dataset)
+    assert (operation.params["labeled"], operation.params["path"]) == (True, f"storage://{bucket.name}/new")
+    assert f"storage://{bucket.name}/new" in client_owner.get(f"/labeling/{job.pk}/data").content.decode()
+    detail = client_owner.get(f"/labeling/{job.pk}/").content.decode()
+    assert f'href="/labeling/{job.pk}/data"' in detail and 'data-testid="delete-samples"' in detail

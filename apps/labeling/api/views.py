@@ -385,3 +385,48 @@ class PeaksView(APIView):
             return Response(waveform_peaks(sample, int(raw)))
         except ValueError as exc:
             raise exceptions.ValidationError({"sample": [str(exc)]}) from None
+
+
+class SampleDeleteView(APIView):
+    """POST {"samples": [ids], "delete_source": false, "confirm": ""}: delete samples (item 17).
+
+    Source files are removed only with `delete_source` and `confirm` = "DELETE"; the answer
+    counts what went and lists files that could not be removed."""
+
+    def post(self, request, pk):
+        job = _job(request, pk, "labeling:update")
+        data = request.data if isinstance(request.data, dict) else {}
+        ids = data.get("samples")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise exceptions.ValidationError({"samples": ["Send the ids of the samples to delete as a list."]})
+        delete_source = data.get("delete_source", False)
+        if not isinstance(delete_source, bool):
+            raise exceptions.ValidationError({"delete_source": ["delete_source is true or false."]})
+        result = services.samples_delete(user=request.user, job=job, sample_ids=ids, delete_source=delete_source,
+                                         confirm=str(data.get("confirm") or ""))
+        return Response(result)
+
+
+class DataAddView(APIView):
+    """POST (JSON or multipart): "Add data" into the job's dataset (item 18).
+
+    `labeled` (bool, required), then either `path` (storage://… to import from) or `files`
+    (multipart uploads, stored under the dataset's input location); optional `format`.
+    Answers 202 with the import operation; GET lists the dataset's import history."""
+
+    def get(self, request, pk):
+        job = _job(request, pk)
+        return Response({"results": [selectors.import_row(op) for op in selectors.import_history(job)[:50]]})
+
+    def post(self, request, pk):
+        job = _job(request, pk, "labeling:update")
+        raw = request.data.get("labeled")
+        labeled = {True: True, False: False, "true": True, "false": False, "1": True, "0": False}.get(raw)
+        if labeled is None:
+            raise exceptions.ValidationError({"labeled": ["Say whether the data is labeled: true or false."]})
+        files = request.FILES.getlist("files") or None if hasattr(request.FILES, "getlist") else None
+        operation = services.job_data_add(user=request.user, job=job, labeled=labeled,
+                                          path=str(request.data.get("path") or "").strip(), files=files,
+                                          import_format=str(request.data.get("format") or ""))
+        return Response({"operation": operation.uid, "id": operation.pk, "status": operation.status},
+                        status=status.HTTP_202_ACCEPTED)
