@@ -439,3 +439,28 @@ def test_select_current_page_and_delete_with_source_files(asgi_server, page, log
     page.wait_for_selector("text=Nothing in this tab")
     assert Sample.objects.filter(dataset=job.dataset).count() == 0
     assert not any(get_storage().exists(parse(s.source)) for s in (first, second))
+
+
+def test_text_classification_save_current_page_is_one_batch(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.TEXT_CLASSIFICATION)
+    first = add_sample(job.dataset, text="The battery lasts two days, lovely.")
+    second = add_sample(job.dataset, text="The screen cracked within a week.")
+    saves = []
+    page.on("request", lambda r: saves.append((r.method, r.url.split("/labeling/jobs/")[-1]))
+            if r.method == "PUT" else None)
+    open_workbench(page, asgi_server, login, owner, job, first)
+    page.keyboard.press("1")  # positive
+    page.locator(f"[data-testid=text-object][data-sample='{second.pk}']").click()
+    page.wait_for_function(f"() => document.querySelector('[data-testid=text-object].active').dataset.sample === '{second.pk}'")
+    page.keyboard.press("2")  # negative
+    page.wait_for_timeout(1200)  # longer than the autosave pause: page edits wait for "Save current page"
+    assert saves == [] and Annotation.objects.filter(dataset=job.dataset).count() == 0
+    assert page.locator(f"[data-testid=text-object][data-sample='{first.pk}']").get_attribute("class").endswith("unsaved")
+    page.locator("[data-testid=save-page]").click()
+    wait_saved(page)
+    assert saves == [("PUT", f"{job.pk}/annotations/")]
+    assert page.locator("[data-testid=text-object] small").all_inner_texts() == ["Labeled", "Labeled"]
+    page.screenshot(path=SHOTS.format("text-classification"))
+    got = sorted((a.sample_id, a.label.name) for a in Annotation.objects.filter(dataset=job.dataset).select_related("label"))
+    assert got == sorted([(first.pk, "positive"), (second.pk, "negative")])
+    assert set(Sample.objects.filter(dataset=job.dataset).values_list("label_status", flat=True)) == {"labeled"}

@@ -72,8 +72,8 @@ export class Shell {
   }
 
   // A session for one sample (or one video frame): autosave, local keeping, conflict events.
-  makeSession({ key, version, annotations, saver, meta }) {
-    const session = new Session({ key: `atelier:labeling:${this.job.id}:${key}`, version, annotations, saver, meta });
+  makeSession({ key, version, annotations, saver, meta, manual = false }) {
+    const session = new Session({ key: `atelier:labeling:${this.job.id}:${key}`, version, annotations, saver, meta, manual });
     session.addEventListener("state", () => this.updateStatus());
     session.addEventListener("conflict", (e) => this.onConflict(session, e.detail));
     session.addEventListener("refused", (e) => toast(e.detail.message, "error"));
@@ -113,7 +113,9 @@ export class Shell {
   }
 
   async flushAll() {
-    const results = await Promise.all(this.editor.sessions().map((s) => s.flush()));
+    // Editors that save a page at once (text classification) flush through one batch request.
+    const results = this.editor.flushPage ? [await this.editor.flushPage()]
+      : await Promise.all(this.editor.sessions().map((s) => s.flush()));
     if (results.every(Boolean)) return true;
     const offline = this.editor.sessions().some((s) => s.state === "offline");
     toast(offline ? "You are offline: your edits are kept on this device and will be saved when the connection returns."

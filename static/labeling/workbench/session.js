@@ -11,8 +11,10 @@ const clone = (value) => JSON.parse(JSON.stringify(value));
 const MAX_HISTORY = 200;
 
 export class Session extends EventTarget {
-  constructor({ key, version, annotations, saver, delay = 700, meta = {} }) {
+  constructor({ key, version, annotations, saver, delay = 700, meta = {}, manual = false }) {
     super();
+    // Manual sessions never autosave: their owner saves them in a batch ("Save current page").
+    this.manual = manual;
     this.key = key; // localStorage key of this sample's unsaved edits
     this.version = version;
     this.annotations = clone(annotations || []);
@@ -99,6 +101,7 @@ export class Session extends EventTarget {
 
   schedule(delay = this.delay) {
     clearTimeout(this.timer);
+    if (this.manual) return;
     if (this.state === "conflict" || this.state === "error") return;
     this.timer = setTimeout(() => this.save(), delay);
   }
@@ -156,6 +159,20 @@ export class Session extends EventTarget {
       return false;
     })();
     try { return await this.inflight; } finally { this.inflight = null; }
+  }
+
+  // A batch save wrote `revision` of these edits and the sample is now at `version`.
+  markSaved(revision, version) {
+    this.version = version;
+    this.savedRevision = revision;
+    if (this.revision === revision) {
+      this.forget();
+      this.setState("saved");
+      this.dispatchEvent(new CustomEvent("saved", { detail: { version } }));
+    } else {
+      this.keep();
+      this.setState("dirty");
+    }
   }
 
   pendingCount() { return Math.max(1, this.revision - this.savedRevision); }

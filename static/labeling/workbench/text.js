@@ -1,6 +1,7 @@
 // Text editors: classification (label toggles), named entities (select a span, pick a label)
 // and triplets (entities, then click a start and an end entity to add a typed relation).
 // Offsets are characters of the sample text: start inclusive, end exclusive (spec §8).
+import { NetworkError, errorText } from "./api.js";
 import { el, fill, pickLabel, swatch } from "./ui.js";
 
 // Character offset of (node, offset) inside `root`, counting only the sample's text nodes.
@@ -23,6 +24,10 @@ export class Editor {
     this.triplet = this.type === "text_triplet";
     this.classification = this.type === "text_classification";
     this.start = null; // triplet: the entity clicked first
+    // Text classification keeps one session per object of the page and saves them together
+    // with "Save current page" (spec §7: saving is per page, one batch commit).
+    this.page = new Map();
+    this.listLoaded = false;
     shell.parts.stage.classList.add("wb-text-stage");
     this.list = el("nav", { class: "wb-objects", "aria-label": "Labeling objects" });
     this.doc = el("div", { class: "wb-doc" });
@@ -30,17 +35,77 @@ export class Editor {
     this.doc.addEventListener("mouseup", (e) => this.onSelect(e));
   }
 
-  sessions() { return this.session ? [this.session] : []; }
+  sessions() {
+    if (this.classification) return [...this.page.values()].map((entry) => entry.session);
+    return this.session ? [this.session] : [];
+  }
 
   async load(sample) {
     this.sample = sample;
     this.start = null;
-    this.session = this.shell.makeSession({ key: sample.id, version: sample.version, annotations: sample.annotations,
-      saver: this.shell.saverFor(sample.id) });
-    this.session.addEventListener("change", () => this.render());
-    this.session.addEventListener("saved", () => this.render());
-    await this.loadList();
+    const kept = this.classification ? this.page.get(sample.id) : null;
+    if (kept) {
+      this.session = kept.session;
+    } else {
+      const session = this.shell.makeSession({ key: sample.id, version: sample.version, annotations: sample.annotations,
+        saver: this.shell.saverFor(sample.id), manual: this.classification });
+      this.session = session;
+      session.addEventListener("change", () => { if (this.session === session) this.render(); this.markList(); });
+      session.addEventListener("saved", () => { if (this.session === session) this.render(); this.markList(); });
+      if (this.classification) this.page.set(sample.id, { sample, session });
+    }
+    if (!this.classification || !this.listLoaded) await this.loadList();
     this.render();
+    this.markList();
+  }
+
+  // "Save current page": every changed object of the page in one atomic batch request.
+  async flushPage() {
+    const dirty = [...this.page.entries()].filter(([, entry]) => entry.session.dirty && entry.session.state !== "conflict");
+    if ([...this.page.values()].some((entry) => entry.session.state === "conflict")) return false;
+    if (!dirty.length) return true;
+    const sent = dirty.map(([id, entry]) => ({ id, session: entry.session, revision: entry.session.revision }));
+    sent.forEach((item) => item.session.setState("saving"));
+    let result;
+    try {
+      result = await this.shell.api.saveMany(sent.map((item) => ({ sample: item.id, version: item.session.version,
+        annotations: item.session.annotations })));
+    } catch (err) {
+      if (!(err instanceof NetworkError)) throw err;
+      sent.forEach((item) => item.session.setState("offline", "Offline: this page's edits are kept on this device; save again when the connection returns."));
+      return false;
+    }
+    if (result.status === 200) {
+      const versions = Object.fromEntries(result.body.items.map((r) => [r.sample, r.version]));
+      sent.forEach((item) => item.session.markSaved(item.revision, versions[item.id]));
+      this.markList();
+      return true;
+    }
+    if (result.status === 409) {
+      const current = result.body.current;
+      const hit = sent.find((item) => current && item.id === current.id) || sent[0];
+      sent.filter((item) => item !== hit).forEach((item) => item.session.setState("dirty"));
+      hit.session.setState("conflict", errorText(result.body));
+      hit.session.dispatchEvent(new CustomEvent("conflict", { detail: { current, mine: hit.session.annotations,
+        message: errorText(result.body) } }));
+      return false;
+    }
+    sent.forEach((item) => item.session.setState("dirty"));
+    const message = errorText(result.body);
+    sent[0].session.setState("error", message);
+    sent[0].session.dispatchEvent(new CustomEvent("refused", { detail: { message, body: result.body } }));
+    return false;
+  }
+
+  // Mark the objects of the list that carry unsaved edits, and show saved ones' new status.
+  markList() {
+    this.list.querySelectorAll(".wb-object").forEach((button) => {
+      const id = button.dataset.sample;
+      const session = this.page.get(id)?.session || (id === this.sample?.id ? this.session : null);
+      button.classList.toggle("unsaved", Boolean(session && session.dirty));
+      const small = button.querySelector("small");
+      if (session && !session.dirty && small) small.textContent = session.annotations.length ? "Labeled" : "Unlabeled";
+    });
   }
 
   // The left "labeling objects" list: this tab's page of text samples.
@@ -49,14 +114,21 @@ export class Editor {
     const result = await this.shell.api.samples({ status, page_size: 50 });
     const items = result.status === 200 ? result.body.results : [];
     if (!items.some((s) => s.id === this.sample.id)) items.unshift(this.sample);
+    this.listLoaded = true;
     fill(this.list, ...items.map((s) => el("button", { type: "button", class: `wb-object${s.id === this.sample.id ? " active" : ""}`,
-      "data-testid": "text-object", onclick: () => this.open(s.id) }, s.text.slice(0, 90) + (s.text.length > 90 ? "…" : ""),
+      "data-testid": "text-object", "data-sample": s.id, onclick: () => this.open(s.id) }, s.text.slice(0, 90) + (s.text.length > 90 ? "…" : ""),
     el("small", {}, s.status === "labeled" ? "Labeled" : "Unlabeled"))));
   }
 
   async open(id) {
     if (id === this.sample.id) return;
-    if (!(await this.shell.flushAll())) return;
+    if (this.classification) {
+      // Objects of one page switch without saving; "Save current page" commits them together.
+      const kept = this.page.get(id);
+      if (kept) { this.shell.visited.push(this.sample.id); await this.shell.show(kept.sample); return; }
+    } else if (!(await this.shell.flushAll())) {
+      return;
+    }
     const result = await this.shell.api.sample(id);
     if (result.status === 200) { this.shell.visited.push(this.sample.id); await this.shell.show(result.body); }
   }
@@ -132,7 +204,7 @@ export class Editor {
     const raw = this.sample.text;
     const anns = this.session.annotations;
     const side = this.shell.parts.side;
-    this.list.querySelectorAll(".wb-object").forEach((b) => b.classList.toggle("active", b.textContent.startsWith(raw.slice(0, 20))));
+    this.list.querySelectorAll(".wb-object").forEach((b) => b.classList.toggle("active", b.dataset.sample === this.sample.id));
     if (this.classification) {
       const chosen = new Set(anns.map((a) => a.label));
       fill(this.doc, el("div", { class: "wb-text", "data-testid": "sample-text" }, raw),
