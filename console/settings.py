@@ -399,8 +399,8 @@ ATELIER_GATEWAY_TIMEOUT_SECONDS = env_int("ATELIER_GATEWAY_TIMEOUT_SECONDS", 40)
 ATELIER_GATEWAY_CACHE_SECONDS = env_int("ATELIER_GATEWAY_CACHE_SECONDS", 2)
 # Seconds between writes of the gateway's call counters.
 ATELIER_GATEWAY_STATS_FLUSH_SECONDS = env_int("ATELIER_GATEWAY_STATS_FLUSH_SECONDS", 5)
-# Pooled upstream connections per web process.
-ATELIER_GATEWAY_MAX_CONNECTIONS = env_int("ATELIER_GATEWAY_MAX_CONNECTIONS", 500)
+# Idle upstream keep-alive connections kept per instance and web process.
+ATELIER_GATEWAY_MAX_CONNECTIONS = env_int("ATELIER_GATEWAY_MAX_CONNECTIONS", 64)
 
 # Periodic work, one place. Each entry says why it runs at that interval.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {

@@ -5,7 +5,8 @@ Per request: authenticate (`X-Auth-Token: <key>` or `Authorization: Token <key>`
 API key or a user API token), find the service, refuse what breaks a limit, pick a version
 (personalised rules first, then the traffic weights; a `/v2/models/<m>/versions/<v>/…` path
 picks that version), pick a ready instance round-robin, and forward over a pooled HTTP client,
-streaming the response back (Server-Sent Events arrive as the instance sends them). WebSocket
+streaming the response back (Server-Sent Events arrive as the instance sends them) over the
+small keep-alive client of `upstream.py`. WebSocket
 upgrades are relayed frame by frame to services deployed with WebSocket on. Every forwarded
 call is counted per service, version and minute (`monitoring.stats_flush`).
 
@@ -21,6 +22,7 @@ request normally touches neither the database nor Redis (Redis only for rate lim
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import json
 import logging
@@ -30,11 +32,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from . import upstream
+from .monitoring import LATENCY_BUCKETS_MS
 from .routing import Condition, WeightedPicker, variables_for
 
 logger = logging.getLogger(__name__)
@@ -112,6 +115,7 @@ class Caller:
     key_service_id: str | None = None
     key_rate_limit: int | None = None
     roles: tuple[tuple[int, str], ...] = ()  # (workspace id, role) of a user
+    may_invoke: frozenset[int] = frozenset()  # workspaces whose services the user may call
 
     def role_in(self, workspace_id: int) -> str | None:
         return next((role for ws, role in self.roles if ws == workspace_id), None)
@@ -176,8 +180,12 @@ def caller_load(digest: str, is_key: bool) -> Caller | None:
     token = ApiToken.objects.select_related("user").filter(digest=digest).first()
     if token is None or not token.is_active or not token.user.is_active:
         return None
+    from apps.core.permissions import role_allows
+
     roles = tuple(Membership.objects.filter(user=token.user).values_list("workspace_id", "role"))
-    return Caller(kind="user", user_id=token.user_id, username=token.user.get_username(), roles=roles)
+    may_invoke = frozenset(ws for ws, role in roles if role_allows(role, "service:invoke"))
+    return Caller(kind="user", user_id=token.user_id, username=token.user.get_username(), roles=roles,
+                  may_invoke=may_invoke)
 
 
 def _uses_stamp(caller_key: tuple[str, bool]) -> None:
@@ -250,21 +258,18 @@ class StatsBuffer:
         self.pending: dict[tuple[str, int, str, int], list] = {}
 
     def record(self, service_id: str, model_version_id: int, label: str, ok: bool, latency_ms: float) -> None:
-        from .monitoring import bucket_index
-
         minute = int(time.time() // 60)
         key = (service_id, model_version_id, label, minute)
+        index = bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)
         with self.lock:
             entry = self.pending.get(key)
             if entry is None:
-                from .monitoring import LATENCY_BUCKETS_MS
-
                 entry = self.pending[key] = [0, 0, 0, 0.0, 0.0, [0] * (len(LATENCY_BUCKETS_MS) + 1)]
             entry[0] += 1
             entry[1 if ok else 2] += 1
             entry[3] += latency_ms
             entry[4] = max(entry[4], latency_ms)
-            entry[5][bucket_index(latency_ms)] += 1
+            entry[5][index] += 1
 
     def take(self) -> dict:
         with self.lock:
@@ -330,12 +335,9 @@ class Gateway:
         loop = asyncio.get_running_loop()
         state = self._loop_state.get(id(loop))
         if state is None or state["loop"] is not loop:
-            limits = httpx.Limits(max_connections=settings.ATELIER_GATEWAY_MAX_CONNECTIONS,
-                                  max_keepalive_connections=settings.ATELIER_GATEWAY_MAX_CONNECTIONS,
-                                  keepalive_expiry=30)
-            state = {"loop": loop,
-                     # Instances of custom images may serve HTTPS with their own certificate.
-                     "client": httpx.AsyncClient(limits=limits, verify=False, trust_env=False, http2=False),
+            # Idle connections expire before the model server's 75 s keep-alive, so the gateway closes them.
+            state = {"loop": loop, "pool": upstream.Pool(max_idle=settings.ATELIER_GATEWAY_MAX_CONNECTIONS,
+                                                        idle_seconds=30.0),
                      "redis": None, "flusher": None}
             self._loop_state[id(loop)] = state
         if state["flusher"] is None or state["flusher"].done():
@@ -402,8 +404,8 @@ class Gateway:
         if not UUID_RE.match(service_id):
             raise GatewayRefusal(404, "APIG.0101", "The API does not exist or has not been published in the "
                                                    "environment: no such service.")
-        key = str(uuid.UUID(service_id))
-        route, _fresh = await self.routes.get(key, lambda: _db(route_load)(key), settings.ATELIER_GATEWAY_CACHE_SECONDS)
+        route, _fresh = await self.routes.get(service_id, lambda: _db(route_load)(str(uuid.UUID(service_id))),
+                                              settings.ATELIER_GATEWAY_CACHE_SECONDS)
         if route is None:
             raise GatewayRefusal(404, "APIG.0101", "The API does not exist or has not been published in the "
                                                    "environment: no such service.")
@@ -411,8 +413,6 @@ class Gateway:
 
     @staticmethod
     def _authorize(route: Route, caller: Caller) -> None:
-        from apps.core.permissions import role_allows
-
         if caller.kind == "key":
             if caller.key_service_id != route.service_id:
                 raise GatewayRefusal(401, "APIG.0301", "Incorrect authentication information: this API key belongs "
@@ -422,11 +422,13 @@ class Gateway:
         if role is None:  # another workspace's service does not exist for this caller
             raise GatewayRefusal(404, "APIG.0101", "The API does not exist or has not been published in the "
                                                    "environment: no such service.")
-        if not role_allows(role, "service:invoke"):
+        if route.workspace_id not in caller.may_invoke:
             raise GatewayRefusal(401, "APIG.0301", f"Incorrect authentication information: your role ({role}) may "
                                                    "not call services.")
 
     async def _rate_limit(self, state: dict, route: Route, caller: Caller) -> None:
+        if not route.traffic_limit and not caller.key_rate_limit:
+            return
         checks = []
         now = time.time()
         prefix = settings.CACHES["default"].get("KEY_PREFIX", "atelier")
@@ -523,7 +525,6 @@ class Gateway:
 
     async def _forward(self, state, scope, send: Send, route: Route, version: VersionRoute, sub: str,
                        headers: dict[bytes, bytes], body: bytes, extra_header, started: float) -> None:
-        client: httpx.AsyncClient = state["client"]
         out_headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k not in CREDENTIALS]
         client_ip = (scope.get("client") or ("", 0))[0]
         forwarded = headers.get(b"x-forwarded-for")
@@ -533,51 +534,47 @@ class Gateway:
         if extra_header is not None:
             out_headers = [(k, v) for k, v in out_headers if k != extra_header[0]] + [extra_header]
         query = scope.get("query_string", b"")
+        target = sub + (f"?{query.decode('latin-1')}" if query else "")
         timeout = settings.ATELIER_GATEWAY_TIMEOUT_SECONDS
-        tried = 0
-        upstream = None
-        while tried < max(1, len(version.endpoints)):
+        response = None
+        for _ in range(max(1, len(version.endpoints))):
             endpoint = version.next_endpoint()
-            tried += 1
-            url = f"{version.scheme}://{endpoint}{sub}" + (f"?{query.decode('latin-1')}" if query else "")
-            request = client.build_request(scope["method"], url, headers=out_headers, content=body,
-                                           timeout=httpx.Timeout(timeout, connect=5.0))
             try:
-                upstream = await asyncio.wait_for(client.send(request, stream=True), timeout)
+                response = await upstream.request(state["pool"], scheme=version.scheme, endpoint=endpoint,
+                                                  method=scope["method"], target=target, headers=out_headers,
+                                                  body=body, timeout=timeout)
                 break
-            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-                logger.info("instance %s of %s refused: %s", endpoint, route.name, exc)
-                upstream = None
-                continue
-            except (asyncio.TimeoutError, httpx.TimeoutException):
+            except upstream.UpstreamTimeout:
                 self.stats.record(route.service_id, version.model_version_id, version.label, False,
                                   (time.perf_counter() - started) * 1000)
                 status, payload = _json_response(504, "ModelArts.4503", "Backend service respond timeout: no answer "
                                                  f"within {timeout:g} s, the limit of one prediction.")
                 await _respond(send, status, payload)
                 return
-        if upstream is None:
+            except upstream.UpstreamError as exc:
+                logger.info("instance %s of %s failed: %s", endpoint, route.name, exc)
+                continue
+        if response is None:
             self.stats.record(route.service_id, version.model_version_id, version.label, False,
                               (time.perf_counter() - started) * 1000)
             status, payload = _json_response(502, "ModelArts.4302", "Gateway forwarding error. Failed to invoke backend "
                                                                     "service due to connection refused.")
             await _respond(send, status, payload)
             return
+        response_headers = [(k, v) for k, v in response.headers
+                            if k not in HOP_BY_HOP or k == b"content-length"]
+        await send({"type": "http.response.start", "status": response.status, "headers": response_headers})
+        self.stats.record(route.service_id, version.model_version_id, version.label, response.status < 400,
+                          (time.perf_counter() - started) * 1000)
         try:
-            response_headers = [(k.lower(), v) for k, v in upstream.headers.raw
-                                if k.lower() not in HOP_BY_HOP or k.lower() == b"content-length"]
-            await send({"type": "http.response.start", "status": upstream.status_code, "headers": response_headers})
-            self.stats.record(route.service_id, version.model_version_id, version.label, upstream.status_code < 400,
-                              (time.perf_counter() - started) * 1000)
-            async for chunk in upstream.aiter_raw():
+            async for chunk in response.body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        except (httpx.HTTPError, asyncio.TimeoutError) as exc:
+        except upstream.UpstreamError as exc:
             # Headers are out: the only honest signal left is to cut the response short.
             logger.info("stream from %s broke: %s", route.name, exc)
-            await send({"type": "http.response.body", "body": b""})
         finally:
-            await upstream.aclose()
+            await response.body.aclose()
+        await send({"type": "http.response.body", "body": b""})
 
     # -- WebSocket -------------------------------------------------------------------------------
 
