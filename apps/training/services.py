@@ -877,7 +877,11 @@ def training_job_sync(job: TrainingJob) -> TrainingJob:
         if not runs or job.is_terminal:
             return job
         statuses = {run.status for run in runs}
-        restarts = max(run.auto_restarts for run in runs)
+        # A re-queued attempt counts once it leaves the queue: until then the restart may still be refused.
+        restarts = max([run.auto_restarts for run in runs if run.status != R.QUEUED] or [job.restart_count])
+        if job.failure:
+            # A refused restart (see _veto_pointless_restart) re-queued the runs but never ran: not a restart.
+            restarts = min(restarts, job.restart_count)
         now = timezone.now()
         updates: dict[str, Any] = {}
         events: list[tuple[str, str]] = []
