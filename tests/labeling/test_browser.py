@@ -464,3 +464,22 @@ def test_text_classification_save_current_page_is_one_batch(asgi_server, page, l
     got = sorted((a.sample_id, a.label.name) for a in Annotation.objects.filter(dataset=job.dataset).select_related("label"))
     assert got == sorted([(first.pk, "positive"), (second.pk, "negative")])
     assert set(Sample.objects.filter(dataset=job.dataset).values_list("label_status", flat=True)) == {"labeled"}
+
+
+def test_segmentation_thumbnail_strip_saves_and_navigates(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.IMAGE_SEGMENTATION)
+    first, second = add_sample(job.dataset), add_sample(job.dataset)
+    open_workbench(page, asgi_server, login, owner, job, second)
+    page.wait_for_function("() => document.querySelectorAll('.wb-thumb.active').length === 1")
+    strip = page.locator("[data-testid=thumbnail-strip] .wb-thumb")
+    assert strip.evaluate_all("els => els.map(e => e.dataset.sample)") == [second.pk, first.pk]
+    assert page.locator(".wb-thumb.active").get_attribute("data-sample") == second.pk
+    for x, y in ((100, 100), (300, 100), (200, 300)):
+        click_image(page, x, y)
+    click_image(page, 100, 100)
+    pick(page, "road")
+    page.screenshot(path=SHOTS.format("segmentation"))
+    page.locator(f".wb-thumb[data-sample='{first.pk}']").click()
+    page.wait_for_function(f"() => document.querySelector('.wb-thumb.active').dataset.sample === '{first.pk}'")
+    assert page.url.split("?")[0].endswith(f"/label/{first.pk}")
+    assert [a.shape for a in Annotation.objects.filter(sample=second)] == ["polygon"]

@@ -245,9 +245,37 @@ export class Editor {
       toolRail(shell, this.controller, tools);
     }
     this.canvas.addEventListener("view", () => this.maybeFullResolution());
+    this.strip = this.classification ? null : shell.parts.strip;
+    this.stripIds = [];
   }
 
   sessions() { return this.session ? [this.session] : []; }
+
+  // The thumbnail strip (spec §6, item 33): this tab's images; a click saves and opens one.
+  async renderStrip() {
+    if (!this.strip) return;
+    if (!this.stripIds.includes(this.sample.id)) {
+      const result = await this.shell.api.samples({ status: this.shell.config.status, page_size: 60 });
+      const items = result.status === 200 ? result.body.results : [];
+      if (!items.some((s) => s.id === this.sample.id)) items.unshift(this.sample);
+      this.stripIds = items.map((s) => s.id);
+      fill(this.strip, ...items.map((s) => el("button", { type: "button", class: "wb-thumb", "data-sample": s.id,
+        title: s.file_name, "aria-label": `Open ${s.file_name}`, onclick: () => this.open(s.id) },
+      el("img", { src: s.preview_url, alt: "", loading: "lazy" }))));
+      this.strip.hidden = false;
+    }
+    this.strip.querySelectorAll(".wb-thumb").forEach((b) => {
+      const active = b.dataset.sample === this.sample.id;
+      b.classList.toggle("active", active);
+      if (active) b.scrollIntoView({ block: "nearest", inline: "nearest" });
+    });
+  }
+
+  async open(id) {
+    if (id === this.sample.id || !(await this.shell.flushAll())) return;
+    const result = await this.shell.api.sample(id);
+    if (result.status === 200) { this.shell.visited.push(this.sample.id); await this.shell.show(result.body); }
+  }
 
   async load(sample) {
     if (this.session && this.session.dirty) await this.session.flush();
@@ -261,6 +289,7 @@ export class Editor {
     this.canvas.setSource(image, sample.width || image.naturalWidth, sample.height || image.naturalHeight);
     this.canvas.fit();
     if (this.classification) { this.canvas.setAnnotations([]); this.renderClasses(); } else this.controller.attach(this.session);
+    this.renderStrip();
   }
 
   // Large images: the preview until the zoom shows more detail than it holds, then the original.
