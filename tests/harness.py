@@ -57,8 +57,13 @@ class AsgiServer:
         return self
 
     def stop(self) -> None:
+        from channels.layers import channel_layers
+
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        # The shared channel layer remembers the event loop its consumers received on; a later
+        # server (a new loop) would be refused by channels-redis, so each server gets a fresh one.
+        channel_layers.backends.clear()
 
 
 def database_url_for_subprocess() -> str:

@@ -1,24 +1,19 @@
 """Shared write operations: audit entries, object events and realtime publishing."""
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 
 from .choices import AuditResult, EventLevel
 from .middleware import current_request_context
 from .models import AuditEntry, Event
+from .realtime import LiveSender
 
 logger = logging.getLogger(__name__)
-
-# Longest wait for a publish from a thread that runs an event loop; Redis answers in milliseconds.
-PUBLISH_TIMEOUT_S = 5
 
 # Live source of a workspace's activity (registered in CoreConfig.ready with the workspace accessor).
 WORKSPACE_ACTIVITY_SOURCE = "accounts.workspace"
@@ -74,27 +69,13 @@ def events_for(obj: models.Model):
 
 
 def publish(group: str, payload: dict[str, Any]) -> None:
-    """Send `payload` to every WebSocket in `group` now. Group names are `<app>.<model>.<pk>`."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
+    """Queue `payload` for every WebSocket in `group`; returns at once, sends in call order.
 
-    def send() -> None:
-        try:
-            async_to_sync(layer.group_send)(group, {"type": "publish", "payload": payload})
-        except Exception:  # a realtime hiccup must never fail the write that caused it
-            logger.warning("realtime publish to %s failed", group, exc_info=True)
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        send()
+    Group names are `<app>.<model>.<pk>`. See `apps.core.realtime` for why sends are queued.
+    """
+    if not settings.CHANNEL_LAYERS:
         return
-    # This thread runs an event loop (an async caller, or Playwright's sync API in tests),
-    # where async_to_sync refuses to work: send from a short-lived helper thread instead.
-    sender = threading.Thread(target=send, name="atelier-publish")
-    sender.start()
-    sender.join(timeout=PUBLISH_TIMEOUT_S)
+    LiveSender.get().send(group, payload)
 
 
 def publish_on_commit(group: str, payload: dict[str, Any]) -> None:

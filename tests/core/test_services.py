@@ -3,7 +3,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers
 
 from apps.core.choices import AuditResult
 from apps.core.models import AuditEntry
@@ -16,9 +16,14 @@ def off_loop(fn, *args):
         return pool.submit(fn, *args).result(timeout=15)
 
 
+# A layer of the tests' own: the in-process ASGI server of other tests keeps the shared
+# layer's receive state bound to its (stopped) event loop.
+LAYER = channel_layers.make_backend("default")
+
+
 def subscribe(group: str) -> str:
     def join():
-        layer = get_channel_layer()
+        layer = LAYER
         channel = async_to_sync(layer.new_channel)()
         async_to_sync(layer.group_add)(group, channel)
         return channel
@@ -28,7 +33,7 @@ def subscribe(group: str) -> str:
 
 def receive(channel: str) -> dict:
     async def wait():
-        return await asyncio.wait_for(get_channel_layer().receive(channel), timeout=5)
+        return await asyncio.wait_for(LAYER.receive(channel), timeout=5)
 
     return off_loop(async_to_sync(wait))
 
@@ -49,6 +54,13 @@ def test_publish_works_from_a_thread_running_an_event_loop():
 
     off_loop(asyncio.run, caller())
     assert receive(channel) == {"type": "publish", "payload": {"kind": "activity"}}
+
+
+def test_publish_returns_at_once_and_keeps_call_order():
+    channel = subscribe("tests.thing.3")
+    for n in range(50):
+        publish("tests.thing.3", {"n": n})
+    assert [receive(channel)["payload"]["n"] for _ in range(50)] == list(range(50))
 
 
 def test_audit_record_signals_the_workspace_only_after_commit(owner, workspace, django_capture_on_commit_callbacks):
