@@ -179,6 +179,7 @@ def batch_service_create(*, user, workspace, name: str, model_version, input_uri
 def _resolve_manifest(user, service: InferenceService) -> tuple[list[dict], list[dict]]:
     """(run inputs for the manifest's folders, resolved entries) of a manifest input."""
     storage = get_storage()
+    output = parse(service.output_uri)
     with storage.open(parse(service.input_uri)) as handle:
         text = handle.read(50 * 1024 * 1024).decode("utf-8-sig")
     folders: dict[str, str] = {}
@@ -197,13 +198,16 @@ def _resolve_manifest(user, service: InferenceService) -> tuple[list[dict], list
             entries.append({"source": source, "local": source, "name": source.split("?")[0].rsplit("/", 1)[-1]})
             continue
         path = _storage_source(user, source, field="input_uri")
-        parent = path.parent.uri
-        if parent not in folders:
+        # A file's folder is staged whole, unless that folder is a bucket root or holds the output:
+        # then only the file is (the run engine refuses an output inside an input, and rightly so).
+        parent = path.parent
+        staged = path if not parent.key or output.is_within(parent) else parent
+        if staged.uri not in folders:
             if len(folders) >= MAX_SOURCE_FOLDERS:
                 raise ValidationError({"input_uri": [f"The manifest draws from more than {MAX_SOURCE_FOLDERS} folders; "
                                                      "group the files into fewer folders."]})
-            folders[parent] = f"src_{len(folders)}"
-        entries.append({"source": source, "local": f"{folders[parent]}/{path.name}", "name": path.name})
+            folders[staged.uri] = f"src_{len(folders)}"
+        entries.append({"source": source, "local": f"{folders[staged.uri]}/{path.name}", "name": path.name})
     if not entries:
         raise ValidationError({"input_uri": ["The manifest lists no files."]})
     return [{"name": name, "uri": uri} for uri, name in folders.items()], entries
@@ -231,7 +235,7 @@ def _batch_run(service: InferenceService, *, user) -> None:
     else:
         from .serving import instance_command
 
-        argv, health_path, _inputs, extra_env = instance_command(version)
+        argv, health_path, _inputs, extra_env = instance_command(version, sv.env.keys())
         env.update(extra_env)
         argv_extra += ["--command", json.dumps(argv), "--health-path", health_path]
     InferenceService.objects.filter(pk=service.pk).update(task_id=task_id, progress={}, generation=service.generation + 1)

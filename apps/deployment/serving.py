@@ -192,8 +192,9 @@ def config_snapshot(service: InferenceService, versions: list[dict] | None = Non
 # ---------------------------------------------------------------------------------------------
 
 
-def instance_command(version: AiAppVersion) -> tuple[list[str], str, list[dict], dict[str, str]]:
-    """(argv, health path, inputs, env) of one instance of `version`."""
+def instance_command(version: AiAppVersion, env_names=()) -> tuple[list[str], str, list[dict], dict[str, str]]:
+    """(argv, health path, inputs, env) of one instance of `version`; `env_names` are the service
+    version's own variables (passed into a container explicitly)."""
     health = version.health or {}
     health_path = health.get("url", "") if health.get("check_method") == "HTTP" else ""
     if version.serves_package:
@@ -210,7 +211,10 @@ def instance_command(version: AiAppVersion) -> tuple[list[str], str, list[dict],
                 [{"name": "package", "uri": version.package_uri}], env)
     if version.source_type == ModelSource.IMAGE:
         argv = ["python", "-m", "atelier_modelserver.container", "--image", version.image,
-                "--container-port", str(version.port), "--", *version.command]
+                "--container-port", str(version.port)]
+        for name in sorted(env_names):
+            argv += ["--pass-env", name]
+        argv += ["--", *version.command]
         return argv, health_path, [], {"PYTHONPATH": str(MODELSERVER_DIR)}
     return list(version.command), health_path, [], {}
 
@@ -233,7 +237,7 @@ def _actor(service: InferenceService, user=None):
 def _instances_submit(service: InferenceService, row: dict, *, user, count: int, generation: int,
                       service_version: ServiceVersion | None) -> list[ServiceInstance]:
     version: AiAppVersion = row["model_version"]
-    argv, health_path, inputs, env = instance_command(version)
+    argv, health_path, inputs, env = instance_command(version, row["env"].keys())
     made = []
     for _ in range(count):
         run = run_submit(

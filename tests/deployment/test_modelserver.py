@@ -175,3 +175,14 @@ def test_a_package_that_cannot_load_reports_why(tmp_path):
     assert client.post("/", json={}).json() == {
         "error_code": "MR.0100",
         "error_msg": "not ready: ModuleNotFoundError: No module named 'no_such_module_here'"}
+
+
+def test_container_launcher_publishes_the_run_port_and_passes_only_chosen_variables():
+    from atelier_modelserver.container import docker_argv
+
+    argv = docker_argv(docker="/usr/bin/docker", image="registry.local/team/server:1.0", container_port=8080,
+                       host_port=40123, name="atelier-run-7-1", env={"MODEL_NAME": "m", "THRESHOLD": "0.5"},
+                       command=["sh", "/home/mind/run.sh"])
+    assert argv == ["/usr/bin/docker", "run", "--rm", "--init", "--name", "atelier-run-7-1", "--user", "1000:100",
+                    "-p", "40123:8080", "-e", "MODEL_NAME=m", "-e", "THRESHOLD=0.5",
+                    "registry.local/team/server:1.0", "sh", "/home/mind/run.sh"]

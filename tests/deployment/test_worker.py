@@ -227,3 +227,50 @@ def test_batch_service_over_a_folder_writes_the_documented_outputs(deploy_worker
     assert service.progress == {"total": 3, "done": 2, "failed": 1}
     assert any(m.startswith("Service stopped automatically after running. 2 succeeded, 1 failed of 3 inputs")
                for m in service_events(service))
+
+
+# A custom server: answers POST /predict with the doubled value, /health, on $PORT.
+CUSTOM_SERVER = """
+import http.server, json, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        answer = json.dumps({"double": body["value"] * 2, "threshold": os.environ.get("THRESHOLD")}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def test_a_custom_command_serves_through_the_gateway(deploy_worker, asgi_server, gateway, owner, workspace,
+                                                     cpu_flavor, local_pool):
+    import sys
+
+    deploy_worker(concurrency=2)
+    version = imported(services.ai_app_create(
+        user=owner, workspace=workspace, name="custom", source_type="command",
+        command=[sys.executable, "-c", CUSTOM_SERVER],
+        apis=[{"url": "/predict", "method": "POST", "request": {"Content-type": "application/json"}}],
+        health={"check_method": "HTTP", "url": "/health", "period_seconds": 5, "failure_threshold": 3}))
+    service = service_create(user=owner, workspace=workspace, name="custom-svc", versions=[
+        {"model_version": version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool,
+         "env": {"THRESHOLD": "0.5"}}])
+    status_of(service, ServiceStatus.RUNNING, timeout=60)
+    key = service_key_create(user=owner, service=service, name="k")[1]
+    answer = http.post(f"{asgi_server.url}/infer/{service.pk}/predict", json={"value": 21},
+                       headers={"X-Auth-Token": key})
+    assert answer.json() == {"double": 42, "threshold": "0.5"}
+    wrong = http.get(f"{asgi_server.url}/infer/{service.pk}/predict", headers={"X-Auth-Token": key})
+    assert wrong.status_code == 405 and wrong.json()["error_code"] == "ModelArts.2803"
+    service_stop(user=owner, service=service)
+    status_of(service, ServiceStatus.STOPPED, timeout=60)
