@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,20 @@ def _redis() -> redis.Redis:
 
 def _tail_key(run_id: int) -> str:
     return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:runtime:logtail:{run_id}"
+
+
+class _Prefix:
+    """The first `size` bytes of a file object, as a stream (a snapshot of a growing log)."""
+
+    def __init__(self, fh, size: int):
+        self.fh, self.left = fh, size
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        data = self.fh.read(self.left if n is None or n < 0 else min(n, self.left))
+        self.left -= len(data)
+        return data
 
 
 def _count_complete_lines(path: Path) -> tuple[int, int, bool]:
@@ -99,6 +115,9 @@ class LogWriter:
         self.pending_bytes = 0
         self.dropped = 0
         self.redis = None if self.direct else _redis()
+        self.uploaded_bytes = self.bytes
+        self.last_upload = time.monotonic()
+        self.uploader: threading.Thread | None = None
 
     def add(self, line: str) -> None:
         """Queue one line (without its newline); long lines are cut, lines past the cap dropped."""
@@ -162,9 +181,35 @@ class LogWriter:
             self.publisher.send(payload)
             start = end
 
+    def maybe_upload(self) -> None:
+        """Upload the flushed part of the file every ATELIER_RUNTIME_UPLOAD_SECONDS, in the
+        background (S3 has no append: each upload replaces the object with a longer prefix)."""
+        if self.direct or self.bytes == self.uploaded_bytes:
+            return
+        now = time.monotonic()
+        if now - self.last_upload < settings.ATELIER_RUNTIME_UPLOAD_SECONDS:
+            return
+        if self.uploader is not None and self.uploader.is_alive():
+            return
+        self.last_upload = now
+        size = self.bytes  # everything up to here is whole lines already written and flushed
+        self.uploader = threading.Thread(target=self._upload_prefix, args=(size,), daemon=True,
+                                         name=f"log-upload-{self.run.pk}")
+        self.uploader.start()
+
+    def _upload_prefix(self, size: int) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                get_storage().save(self.storage_path, _Prefix(fh, size))
+            self.uploaded_bytes = size
+        except Exception:  # the next round (or the final upload) tries again; the mirror has the lines
+            logger.warning("periodic log upload of run %s failed", self.run.pk, exc_info=True)
+
     def upload(self) -> None:
-        """Copy the file to storage (only when storage is not the local directory itself)."""
+        """Copy the whole file to storage (only when storage is not the local directory itself)."""
         if not self.direct:
+            if self.uploader is not None:
+                self.uploader.join()
             get_storage().upload_from(self.path, self.storage_path)
 
     def close(self) -> None:
@@ -192,7 +237,7 @@ class LogSlice:
     total: int
 
 
-def _open_log(run):
+def open_log(run):
     """A binary file object over the run's log, or None when there is none yet."""
     path: StoragePath = parse(run.log_uri)
     storage = get_storage()
@@ -219,7 +264,7 @@ def log_read(run, *, after: int | None = None, limit: int | None = None) -> LogS
     gives lines k+1 … (at most `limit`). Lines still only in the Redis mirror are included.
     """
     limit = limit if limit is not None else settings.ATELIER_RUNTIME_LOG_BACKLOG_LINES
-    fh = _open_log(run)
+    fh = open_log(run)
     lines: list[str] = []
     total = 0
     first = 1
@@ -276,13 +321,3 @@ def _merge_tail(run, first: int, lines: list[str], total: int, after: int | None
         if extra_first + offset > after and len(lines) < limit:
             lines.append(text)
     return (after + 1), lines, new_total
-
-
-def log_chunks(run, chunk_size: int = 1 << 16):
-    """The whole log as bytes chunks, for download."""
-    fh = _open_log(run)
-    if fh is None:
-        return
-    with fh:
-        while chunk := fh.read(chunk_size):
-            yield chunk

@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.core.choices import EventLevel
 from apps.core.services import event_add
 
-from .choices import ACTIVE_STATUSES, NodeStatus, PoolStatus, RunStatus
+from .choices import ACTIVE_STATUSES, JobType, NodeStatus, PoolStatus, RunStatus
 from .models import Flavor, GpuLease, NodeSample, Pool, Run, WorkerNode
 from .services import run_finish, run_transition
 
@@ -140,7 +140,8 @@ def worker_node_register(*, hostname: str, pool_names: list[str], slots: int, pi
     pools = []
     for name in pool_names:
         pool, made = Pool.objects.get_or_create(
-            name=name, defaults={"description": f"Created when worker {hostname} joined.", "job_types": ["training", "notebook", "inference"]}
+            name=name, defaults={"description": f"Created when worker {hostname} joined.",
+                                 "job_types": list(JobType.values)}
         )
         pools.append(pool)
     node.pools.set(pools)
@@ -217,7 +218,8 @@ def _gpu_phrase(count: int) -> str:
     return f"{count} GPU" if count == 1 else f"{count} GPUs"
 
 
-def placement_for(flavor: Flavor, pool: Pool, count: int = 1, *, exclude: set[int] | frozenset = frozenset()) -> Placement:
+def placement_for(flavor: Flavor, pool: Pool, count: int = 1, *,
+                  exclude: set[int] | frozenset = frozenset()) -> Placement:
     """Choose workers for `count` nodes of `flavor` in `pool`, or explain why none can take them now.
 
     The reason distinguishes "no online worker could ever serve this" from "capacity is busy",
@@ -231,20 +233,23 @@ def placement_for(flavor: Flavor, pool: Pool, count: int = 1, *, exclude: set[in
         return Placement([], False, f"No online worker serves pool {pool.name}.")
     capable = [node for node in online if _fits(node, flavor)]
     if not capable:
-        need = f"{flavor.cpus} CPU, {flavor.memory_mb // 1024} GiB" + (
-            f", {_gpu_phrase(flavor.gpus)}" + (f" ({flavor.gpu_type})" if flavor.gpu_type else "") if flavor.gpus else "")
+        need = f"{flavor.cpus} CPU, {flavor.memory_mb // 1024} GiB"
+        if flavor.gpus:
+            need += f", {_gpu_phrase(flavor.gpus)}" + (f" ({flavor.gpu_type})" if flavor.gpu_type else "")
         return Placement([], False, f"No worker in pool {pool.name} offers {need}.")
     if len(capable) < count:
         return Placement([], False, f"The run needs {count} workers offering {flavor.summary}; pool {pool.name} "
                                     f"has {len(capable)} online.")
     if flavor.gpus == 0 and count == 1 and len(capable) == len(online):
         return Placement([], True)
-    leased = dict(GpuLease.objects.filter(node__in=capable).values("node").annotate(n=Count("id")).values_list("node", "n"))
+    leased = dict(GpuLease.objects.filter(node__in=capable).values("node").annotate(n=Count("id"))
+                  .values_list("node", "n"))
     with_room = [node for node in capable if node.gpu_count - leased.get(node.pk, 0) >= flavor.gpus]
     if len(with_room) < count:
         if flavor.gpus:
-            return Placement([], False, f"Waiting for {_gpu_phrase(flavor.gpus)} to free up on "
-                                        f"{count if count > 1 else 'a'} worker{'s' if count > 1 else ''} of pool {pool.name}.")
+            where = f"{count} workers" if count > 1 else "a worker"
+            return Placement([], False, f"Waiting for {_gpu_phrase(flavor.gpus)} to free up on {where} of pool "
+                                        f"{pool.name}.")
         return Placement([], False, f"Waiting for {count} workers of pool {pool.name}.")
     # Least busy first: free slots, then free GPUs; the hostname keeps the order stable.
     with_room.sort(key=lambda n: (-(n.slots - n.active), -(n.gpu_count - leased.get(n.pk, 0)), n.hostname))
@@ -282,7 +287,8 @@ def runs_dispatch(run_ids: list[int] | None = None) -> int:
     now = timezone.now()
     for group, runs in by_group.items():
         first = runs[0]
-        busy_nodes = set(Run.objects.filter(group=group, status__in=ACTIVE_STATUSES).values_list("worker_id", flat=True))
+        busy_nodes = set(Run.objects.filter(group=group, status__in=ACTIVE_STATUSES)
+                         .values_list("worker_id", flat=True))
         placement = placement_for(first.flavor, first.pool, len(runs), exclude=busy_nodes - {None})
         if not placement.ok:
             Run.objects.filter(pk__in=[r.pk for r in runs], status=S.QUEUED).exclude(

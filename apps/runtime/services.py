@@ -338,7 +338,8 @@ def run_submit(
         errors["max_restarts"] = ["Automatic restarts: give 0, 1, 2 or 3."]
     if hang_action not in HangAction.values:
         errors["hang_action"] = [f"Unknown hang action {hang_action!r}; use {', '.join(HangAction.values)}."]
-    if health_path and (not health_path.startswith("/") or len(health_path) > 255 or any(c.isspace() for c in health_path)):
+    if health_path and (not health_path.startswith("/") or len(health_path) > 255
+                        or any(c.isspace() for c in health_path)):
         errors["health_path"] = ["A health path starts with / and has no spaces (e.g. /health)."]
     if errors:
         raise ValidationError(errors)
@@ -472,14 +473,14 @@ def run_stop(*, user, run: Run, reason: str = "") -> Run:
     who = user.get_username() if user is not None and user.is_authenticated else "the system"
     with transaction.atomic():
         for node in nodes:
-            _stop_node(node, reason=reason or f"Stopped by {who}.")
+            run_node_stop(node, reason=reason or f"Stopped by {who}.")
         audit_record(actor=user, action="run:stop", obj=run, workspace=run.workspace)
     run.refresh_from_db()
     return run
 
 
-def _stop_node(node: Run, *, reason: str, level: str = EventLevel.INFO) -> None:
-    """Stop one node without a permission check (peers of a failed node, max runtime)."""
+def run_node_stop(node: Run, *, reason: str, level: str = EventLevel.INFO) -> None:
+    """Stop one node on the system's behalf, without a permission check (peers of a failed node, a hang)."""
     if node.status == S.QUEUED:
         run_transition(node, S.STOPPED, reason=reason, event=f"{reason} Removed from the queue.", level=level)
     elif node.status in (S.STARTING, S.RUNNING):
@@ -535,8 +536,8 @@ def run_finish(run: Run, to: str, *, reason: str, event: str, exit_code: int | N
         if failed and run.node_count > 1:
             for peer in nodes:
                 if peer.pk != run.pk and peer.status in LIVE_STATUSES:
-                    _stop_node(peer, reason=f"Node {run.node_rank} ended ({reason.rstrip('.')}); stopping the others.",
-                               level=EventLevel.WARNING)
+                    why = f"Node {run.node_rank} ended ({reason.rstrip('.')}); stopping the others."
+                    run_node_stop(peer, reason=why, level=EventLevel.WARNING)
             nodes = _group_runs(run)
         if all(node.status in TERMINAL_STATUSES for node in nodes):
             _maybe_auto_restart(nodes)

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +25,7 @@ from . import charts, selectors, services
 from .choices import ACTIVE_STATUSES, PoolStatus, RunStatus
 from .exitcodes import exit_code_label
 from .forms import FlavorForm, PoolForm
-from .logstream import log_chunks
+from .downloads import log_download_response
 from .models import Flavor, Pool
 from .scheduling import flavor_availability
 from .tables import RunTable
@@ -256,9 +256,7 @@ def run_restart(request, pk):
 @require_GET
 def run_log(request, pk):
     run = selectors.run_get_for_user(request.user, pk)
-    response = StreamingHttpResponse(log_chunks(run), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.log"'
-    return response
+    return log_download_response(request, run)
 
 
 # ---- monitoring --------------------------------------------------------------------------------

@@ -130,7 +130,8 @@ def beat(transactional_db, fast_engine, tmp_path):
 def events_of(run) -> list[str]:
     from apps.core.models import Event
 
-    return list(Event.objects.filter(content_type__model="run", object_id=str(run.pk)).values_list("message", flat=True))
+    events = Event.objects.filter(content_type__model="run", object_id=str(run.pk))
+    return list(events.values_list("message", flat=True))
 
 
 def process_alive(pid: int) -> bool:
@@ -140,3 +141,14 @@ def process_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.fixture
+def asgi_server(asgi_server):
+    """The harness's server, with a fresh channel layer: channels-redis binds its receive side to
+    one event loop, and a server of an earlier test (another loop) may have left it bound."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield asgi_server
+    channel_layers.backends.clear()

@@ -33,7 +33,8 @@ def client_for(user) -> APIClient:
 def test_members_read_pools_and_staff_alone_create_them(api, staff, owner, workspace, local_pool):
     assert api.get("/api/v1/runtime/pools/").json()["results"][0] == {
         "id": local_pool.pk, "name": "local", "description": "", "job_types": ["training", "notebook", "inference"],
-        "status": "enabled", "queue": "pool.local", "created_at": local_pool.created_at.isoformat().replace("+00:00", "Z"),
+        "status": "enabled", "queue": "pool.local",
+        "created_at": local_pool.created_at.isoformat().replace("+00:00", "Z"),
     }
 
     refused = api.post("/api/v1/runtime/pools/", {"name": "gpu", "job_types": ["training"]}, format="json")
@@ -110,7 +111,8 @@ def test_submit_queues_a_run_and_says_why_it_waits(api, owner, workspace, local_
     ("payload", "fields"),
     [
         ({"flavor": "nope"}, {"flavor": ['There is no flavor named "nope".']}),
-        ({"env": {"ATELIER_SECRET": "x"}}, {"env": ["ATELIER_SECRET: names starting with ATELIER_ are set by Atelier."]}),
+        ({"env": {"ATELIER_SECRET": "x"}},
+         {"env": ["ATELIER_SECRET: names starting with ATELIER_ are set by Atelier."]}),
         ({"env": {"1BAD": "x"}}, {"env": ["'1BAD' is not a valid variable name (letters, digits, _; not starting "
                                           "with a digit)."]}),
         ({"max_restarts": 4}, {"max_restarts": ["Automatic restarts: give 0, 1, 2 or 3."]}),

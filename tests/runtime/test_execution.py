@@ -55,7 +55,8 @@ def test_script_printing_lines_and_metrics_succeeds(engine_worker, owner, worksp
 
 def test_script_exiting_1_fails_with_the_code_explained(engine_worker, owner, workspace, cpu_flavor, local_pool):
     engine_worker()
-    run = submit(owner, workspace, cpu_flavor, local_pool, [sys.executable, "-c", "import sys; print('bad'); sys.exit(1)"])
+    failing = "import sys; print('bad'); sys.exit(1)"
+    run = submit(owner, workspace, cpu_flavor, local_pool, [sys.executable, "-c", failing])
 
     run = wait_status(run, {RunStatus.SUCCEEDED, RunStatus.FAILED})
 

@@ -6,7 +6,7 @@ Every refusal uses the error format of `apps.core.api`.
 """
 from __future__ import annotations
 
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -18,7 +18,8 @@ from apps.core.services import events_for
 from apps.core.tables import TableParamsError
 
 from .. import selectors, services
-from ..logstream import log_chunks, log_read
+from ..downloads import log_download_response
+from ..logstream import log_read
 from ..models import Flavor, Pool
 from ..tables import RunTable
 from .serializers import (
@@ -287,9 +288,7 @@ class RunLogView(APIView):
     @extend_schema(responses={(200, "text/plain"): str})
     def get(self, request, pk):
         run = selectors.run_get_for_user(request.user, pk)
-        response = StreamingHttpResponse(log_chunks(run), content_type="text/plain; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.log"'
-        return response
+        return log_download_response(request, run)
 
 
 class RunLogLinesView(APIView):
