@@ -215,3 +215,27 @@ def test_delete_is_refused_while_deployed(owner, workspace, echo_version, cpu_fl
     services.ai_app_delete(user=owner, app=echo_version.app)
     assert not AiApp.objects.exists()
     assert AuditEntry.objects.filter(action="model:delete", object_repr="echo").exists()
+
+
+def test_create_from_a_completed_training_job(owner, workspace, echo_uri, cpu_flavor, local_pool, outsider):
+    from apps.training.choices import TrainingStatus
+    from apps.training.models import TrainingJob
+
+    job = TrainingJob.objects.create(workspace=workspace, created_by=owner, name="train-1", pool=local_pool,
+                                     flavor=cpu_flavor, status=TrainingStatus.RUNNING,
+                                     outputs=[{"name": "train_url", "uri": echo_uri, "local": "outputs/train_url_0"}])
+    with pytest.raises(ValidationError) as caught:
+        services.ai_app_create(user=owner, workspace=workspace, name="trained", source_type="training",
+                               training_job=job.pk)
+    assert caught.value.message_dict == {"training_job": [
+        'Training job "train-1" is running; only completed jobs can be imported.']}
+    with pytest.raises(ValidationError) as caught:
+        services.ai_app_create(user=outsider, workspace=outsider.default_workspace, name="stolen",
+                               source_type="training", training_job=job.pk)
+    assert caught.value.message_dict == {"training_job": ["No such training job."]}
+    TrainingJob.objects.filter(pk=job.pk).update(status=TrainingStatus.COMPLETED)
+    version = services.ai_app_create(user=owner, workspace=workspace, name="trained", source_type="training",
+                                     training_job=job.pk)
+    assert (version.source_type, version.source_uri, version.training_job_id, version.training_job_name) == (
+        "training", echo_uri, str(job.pk), "train-1")
+    assert services.ai_app_version_import(version_id=version.pk) == "normal"
