@@ -12,7 +12,7 @@ import uuid
 
 from django.db import connection, models
 
-from .models import Annotation, Sample
+from .models import Annotation, Sample, SampleLabel
 
 _MUTABLE = (dict, list)
 
@@ -57,8 +57,13 @@ class AnnotationRow(Row):
     model = Annotation
 
 
+class SampleLabelRow(Row):
+    model = SampleLabel
+
+
 SampleRow.prepare()
 AnnotationRow.prepare()
+SampleLabelRow.prepare()
 SampleRow._defaults["id"] = lambda: uuid.uuid4().hex
 
 

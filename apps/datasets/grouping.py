@@ -24,7 +24,7 @@ from .formats.items import Problem, read_bytes
 from .imaging import brightness, clarity, colorfulness, load_rgb, saturation
 from .models import Dataset, DatasetOperation, Sample, SampleAttribute
 from .operations import OperationContext, OperationFailed
-from .services import operation_start
+from .services import dataset_revision_bump, operation_start
 
 FEATURES = ("clarity", "brightness", "colour")
 # Each advanced feature weighs as much as this many layout values, so it can move the clusters.
@@ -131,6 +131,7 @@ def run_auto_group(ctx: OperationContext) -> dict:
             SampleAttribute.objects.bulk_create([SampleAttribute(dataset=dataset, sample_id=pk, name=name,
                                                                  value=str(group)) for pk, group in assignment.items()],
                                                 batch_size=1000)
+            dataset_revision_bump(dataset.pk)
         return {"groups": sizes, "attribute": name}
     target = parse(params["result_path"]).child(f"auto-group-{ctx.operation.uid}.json")
     get_storage().save(target, io.BytesIO(json.dumps({"groups": assignment}, indent=1).encode()))

@@ -68,6 +68,9 @@ class Dataset(models.Model):
     )
     sample_count = models.PositiveIntegerField(default=0)
     labeled_count = models.PositiveIntegerField(default=0)
+    # Increases with every write that can change which samples a filter matches; cached page
+    # counts are keyed on it, so a count is reused only while the data is unchanged.
+    revision = models.PositiveBigIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -198,6 +201,35 @@ class SampleAttribute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
+
+
+class SampleLabel(models.Model):
+    """One (sample, label) pair with the sample's usage, status and creation time copied in.
+
+    A read index for the sample browser: "samples carrying label L (and usage U)" becomes a
+    range of one narrow index instead of a correlated lookup per sample, which keeps a
+    filtered page of a 100,000-sample dataset in milliseconds. Rows are derived data:
+    `sample_labels_sync` rebuilds them from the annotations whenever those change, and
+    usage/status updates write both tables.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="label_index")
+    usage = models.CharField(max_length=10, blank=True)
+    label_status = models.CharField(max_length=12)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sample", "label"], name="sample_label_unique")]
+        indexes = [
+            models.Index(fields=["label", "usage", "-created_at", "-sample"], name="sample_label_usage"),
+            models.Index(fields=["label", "label_status", "-created_at", "-sample"], name="sample_label_status"),
+            models.Index(fields=["label", "-created_at", "-sample"], name="sample_label_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sample_id}:{self.label_id}"
 
 
 class Annotation(models.Model):

@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import logging
 from dataclasses import dataclass, field
+from functools import cached_property
+
+from django.core.cache import cache
+from django.core.paginator import Paginator
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -10,7 +17,7 @@ from django.utils import timezone
 from apps.core.scoping import get_for_user
 
 from .choices import LabelStatus, Usage
-from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample, SampleAttribute
+from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample, SampleAttribute, SampleLabel
 
 
 def datasets_in(workspace) -> QuerySet[Dataset]:
@@ -45,13 +52,11 @@ def sample_get(dataset: Dataset, pk: str) -> Sample:
 
 def label_counts(dataset: Dataset) -> list[dict]:
     """Per label: name, colour and the number of samples carrying it (the browser's label list)."""
-    rows = (
-        Label.objects.filter(dataset=dataset)
-        .annotate(samples=Count("annotations__sample", distinct=True))
-        .order_by("name")
-        .values("id", "name", "color", "kind", "samples")
-    )
-    return list(rows)
+    # Counted on the SampleLabel index (one row per sample and label), not by de-duplicating annotations.
+    counts = dict(SampleLabel.objects.filter(dataset=dataset).values("label_id").annotate(n=Count("id"))
+                  .values_list("label_id", "n").order_by())
+    rows = Label.objects.filter(dataset=dataset).order_by("name").values("id", "name", "color", "kind")
+    return [{**row, "samples": counts.get(row["id"], 0)} for row in rows]
 
 
 def status_counts(dataset: Dataset) -> dict[str, int]:
@@ -70,6 +75,8 @@ class FilterError(ValueError):
         self.fields = fields
         super().__init__(next(iter(fields.values()))[0])
 
+
+logger = logging.getLogger(__name__)
 
 TIME_WINDOWS = {"1d": dt.timedelta(days=1), "1m": dt.timedelta(days=30)}
 
@@ -189,8 +196,122 @@ class SampleFilter:
 
 
 def samples_filtered(dataset: Dataset, flt: SampleFilter) -> QuerySet[Sample]:
-    """The dataset's samples narrowed by `flt`, newest first (the order the indexes serve)."""
+    """The dataset's samples narrowed by `flt`, newest first, as a queryset (exports, bulk work)."""
     return flt.apply(Sample.objects.filter(dataset=dataset), dataset).order_by("-created_at", "-id")
+
+
+class IndexedSamples:
+    """A label-filtered sample list read through the `SampleLabel` index, for pages.
+
+    Behaves like the sliceable, countable sequence Django's Paginator needs: `count()` counts
+    index rows (one narrow range per label), a slice fetches the page's sample ids from the
+    index in browser order and then those samples by primary key.
+    """
+
+    ordered = True
+
+    def __init__(self, index: QuerySet, distinct: bool, prefetch: tuple[str, ...] = ()):
+        self.index = index
+        self.distinct = distinct
+        self.prefetch = prefetch
+
+    def prefetch_related(self, *lookups: str) -> "IndexedSamples":
+        return IndexedSamples(self.index, self.distinct, self.prefetch + lookups)
+
+    def count(self) -> int:
+        if self.distinct:
+            return self.index.values("sample_id").distinct().count()
+        return self.index.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            return self[key:key + 1][0]
+        rows = self.index.order_by("-created_at", "-sample_id")
+        if self.distinct:
+            ids = [sample_id for sample_id, _ in rows.values_list("sample_id", "created_at").distinct()[key]]
+        else:
+            ids = list(rows.values_list("sample_id", flat=True)[key])
+        found = Sample.objects.filter(pk__in=ids).prefetch_related(*self.prefetch).in_bulk()
+        return [found[pk] for pk in ids if pk in found]
+
+    def __iter__(self):
+        return iter(self[0:self.count()])
+
+
+class CountCachedPaginator(Paginator):
+    """A Paginator whose total comes from the cache while the dataset's revision is unchanged.
+
+    Counting a filter over 100,000 samples costs more than fetching a page; the same filter
+    paged through gives the same total until a write bumps `Dataset.revision`, which is part
+    of the key. A cache that is down only means counting every time.
+    """
+
+    def __init__(self, object_list, per_page, *, cache_key: str, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.cache_key = cache_key
+
+    @cached_property
+    def count(self) -> int:
+        try:
+            cached = cache.get(self.cache_key)
+        except Exception:  # the count is still exact without the cache
+            cached = None
+        if cached is not None:
+            return cached
+        value = super().count
+        try:
+            cache.set(self.cache_key, value, COUNT_CACHE_SECONDS)
+        except Exception:
+            logger.warning("sample count cache unavailable", exc_info=True)
+        return value
+
+
+# Ten minutes: long enough to page through a result, short enough that abandoned keys go away.
+COUNT_CACHE_SECONDS = 600
+
+
+def sample_count_key(dataset: Dataset, flt: SampleFilter) -> str:
+    signature = json.dumps([flt.status, sorted(flt.labels), flt.usage, flt.hard, flt.name, flt.annotator,
+                            flt.attr_name, flt.attr_value, flt.since.isoformat() if flt.since else None,
+                            flt.until.isoformat() if flt.until else None, sorted(flt.ids)])
+    digest = hashlib.sha1(signature.encode()).hexdigest()
+    return f"datasets:sample-count:{dataset.pk}:{dataset.revision}:{digest}"
+
+
+def samples_paginator(dataset: Dataset, flt: SampleFilter, source, per_page: int) -> CountCachedPaginator:
+    return CountCachedPaginator(source, per_page, cache_key=sample_count_key(dataset, flt))
+
+
+def samples_page_source(dataset: Dataset, flt: SampleFilter):
+    """What the sample browser and list API page through: the index when labels are filtered
+    (the expensive case at scale), else the plain queryset, whose indexes serve the rest."""
+    if not flt.labels:
+        return samples_filtered(dataset, flt)
+    index = SampleLabel.objects.filter(dataset=dataset, label_id__in=flt.labels)
+    if flt.usage is not None:
+        index = index.filter(usage=flt.usage)
+    if flt.status:
+        index = index.filter(label_status=flt.status)
+    if flt.since:
+        index = index.filter(created_at__gte=flt.since)
+    if flt.until:
+        index = index.filter(created_at__lt=flt.until)
+    if flt.hard is not None:
+        index = index.filter(sample__hard=flt.hard)
+    if flt.name:
+        index = index.filter(Q(sample__file_name__icontains=flt.name) | Q(sample__directory__icontains=flt.name))
+    if flt.annotator:
+        index = index.filter(Exists(Annotation.objects.filter(dataset=dataset, sample=OuterRef("sample_id"),
+                                                              annotated_by=flt.annotator)))
+    if flt.attr_name:
+        index = index.filter(Exists(SampleAttribute.objects.filter(
+            dataset=dataset, name=flt.attr_name, value=flt.attr_value, sample=OuterRef("sample_id"))))
+    if flt.ids:
+        index = index.filter(sample_id__in=flt.ids)
+    return IndexedSamples(index, distinct=len(set(flt.labels)) > 1)
 
 
 def annotators_of(dataset: Dataset) -> list[str]:

@@ -33,6 +33,7 @@ from .choices import (
     OperationStatus,
     VersionStatus,
 )
+from .labelindex import sample_labels_sync
 from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample
 from .validators import (
     validate_color,
@@ -288,6 +289,7 @@ def label_delete(*, user, label: Label) -> None:
     label.delete()
     _samples_relabel_status(sample_ids)
     Sample.objects.filter(pk__in=sample_ids).update(annotation_version=F("annotation_version") + 1)
+    sample_labels_sync(sample_ids)
     dataset_counts_refresh(dataset=dataset)
     audit_record(actor=user, action="dataset:label_delete", obj=dataset, detail={"label": label.name})
 
@@ -300,11 +302,17 @@ def _samples_relabel_status(sample_ids: list[str]) -> None:
             label_status=LabelStatus.UNLABELED)
 
 
+def dataset_revision_bump(dataset_id: int) -> None:
+    """Mark the dataset's samples as changed, so cached filter counts are not reused."""
+    Dataset.objects.filter(pk=dataset_id).update(revision=F("revision") + 1)
+
+
 def dataset_counts_refresh(*, dataset: Dataset) -> Dataset:
-    """Recompute the cached sample and labeled counts from the rows and tell watchers."""
+    """Recompute the cached sample and labeled counts from the rows (bumping the revision) and tell watchers."""
     counts = Sample.objects.filter(dataset=dataset).aggregate(
         total=Count("id"), labeled=Count("id", filter=Q(label_status=LabelStatus.LABELED)))
-    Dataset.objects.filter(pk=dataset.pk).update(sample_count=counts["total"], labeled_count=counts["labeled"])
+    Dataset.objects.filter(pk=dataset.pk).update(sample_count=counts["total"], labeled_count=counts["labeled"],
+                                                 revision=F("revision") + 1)
     dataset.sample_count, dataset.labeled_count = counts["total"], counts["labeled"]
     publish_on_commit(f"datasets.dataset.{dataset.pk}", {"kind": "counts", "samples": counts["total"],
                                                          "labeled": counts["labeled"]})
@@ -353,6 +361,7 @@ def sample_annotations_replace(*, user, sample: Sample, expected_version: int, a
     if rows and source != "human":
         status = LabelStatus.TO_CONFIRM
     Sample.objects.filter(pk=sample.pk).update(label_status=status)
+    sample_labels_sync([sample.pk])
     sample.refresh_from_db()
     dataset_counts_refresh(dataset=dataset)
     audit_record(actor=user, action="annotation:update", obj=dataset, detail={"sample": sample.pk,

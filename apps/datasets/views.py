@@ -188,13 +188,14 @@ def dataset_detail(request, pk):
     except selectors.FilterError as exc:
         errors = exc.fields
         flt = selectors.SampleFilter()
-    samples = selectors.samples_filtered(dataset, flt)
+    samples = selectors.samples_page_source(dataset, flt)
     try:
         size = int(request.GET.get("page_size") or SAMPLE_PAGE_SIZES[0])
     except ValueError:
         size = SAMPLE_PAGE_SIZES[0]
     size = size if size in SAMPLE_PAGE_SIZES else SAMPLE_PAGE_SIZES[0]
-    page = Paginator(samples.prefetch_related("annotations__label"), size).get_page(request.GET.get("page"))
+    page = selectors.samples_paginator(dataset, flt, samples.prefetch_related("annotations__label"), size).get_page(
+        request.GET.get("page"))
     counts = selectors.status_counts(dataset)
     query = request.GET.copy()
     query.pop("page", None)

@@ -3,6 +3,7 @@ import pytest
 
 from apps.datasets.models import Dataset, DatasetOperation
 from apps.datasets.operations import operation_execute
+from apps.datasets.services import operation_start
 
 from .conftest import image_bytes, put
 
@@ -57,6 +58,15 @@ def test_sample_list_filters(api, dataset):
     assert api.get(f"/api/v1/datasets/{dataset.pk}/samples/", {"name": "2.j"}).json()["count"] == 1
     bad = api.get(f"/api/v1/datasets/{dataset.pk}/samples/", {"usage": "sometimes"})
     assert bad.status_code == 400 and "usage" in bad.json()["error"]["fields"]
+
+
+def test_sample_list_matches_serializer(api, dataset):
+    from apps.datasets.api.serializers import SampleSerializer
+
+    listed = api.get(f"/api/v1/datasets/{dataset.pk}/samples/").json()["results"]
+    expected = SampleSerializer(dataset.samples.order_by("-created_at", "-id").prefetch_related("annotations__label"),
+                                many=True).data
+    assert listed == [dict(row) for row in expected]
 
 
 def test_sample_list_query_count(api, dataset, django_assert_max_num_queries):
@@ -136,3 +146,33 @@ def test_upload_api(api, dataset):
     assert refused.status_code == 400
     assert refused.json()["error"]["fields"]["files"] == [
         'The file name "has space.jpg" contains a space; rename the file and try again.']
+
+
+def test_label_filter_index_follows_every_write(api, owner, dataset):
+    """The SampleLabel read index follows annotation edits, label deletion and the publish split."""
+    from apps.datasets.services import label_delete
+    from apps.datasets.versions import version_publish
+
+    url = f"/api/v1/datasets/{dataset.pk}/samples/"
+    cat, dog = dataset.labels.get(name="Cat"), dataset.labels.get(name="Dog")
+    names = lambda **params: sorted(r["file_name"] for r in api.get(url, params).json()["results"])  # noqa: E731
+    assert (names(label=cat.pk), names(label=dog.pk)) == (["1.jpg"], ["2.jpg"])
+    one = dataset.samples.get(file_name="1.jpg")
+    api.put(f"{url}{one.pk}/annotations/", {"expected_version": 0, "annotations": [{"label": "Dog"}]}, format="json")
+    assert (names(label=cat.pk), names(label=dog.pk)) == ([], ["1.jpg", "2.jpg"])
+    assert api.get(url, {"label": [cat.pk, dog.pk]}).json()["count"] == 2
+    dog_pk = dog.pk
+    label_delete(user=owner, label=dog)
+    assert names(label=dog_pk) == [] and names(status="unlabeled") == ["1.jpg", "2.jpg"]
+    for i in range(5):
+        put(f"{dataset.input_location}/Bird/{i}.jpg", image_bytes())
+    op = operation_start(user=owner, dataset=dataset, kind="import",
+                         params={"path": dataset.input_location, "format": "imagenet-folder"})
+    operation_execute(op.pk)
+    bird = dataset.labels.get(name="Bird")
+    assert api.get(url, {"label": bird.pk, "status": "labeled"}).json()["count"] == 5
+    publish = version_publish(user=owner, dataset=dataset, split_enabled=True, train_ratio=0.6)
+    operation_execute(publish.pk)
+    train = api.get(url, {"label": bird.pk, "usage": "TRAIN"}).json()["count"]
+    evaluate = api.get(url, {"label": bird.pk, "usage": "EVAL"}).json()["count"]
+    assert (train, evaluate) == (3, 2)

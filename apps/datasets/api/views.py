@@ -45,6 +45,7 @@ from .serializers import (
     SampleDetailSerializer,
     SampleSerializer,
     VersionSerializer,
+    sample_list_data,
 )
 
 
@@ -134,9 +135,17 @@ class DatasetDetailView(APIView):
 
 
 class SamplePagination(PageNumberPagination):
+    """30 a page; the total is cached per dataset revision and filter (see CountCachedPaginator)."""
+
     page_size = 30
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def __init__(self, dataset, flt):
+        self.count_key = selectors.sample_count_key(dataset, flt)
+
+    def django_paginator_class(self, object_list, per_page):
+        return selectors.CountCachedPaginator(object_list, per_page, cache_key=self.count_key)
 
 
 SAMPLE_PARAMS = [OpenApiParameter(n, str) for n in ("status", "label", "usage", "hard", "name", "annotator", "attr",
@@ -154,10 +163,10 @@ class SampleListView(APIView):
             flt = selectors.SampleFilter.from_params(request.query_params)
         except selectors.FilterError as exc:
             raise exceptions.ValidationError(exc.fields) from None
-        samples = selectors.samples_filtered(dataset, flt).prefetch_related("annotations__label")
-        paginator = SamplePagination()
+        samples = selectors.samples_page_source(dataset, flt)
+        paginator = SamplePagination(dataset, flt)
         page = paginator.paginate_queryset(samples, request, view=self)
-        return paginator.get_paginated_response(SampleSerializer(page, many=True).data)
+        return paginator.get_paginated_response(sample_list_data(page))
 
 
 class SampleDetailView(APIView):

@@ -23,6 +23,9 @@ from .items import AnnSpec, ImportItem, Problem, extension, read_label_file, res
 from .voc import parse_voc
 
 PREFIX = "modelarts/"
+# Membership tests run per line; TextChoices.values builds a new list on every access.
+LABEL_TYPES = frozenset(LabelType.values)
+USAGES = frozenset(Usage.values)
 FILE_ANNOTATION_TYPES = {LabelType.OBJECT_DETECTION, LabelType.IMAGE_SEGMENTATION}
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -75,7 +78,7 @@ def _annotations(raw: list, base, label_type: str) -> tuple[list[AnnSpec], int |
         if not isinstance(ann, dict):
             raise Problem(ErrorCode.MALFORMED_LINE, f"annotation {index} is not an object.")
         kind = str(ann.get("type") or "").removeprefix(PREFIX)
-        if kind not in LabelType.values:
+        if kind not in LABEL_TYPES:
             raise Problem(ErrorCode.MALFORMED_LINE, f'annotation {index} has the unknown type "{ann.get("type")}".')
         by = str(ann.get("annotated-by") or "human")
         common = dict(
@@ -147,7 +150,7 @@ def parse_line(line: str, number: int, base, label_type: str) -> ImportItem:
     if not isinstance(source, str) or not source.strip():
         raise Problem(ErrorCode.MALFORMED_LINE, f'Line {number} has no "source".')
     usage = str(doc.get("usage") or "").upper()
-    if usage not in Usage.values:
+    if usage not in USAGES:
         raise Problem(ErrorCode.INVALID_VALUE, f'usage "{doc.get("usage")}" is not TRAIN, EVAL, TEST or INFERENCE.')
     annotations, width, height = _annotations(doc.get("annotation") or [], base, label_type)
     properties = dict(doc.get("property") or {})
