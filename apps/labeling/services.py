@@ -386,20 +386,25 @@ def _row_key(shape, geometry, properties, label_id, ref_id) -> tuple:
     return (shape, json.dumps(geometry, sort_keys=True), json.dumps(properties, sort_keys=True), label_id, ref_id)
 
 
-def _write_rows(*, user, job: LabelingJob, sample: Sample, rows: list[Row], now) -> tuple[int, int, int]:
+def _write_rows(*, user, job: LabelingJob, sample: Sample, rows: list[Row], now) -> tuple[int, int, int, list]:
     """Make the sample's annotations equal `rows`; unchanged annotations keep their provenance.
 
     A row naming an existing annotation (`keep_id`) that is unchanged keeps who made it, when and
     with which confidence (a model's prediction confirmed as is stays the model's); a changed one
-    becomes this user's. Returns (created, updated, deleted).
+    becomes this user's. Returns (created, updated, deleted, the sample's annotations in row order)
+    — the last so a save can answer without reading the rows back.
     """
-    existing = {a.pk: a for a in Annotation.objects.filter(sample=sample)}
+    # `only()`: a save compares and rewrites these columns; the rest stay in the database.
+    existing = {a.pk: a for a in Annotation.objects.filter(sample=sample).only(
+        "id", "label_id", "shape", "geometry", "properties", "ref_id", "source", "annotated_by", "confidence",
+        "created_at")}
     who = _identity(user)
-    create, update, kept = [], [], set()
+    create, update, kept, final = [], [], set(), []
     for row in rows:
         old = existing.get(row.keep_id) if row.keep_id is not None else None
         if old is not None and old.pk not in kept:
             kept.add(old.pk)
+            final.append(old)
             same = _row_key(old.shape, old.geometry, old.properties, old.label_id, old.ref_id) == _row_key(
                 row.shape, row.geometry, row.properties, row.label.pk if row.label else None, row.ref_id)
             if same:
@@ -409,10 +414,12 @@ def _write_rows(*, user, job: LabelingJob, sample: Sample, rows: list[Row], now)
             old.source, old.annotated_by, old.created_by, old.confidence = AnnotationSource.HUMAN, who, user, None
             update.append(old)
             continue
-        create.append(Annotation(
+        new = Annotation(
             sample=sample, dataset_id=sample.dataset_id, label=row.label, type=job.labeling_type, shape=row.shape,
             geometry=row.geometry, properties=row.properties, ref_id=row.ref_id, source=AnnotationSource.HUMAN,
-            annotated_by=who, created_by=user, created_at=now))
+            annotated_by=who, created_by=user, created_at=now)
+        create.append(new)
+        final.append(new)
     gone = [pk for pk in existing if pk not in kept]
     if gone:
         Annotation.objects.filter(pk__in=gone).delete()
@@ -420,8 +427,8 @@ def _write_rows(*, user, job: LabelingJob, sample: Sample, rows: list[Row], now)
         Annotation.objects.bulk_update(update, ["label", "shape", "geometry", "properties", "ref_id", "source",
                                                 "annotated_by", "created_by", "confidence"])
     if create:
-        Annotation.objects.bulk_create(create)
-    return len(create), len(update), len(gone)
+        Annotation.objects.bulk_create(create)  # SQLite ≥ 3.35 and PostgreSQL return the new ids
+    return len(create), len(update), len(gone), final
 
 
 def _labels_of(job: LabelingJob) -> list[Label]:
@@ -447,19 +454,27 @@ def _check_version(version) -> int:
     return version
 
 
-def _save_one(*, user, job: LabelingJob, sample: Sample, version: int, annotations, labels: list[Label], now) -> dict:
+def _save_one(*, user, job: LabelingJob, sample: Sample, version: int, annotations, labels: list[Label], now,
+              keep_objects: bool = False) -> dict:
     rows = PayloadParser(job=job, sample=sample, labels=labels).parse(annotations)
     before = sample.label_status
     status = LabelStatus.LABELED if rows else LabelStatus.UNLABELED
     if not _bump(sample=sample, version=version, status=status, now=now):
         raise AnnotationConflict(Sample.objects.get(pk=sample.pk))
-    created, updated, deleted = _write_rows(user=user, job=job, sample=sample, rows=rows, now=now)
+    created, updated, deleted, final = _write_rows(user=user, job=job, sample=sample, rows=rows, now=now)
     _count_change(sample.dataset_id, before, status)
     sample.annotation_version, sample.label_status, sample.updated_at = version + 1, status, now
     publish_on_commit(f"labeling.sample.{sample.pk}", {"kind": "saved", "version": version + 1,
                                                        "by": _identity(user), "status": status})
-    return {"sample": sample.pk, "version": version + 1, "created": created, "updated": updated,
-            "deleted": deleted, "status": status}
+    result = {"sample": sample.pk, "version": version + 1, "created": created, "updated": updated,
+              "deleted": deleted, "status": status}
+    if keep_objects:
+        by_id = {label.pk: label for label in labels}
+        for annotation in final:  # kept rows carry only label_id: give them their label without a query
+            if annotation.label_id is not None and not Annotation.label.is_cached(annotation):
+                annotation.label = by_id.get(annotation.label_id)
+        result["objects"] = final
+    return result
 
 
 def _lock_tool(job: LabelingJob, rows_given: bool) -> None:
@@ -473,7 +488,8 @@ def annotations_save(*, user, job: LabelingJob, sample: Sample, version, annotat
     """Replace the sample's annotations with `annotations` if it is still at `version`.
 
     Raises ValidationError (which annotation, which rule; nothing written) or AnnotationConflict
-    (someone saved first; nothing written). Returns the new version and what changed.
+    (someone saved first; nothing written). Returns the new version, what changed and, under
+    "objects", the sample's annotations as saved (in the order given).
     """
     require_perm(user, job.workspace, "annotation:update")
     version = _check_version(version)
@@ -481,7 +497,7 @@ def annotations_save(*, user, job: LabelingJob, sample: Sample, version, annotat
         raise ValidationError({"annotations": ["A video is labeled frame by frame: save to its frames endpoint."]})
     with transaction.atomic():
         result = _save_one(user=user, job=job, sample=sample, version=version, annotations=annotations,
-                           labels=_labels_of(job), now=timezone.now())
+                           labels=_labels_of(job), now=timezone.now(), keep_objects=True)
         _lock_tool(job, bool(annotations))
         audit_record(actor=user, action="annotation:update", obj=job,
                      detail={"sample": sample.pk, "version": result["version"], "created": result["created"],

@@ -224,3 +224,25 @@ def test_add_data_api_starts_an_import_and_lists_history(api, outsider_api, dete
     (row,) = api.get(url(job, "data/")).json()["results"]
     assert (row["uid"], row["mode"], row["path"], row["status"]) == (
         started.json()["operation"], "Storage path", f"storage://{bucket.name}/more", "queued")
+
+
+def test_save_and_next_sample_query_counts_are_pinned(api, detection, add_sample, django_assert_num_queries):
+    """The two hot paths of a labeler's day stay at a fixed number of queries, whatever the
+    dataset size: no recount of the dataset, no read-back of the saved rows."""
+    job, sample = detection
+    later = add_sample(job.dataset)
+    newest = add_sample(job.dataset)
+    boxes = [{**BOX, "geometry": {**BOX["geometry"], "xmin": n}} for n in range(5)]
+    api.put(url(job, f"samples/{sample.pk}/annotations/"), {"version": 0, "annotations": boxes}, format="json")
+    # job + sample, then savepoint, labels, version bump, existing rows, delete, insert, audit entry, release
+    # (the test client's user already carries its role, as a session user does after its first query).
+    with django_assert_num_queries(10):
+        response = api.put(url(job, f"samples/{sample.pk}/annotations/"), {"version": 1, "annotations": boxes[:4]},
+                           format="json")
+    assert response.status_code == 200 and len(response.json()["annotations"]) == 4
+    assert [a["id"] for a in response.json()["annotations"]] == list(
+        Annotation.objects.filter(sample=sample).order_by("id").values_list("id", flat=True))
+    # job + the `after` sample + the next one + its annotations (none, so no last-change query).
+    with django_assert_num_queries(4):
+        response = api.get(url(job, f"samples/next/?after={newest.pk}&status=unlabeled"))
+    assert (response.status_code, response.json()["id"]) == (200, later.pk)
