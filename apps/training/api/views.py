@@ -7,6 +7,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.selectors import workspace_current
 from apps.core.api import Pagination, error_response
 from apps.core.permissions import require_perm
 from apps.core.tables import TableParamsError
@@ -18,9 +19,12 @@ from .serializers import AlgorithmSerializer, ExperimentSerializer, TrainingJobC
 
 
 def _workspace(request):
-    if request.workspace is None:
+    # Token-authenticated clients are known only after DRF authenticates, past the middleware that sets
+    # request.workspace: resolve it here then (X-Atelier-Workspace header or the user's default).
+    workspace = getattr(request._request, "workspace", None) or workspace_current(request)
+    if workspace is None:
         raise Http404("No workspace.")
-    return request.workspace
+    return workspace
 
 
 def _paginate(request, view, queryset, serializer):

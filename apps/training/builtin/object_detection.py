@@ -312,7 +312,12 @@ def main() -> None:
     model_dir = out / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     exported = ExportedDetector(model.cpu()).eval()
-    scripted = torch.jit.trace(exported, torch.zeros(1, 3, args.image_size, args.image_size))
+    import warnings
+
+    with warnings.catch_warnings():
+        # Tracing fixes the input size, which the package declares (input_size) and its servers resize to.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        scripted = torch.jit.trace(exported, torch.zeros(1, 3, args.image_size, args.image_size))
     tmp = model_dir / "model.pt.tmp"
     torch.jit.save(scripted, str(tmp))
     tmp.replace(model_dir / "model.pt")
