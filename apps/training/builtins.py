@@ -40,7 +40,7 @@ HYPERPARAMETERS = {
         _h("epochs", "Integer", 30, _range(1, 1000), "Passes over the training data"),
         _h("batch_size", "Integer", 16, _range(1, 1024), "Images per step"),
         _h("learning_rate", "Float", 0.002, _range(1e-6, 1.0), "Adam learning rate"),
-        _h("image_size", "Integer", 128, _range(32, 1024), "Images are resized to this square size"),
+        _h("image_size", "Integer", 128, _range(32, 1024), "Images are resized to this square size (a multiple of 4)"),
         _h("val_split", "Float", 0.2, _range(0.05, 0.5), "Share of the data held out for evaluation"),
         _h("score_threshold", "Float", 0.3, _range(0.0, 1.0), "Detections below this score are dropped"),
         _h("seed", "Integer", 0, _range(0, 2 ** 31 - 1), "Random seed"),
@@ -60,8 +60,8 @@ DESCRIPTIONS = {
     Builtin.IMAGE_CLASSIFICATION: "A compact convolutional network trained from scratch. Data: a folder per class "
                                   "(class/image.png) or a dataset manifest.",
     Builtin.OBJECT_DETECTION: "A single-scale anchor-free detector (CenterNet-style) in plain PyTorch, evaluated "
-                              "with pycocotools mAP@0.5. Data: COCO annotations.json with images, or a manifest "
-                              "with PASCAL VOC boxes.",
+                              "with pycocotools mAP@0.5 and per-class AP. Data: a COCO annotation file (.json with "
+                              "images, annotations, categories) with the images below the same folder.",
     Builtin.TABULAR: "FLAML AutoML within a time budget (LightGBM, random forest, extra trees, linear models). "
                      "Data: CSV files with a label column.",
 }
