@@ -327,3 +327,25 @@ def attribute_names_of(dataset: Dataset) -> list[str]:
 def operations_of(dataset: Dataset, kind: str | None = None) -> QuerySet[DatasetOperation]:
     qs = DatasetOperation.objects.filter(dataset=dataset).select_related("version", "created_by")
     return qs.filter(kind=kind) if kind else qs
+
+
+def versions_for_training(user, *, label_type: str = "", format: str = "", split: str = "any"):
+    """Published (Normal) versions the user may read, for the training job's dataset picker (item 48).
+
+    `split` is "split" (only versions published with a train/validation split), "unsplit", or "any".
+    """
+    from .choices import VersionStatus
+
+    qs = (DatasetVersion.objects.filter(dataset__in=Dataset.objects.visible_to(user), status=VersionStatus.NORMAL)
+          .select_related("dataset").order_by("dataset__name", "-created_at"))
+    if label_type:
+        qs = qs.filter(label_type=label_type)
+    if format:
+        qs = qs.filter(format=format)
+    if split == "split":
+        qs = qs.filter(split_enabled=True)
+    elif split == "unsplit":
+        qs = qs.filter(split_enabled=False)
+    elif split != "any":
+        raise ValueError(f'split is "split", "unsplit" or "any", not {split!r}.')
+    return qs

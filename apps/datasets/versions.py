@@ -37,7 +37,7 @@ from .choices import (
     VersionStatus,
 )
 from .formats.manifest import sample_line
-from .formats.table import csv_text, read_rows
+from .formats.table import coerce, csv_text, read_rows
 from .formats.voc import voc_xml
 from .labelindex import sample_labels_set_usage
 from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Sample
@@ -237,7 +237,9 @@ def _publish_table(ctx: OperationContext, dataset: Dataset, version: DatasetVers
             import pyarrow.parquet as pq
         except ImportError:
             raise OperationFailed("Parquet output needs the pyarrow package, which is not installed.") from None
-        table = pa.table({name: [r[i] if r[i] != "" else None for r in rows] for i, name in enumerate(header)})
+        # Typed columns from the schema (Int stays an integer, Date a date); empty cells are nulls.
+        types = [c["type"] for c in dataset.table_schema]
+        table = pa.table({name: [coerce(r[i], types[i]) for r in rows] for i, name in enumerate(header)})
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "v.parquet"
             pq.write_table(table, local)

@@ -188,3 +188,39 @@ def test_set_current_and_delete_keep_files(owner, outsider, cls_dataset):
     assert get_storage().exists(parse(v1.manifest_uri))
     cls_dataset.refresh_from_db()
     assert cls_dataset.current_version is None
+
+
+def test_training_picker_filters_versions(owner, outsider, cls_dataset, make_dataset, root):
+    from apps.datasets.selectors import versions_for_training
+
+    split = publish(owner, cls_dataset, split_enabled=True, train_ratio=0.8)
+    plain = publish(owner, cls_dataset)
+    put(f"{root}/tbl/a.csv", "a,b\n1,2\n")
+    table = make_dataset(name="tbl", data_type="table", label_type="table", input_location=parse(f"{root}/tbl"),
+                         output_location=parse(f"{root}/tbl_out"))
+    operation_execute(table.operations.get().pk)
+    parquet = publish(owner, table, format="parquet")
+    assert list(versions_for_training(owner, split="split")) == [split]
+    assert set(versions_for_training(owner, label_type="image_classification", split="unsplit")) == {plain}
+    assert list(versions_for_training(owner, format="parquet")) == [parquet]
+    assert list(versions_for_training(outsider)) == []
+
+
+def test_parquet_version_reads_back(owner, make_dataset, root, tmp_path):
+    import pyarrow.parquet as pq
+
+    put(f"{root}/tbl/a.csv", "name,age,when\nann,31,2014-05-29\nbob,x,2001-01-02\n")
+    dataset = make_dataset(data_type="table", label_type="table", input_location=parse(f"{root}/tbl"),
+                           output_location=parse(f"{root}/tbl_out"),
+                           table_schema=[{"name": "name", "type": "String"}, {"name": "age", "type": "Int"},
+                                         {"name": "when", "type": "Date"}])
+    operation_execute(dataset.operations.get().pk)
+    version = publish(owner, dataset, format="parquet")
+    local = tmp_path / "v.parquet"
+    local.write_bytes(read(version.manifest_uri))
+    table = pq.read_table(local)
+    assert table.column_names == ["name", "age", "when"]
+    import datetime as dt
+
+    assert table.to_pylist() == [{"name": "ann", "age": 31, "when": dt.date(2014, 5, 29)},
+                                 {"name": "bob", "age": None, "when": dt.date(2001, 1, 2)}]
