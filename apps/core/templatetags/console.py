@@ -27,10 +27,11 @@ STATUS_TONES: dict[str, str] = {
     **dict.fromkeys(
         ["succeeded", "success", "completed", "online", "active", "ready", "healthy", "published", "ok"], "success"
     ),
-    **dict.fromkeys(["failed", "failure", "error", "lost", "denied", "unhealthy", "expired"], "danger"),
+    **dict.fromkeys(["failed", "failure", "error", "lost", "denied", "unhealthy", "expired", "abnormal"], "danger"),
     **dict.fromkeys(["warning", "degraded", "hung", "retrying"], "warning"),
     **dict.fromkeys(
-        ["stopped", "offline", "revoked", "cancelled", "canceled", "archived", "paused", "deleted", "unknown"], "muted"
+        ["stopped", "offline", "revoked", "cancelled", "canceled", "archived", "paused", "deleted", "unknown",
+         "terminated"], "muted"
     ),
 }
 
