@@ -21,6 +21,7 @@ urlpatterns = [
     path("<int:pk>/sync", views.dataset_sync, name="sync"),
     path("<int:pk>/versions/", views.dataset_versions, name="versions"),
     path("<int:pk>/publish", views.dataset_publish, name="publish"),
+    path("<int:pk>/versions/<int:version_id>/", views.version_detail, name="version"),
     path("<int:pk>/versions/<int:version_id>/current", views.version_set_current, name="version_current"),
     path("<int:pk>/versions/<int:version_id>/delete", views.version_delete, name="version_delete"),
     path("<int:pk>/export", views.dataset_export, name="export"),

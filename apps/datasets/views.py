@@ -490,6 +490,51 @@ def dataset_publish(request, pk):
     return render(request, "datasets/dataset_form_page.html", context, status=400 if form.errors else 200)
 
 
+VERSION_PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def version_detail(request, pk, version_id):
+    """A published version's own data: its immutable manifest, page by page (spec §9.1 "current version")."""
+    import json as jsonlib
+
+    dataset = _dataset(request, pk)
+    version = selectors.version_get(dataset, version_id)
+    try:
+        page_number = max(1, int(request.GET.get("page") or 1))
+    except ValueError:
+        page_number = 1
+    start = (page_number - 1) * VERSION_PAGE_SIZE
+    entries, total, missing = [], 0, False
+    if version.manifest_uri and version.format == VersionFormat.DEFAULT:
+        try:
+            with get_storage().open(parse(version.manifest_uri)) as fh:
+                for raw in fh:
+                    if not raw.strip():
+                        continue
+                    if start <= total < start + VERSION_PAGE_SIZE:
+                        doc = jsonlib.loads(raw)
+                        source = doc.get("source", "")
+                        names = [a.get("name") or a.get("type", "").removeprefix("modelarts/")
+                                 for a in doc.get("annotation", [])]
+                        entries.append({"id": doc.get("id", ""), "usage": doc.get("usage", ""), "labels": names,
+                                        "text": source[len("content://"):] if source.startswith("content://") else "",
+                                        "name": "" if source.startswith("content://") else source.rpartition("/")[2],
+                                        "source": source})
+                    total += 1
+        except NotFound:
+            missing = True
+    present = set(dataset.samples.filter(pk__in=[e["id"] for e in entries]).values_list("pk", flat=True))
+    for entry in entries:
+        entry["present"] = entry["id"] in present
+    pages = max(1, -(-total // VERSION_PAGE_SIZE))
+    context = {**_detail_context(request, dataset, "versions"), "version": version, "entries": entries,
+               "total": total, "page_number": page_number, "pages": pages, "missing": missing,
+               "is_current": dataset.current_version_id == version.pk}
+    return render(request, "datasets/version_detail.html", context)
+
+
 @login_required
 @require_POST
 def version_set_current(request, pk, version_id):

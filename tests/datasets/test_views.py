@@ -168,3 +168,15 @@ def test_list_query_count_is_bounded(client_for, owner, make_dataset, django_ass
     client.get(reverse("datasets:list"))
     with django_assert_max_num_queries(12):
         client.get(reverse("datasets:list"))
+
+
+def test_version_page_shows_its_own_data(client_for, owner, outsider, detection):
+    version = DatasetVersion.objects.get(dataset=detection)
+    url = reverse("datasets:version", args=[detection.pk, version.pk])
+    body = client_for(owner).get(url).content.decode()
+    assert "2 samples as published" in body and "260730932.jpg" in body and "plain.jpg" in body
+    assert body.count(">yes<") == 2
+    detection.samples.filter(file_name="plain.jpg").delete()
+    body = client_for(owner).get(url).content.decode()
+    assert body.count(">yes<") == 1 and "removed" in body
+    assert client_for(outsider).get(url).status_code == 404
