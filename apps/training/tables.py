@@ -1,7 +1,39 @@
 """List tables of the training pages."""
+import re
+from dataclasses import dataclass
+
 from apps.core.tables import ChoiceFilter, Column, DateFilter, Table, distinct_values
 
 from .choices import TrainingStatus
+
+# Tag keys as the services accept them, minus "__" (it would read as a nested JSON lookup).
+TAG_KEY = re.compile(r"^(?!.*__)[A-Za-z0-9_-]{1,64}$")
+TAG_OPTIONS_SCAN = 500
+
+
+@dataclass
+class TagFilter(ChoiceFilter):
+    """`tag=key=value`: rows whose tags hold that pair. Options: the pairs on the newest rows."""
+
+    name: str = "tag"
+    label: str = "Tag"
+    lookup: str = "tags"
+
+    def parse(self, raw: str):
+        key, sep, value = raw.partition("=")
+        if not sep or not TAG_KEY.match(key):
+            raise ValueError(f'"{raw}" is not a tag; write key=value (keys: letters, digits, - and _).')
+        return key, value
+
+    def apply(self, queryset, value):
+        key, text = value
+        return queryset.filter(**{f"tags__{key}": text})
+
+    def options(self, base) -> list[tuple[str, str]]:
+        pairs = set()
+        for tags in base.order_by("-pk").values_list("tags", flat=True)[:TAG_OPTIONS_SCAN]:
+            pairs.update(f"{k}={v}" for k, v in (tags or {}).items())
+        return [(pair, pair) for pair in sorted(pairs)]
 
 
 class TrainingJobTable(Table):
@@ -25,6 +57,7 @@ class TrainingJobTable(Table):
                      choices=distinct_values("created_by__username"), any_label="Anyone"),
         DateFilter("since", "From", lookup="created_at"),
         DateFilter("until", "To", lookup="created_at", upper=True),
+        TagFilter(),
     ]
     default_sort = "-created_at"
     empty_title = "No training jobs yet"
@@ -58,7 +91,7 @@ class AlgorithmTable(Table):
     ]
     search_fields = ["name", "description", "code_dir", "image"]
     filters = [DateFilter("since", "Created from", lookup="created_at"),
-               DateFilter("until", "Created to", lookup="created_at", upper=True)]
+               DateFilter("until", "Created to", lookup="created_at", upper=True), TagFilter()]
     default_sort = "-created_at"
     empty_title = "No algorithms yet"
     empty_text = 'Save a job\'s settings with "Save as algorithm", or use the API.'

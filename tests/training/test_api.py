@@ -157,3 +157,22 @@ def test_list_query_counts_do_not_grow_with_rows(api, local_pool, cpu_flavor, al
         with CaptureQueriesContext(connection) as many:
             assert api.get(url).json()["count"] == expected
         assert len(many) == counts[url], url
+
+
+def test_jobs_and_algorithms_filter_by_tag(api, local_pool, cpu_flavor, code, django_capture_on_commit_callbacks):
+    _job(api, django_capture_on_commit_callbacks, name="vision", tags={"team": "vision", "stage": "dev"})
+    _job(api, django_capture_on_commit_callbacks, name="speech", tags={"team": "speech"})
+    _job(api, django_capture_on_commit_callbacks, name="untagged")
+    assert [r["name"] for r in api.get(JOBS, {"tag": "team=vision"}).json()["results"]] == ["vision"]
+    assert [r["name"] for r in api.get(JOBS, {"tag": "stage=dev"}).json()["results"]] == ["vision"]
+    assert api.get(JOBS, {"tag": "team=nobody"}).json()["results"] == []
+    bad = api.get(JOBS, {"tag": "team__contains=v"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"] == {
+        "tag": ['"team__contains=v" is not a tag; write key=value (keys: letters, digits, - and _).']}
+    api.post(ALGORITHMS, {"name": "tagged", "code_dir": "storage://train-data/code", "boot_file": "train.py",
+                          "tags": {"team": "vision"}}, format="json")
+    api.post(ALGORITHMS, {"name": "plain", "code_dir": "storage://train-data/code", "boot_file": "train.py"},
+             format="json")
+    listed = api.get(ALGORITHMS, {"tag": "team=vision"}).json()["results"]
+    assert [a["name"] for a in listed] == ["tagged"]

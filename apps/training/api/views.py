@@ -14,7 +14,7 @@ from apps.core.tables import TableParamsError
 from apps.runtime.models import Flavor, Pool
 
 from .. import selectors, services
-from ..tables import TrainingJobTable
+from ..tables import AlgorithmTable, TrainingJobTable
 from .serializers import AlgorithmSerializer, ExperimentSerializer, TrainingJobCreateSerializer, TrainingJobSerializer
 
 
@@ -142,8 +142,12 @@ class AlgorithmListView(APIView):
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "algorithm:view")
-        return _paginate(request, self, selectors.algorithms_in(workspace).order_by("-created_at", "-id"),
-                         AlgorithmSerializer)
+        table = AlgorithmTable(selectors.algorithms_in(workspace), request.query_params)
+        try:
+            rows = table.filtered()
+        except TableParamsError as exc:
+            return error_response("invalid", str(exc), fields=exc.fields)
+        return _paginate(request, self, rows, AlgorithmSerializer)
 
     def post(self, request):
         values = dict(request.data)
