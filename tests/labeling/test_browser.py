@@ -483,3 +483,25 @@ def test_segmentation_thumbnail_strip_saves_and_navigates(asgi_server, page, log
     page.wait_for_function(f"() => document.querySelector('.wb-thumb.active').dataset.sample === '{first.pk}'")
     assert page.url.split("?")[0].endswith(f"/label/{first.pk}")
     assert [a.shape for a in Annotation.objects.filter(sample=second)] == ["polygon"]
+
+
+def test_classification_batch_label_and_remove_from_selection(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.IMAGE_CLASSIFICATION)
+    first, second, third = (add_sample(job.dataset) for _ in range(3))
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/{job.pk}/?status=all")
+    for sample in (first, second):
+        page.locator(f"[data-select='{sample.pk}']").check()
+    # A new name creates the label inline, then labels both selected images (item 22).
+    page.locator("[data-apply-form] input[name=label]").fill("bird")
+    page.locator("[data-apply-form] button").click()
+    page.wait_for_function("() => document.querySelectorAll('.lb-tags .badge').length === 2")
+    assert sorted(Annotation.objects.filter(label__name="bird").values_list("sample_id", flat=True)) == sorted(
+        [first.pk, second.pk])
+    # "Labels of selected files" removes the label from the selected image only (items 23–24).
+    page.locator(f"[data-select='{first.pk}']").check()
+    page.locator("[data-selected-labels] button").click()
+    page.wait_for_function("() => document.querySelectorAll('.lb-tags .badge').length === 1")
+    assert list(Annotation.objects.filter(label__name="bird").values_list("sample_id", flat=True)) == [second.pk]
+    first.refresh_from_db()
+    assert first.label_status == "unlabeled" and third.annotations.count() == 0
