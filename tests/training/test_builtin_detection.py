@@ -99,10 +99,8 @@ def test_detection_job_reaches_map50_080_on_shapes_and_serves(training_worker, o
         answer = _serve(package.parent, tmp_path / "probe.png")
         assert set(answer) == {"detection_classes", "detection_boxes", "detection_scores"}
         for box, kind in zip(expected, (CLASSES[t["category_id"] - 1] for t in truth)):
-            best = max(range(len(answer["detection_boxes"])),
-                       key=lambda i: _iou(answer["detection_boxes"][i], box))
-            assert _iou(answer["detection_boxes"][best], box) >= 0.5
-            assert answer["detection_classes"][best] == kind
+            assert any(_iou(found, box) >= 0.5 and label == kind
+                       for found, label in zip(answer["detection_boxes"], answer["detection_classes"])), (box, answer)
         (package / "customize_service.py").unlink(missing_ok=True)
 
 
