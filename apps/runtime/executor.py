@@ -38,7 +38,7 @@ from apps.core.paths import StoragePath, parse, validate_key
 from apps.core.services import event_add
 from apps.core.storage import get_storage
 
-from .choices import ACTIVE_STATUSES, TERMINAL_STATUSES, HangAction, RunStatus
+from .choices import ACTIVE_STATUSES, HangAction, RunStatus
 from .exitcodes import exit_code_explain, exit_code_from_returncode, exit_code_label
 from .launch import StageError, check_program, free_port, launch_argv, run_as_account, run_environment
 from .live import Publisher
@@ -294,11 +294,14 @@ class RunExecution:
             if values["status"] == S.STOPPING:
                 raise StageError(values["status_reason"] or "Stopped before the process started.")
             peers = list(Run.objects.filter(group=run.group).order_by("node_rank")
-                         .values("node_rank", "status", "attempt", "host", "master_addr", "master_port"))
-            ended = [p for p in peers if p["status"] in TERMINAL_STATUSES and p["attempt"] == run.attempt]
+                         .values("node_rank", "status", "attempt", "host", "claimed_at", "master_addr",
+                                 "master_port"))
+            # A node has arrived once a worker claimed it at this attempt; it may already have
+            # finished (a fast rank 0 can succeed before a slow peer looks), which is fine.
+            ready = [p for p in peers if p["attempt"] == run.attempt and p["claimed_at"] is not None]
+            ended = [p for p in ready if p["status"] in (S.FAILED, S.LOST, S.STOPPED)]
             if ended:
                 raise StageError(f"Node {ended[0]['node_rank']} ended before all nodes started.")
-            ready = [p for p in peers if p["attempt"] == run.attempt and p["status"] in (S.STARTING, S.RUNNING)]
             master = peers[0]
             if len(ready) == run.node_count and master["master_port"]:
                 hosts = [p["host"] for p in peers]

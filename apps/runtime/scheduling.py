@@ -256,19 +256,41 @@ def placement_for(flavor: Flavor, pool: Pool, count: int = 1, *,
     return Placement(with_room[:count], False)
 
 
-def flavor_availability(flavor: Flavor) -> tuple[bool, str]:
-    """Can any online worker of any enabled pool offering `flavor` serve it at all (capacity, not load)?"""
+def flavor_availability(flavor: Flavor, *, online_by_pool: dict[int, list[WorkerNode]] | None = None
+                        ) -> tuple[bool, str]:
+    """Can any online worker of any enabled pool offering `flavor` serve it at all (capacity, not load)?
+
+    Pass `online_by_pool` (from `online_nodes_by_pool`) when checking many flavors: the answer
+    then costs no query beyond the flavor's prefetched pools.
+    """
+    if online_by_pool is None:
+        online_by_pool = online_nodes_by_pool()
     pools = [pool for pool in flavor.pools.all() if pool.status == PoolStatus.ENABLED]
     if not pools:
         return False, "No enabled pool offers this flavor."
     reasons = []
     for pool in pools:
-        online = [node for node in nodes_online().filter(pools=pool)]
+        online = online_by_pool.get(pool.pk, [])
         if any(_fits(node, flavor) for node in online):
             return True, ""
         reasons.append(f"no online worker in pool {pool.name}" if not online
                        else f"no worker in pool {pool.name} has {flavor.summary}")
     return False, "Unavailable: " + "; ".join(reasons) + "."
+
+
+def online_nodes_by_pool() -> dict[int, list[WorkerNode]]:
+    """{pool id: online workers serving it}, in two queries."""
+    by_pool: dict[int, list[WorkerNode]] = defaultdict(list)
+    for node in nodes_online().prefetch_related("pools"):
+        for pool in node.pools.all():
+            by_pool[pool.pk].append(node)
+    return by_pool
+
+
+def flavors_with_availability(flavors) -> list[tuple[Flavor, bool, str]]:
+    """[(flavor, available, reason)] for list pages and the API, in a fixed number of queries."""
+    online = online_nodes_by_pool()
+    return [(flavor, *flavor_availability(flavor, online_by_pool=online)) for flavor in flavors]
 
 
 def runs_dispatch(run_ids: list[int] | None = None) -> int:

@@ -27,7 +27,7 @@ from .exitcodes import exit_code_label
 from .forms import FlavorForm, PoolForm
 from .downloads import log_download_response
 from .models import Flavor, Pool
-from .scheduling import flavor_availability
+from .scheduling import flavors_with_availability
 from .tables import RunTable
 
 # Time windows of the monitoring page, in hours (the samples are kept 72 h by default).
@@ -63,7 +63,7 @@ def overview(request):
     gpu_leased = sum(w.gpus_leased for w in online)
     runs = selectors.runs_in(request.workspace)
     counts = dict(runs.values_list("status").annotate(n=Count("id")).order_by())
-    flavors = [(f, *flavor_availability(f)) for f in selectors.flavors_list()]
+    flavors = flavors_with_availability(selectors.flavors_list())
     context = {
         "tabs": _tabs("overview"),
         "cards": [
@@ -140,7 +140,7 @@ def flavor_list(request):
             else:
                 messages.success(request, f"Flavor {flavor.name} created.")
                 return redirect("runtime:flavor_list")
-    flavors = [(f, *flavor_availability(f)) for f in selectors.flavors_list()]
+    flavors = flavors_with_availability(selectors.flavors_list())
     return render(request, "runtime/flavor_list.html", {
         "tabs": _tabs("flavors"), "flavors": flavors, "form": form, "is_staff": request.user.is_staff,
     }, status=400 if form.errors else 200)

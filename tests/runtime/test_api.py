@@ -235,3 +235,21 @@ def test_worker_detail_lists_only_runs_the_caller_may_see(api, outsider_api, own
     assert [r["id"] for r in api.get(f"/api/v1/runtime/workers/{node.pk}/").json()["runs"]] == [mine.pk]
     theirs = outsider_api.get(f"/api/v1/runtime/workers/{node.pk}/").json()
     assert theirs["runs"] == [] and theirs["running"] == 1
+
+
+@pytest.mark.parametrize("path", ["pools/", "flavors/", "workers/"])
+def test_resource_lists_keep_their_query_count(api, local_pool, path):
+    def add_rows(i):
+        flavor = Flavor.objects.create(name=f"flavor-{i}", cpus=1, memory_mb=1024)
+        flavor.pools.add(Pool.objects.create(name=f"pool-{i}", job_types=["training"]), local_pool)
+        make_worker(pools=[local_pool], hostname=f"w{i}@lab")
+
+    add_rows(0)
+    api.get(f"/api/v1/runtime/{path}")  # warm per-user caches (roles) so both counts compare like for like
+    with CaptureQueriesContext(connection) as few:
+        api.get(f"/api/v1/runtime/{path}")
+    for i in range(1, 6):
+        add_rows(i)
+    with CaptureQueriesContext(connection) as many:
+        assert api.get(f"/api/v1/runtime/{path}").json()["count"] >= 6
+    assert len(many) == len(few)

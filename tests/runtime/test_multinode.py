@@ -34,7 +34,7 @@ def test_two_node_run_gets_distinct_ranks_and_one_master(engine_worker, owner, w
     ranks = list(Run.objects.filter(group=rank0.group).order_by("node_rank"))
     finished = [wait_status(r, {RunStatus.SUCCEEDED, RunStatus.FAILED}) for r in ranks]
 
-    assert [r.status for r in finished] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
+    assert [(r.status, r.status_reason) for r in finished] == [(RunStatus.SUCCEEDED, "Exited with code 0.")] * 2
     assert len({r.worker_id for r in finished}) == 2  # one node per worker
     env0, env1 = _env_of(finished[0]), _env_of(finished[1])
     master_port = finished[0].master_port

@@ -149,3 +149,21 @@ def test_monitoring_data_has_one_line_per_node(alice, local_pool):
     assert [trace["name"] for trace in cpu] == ["w1@lab"]
     assert cpu[0]["y"] == [30.0, 20.0, 10.0]
     assert charts[2]["figure"]["data"][0]["y"] == []
+
+
+@pytest.mark.parametrize("url", ["/resources/", "/resources/pools/", "/resources/flavors/", "/resources/workers/"])
+def test_resource_list_pages_keep_their_query_count(alice, local_pool, url):
+    def add_rows(i):
+        pool = Pool.objects.create(name=f"pool-{i}", job_types=["training"])
+        flavor = Flavor.objects.create(name=f"flavor-{i}", cpus=1, memory_mb=1024, gpus=i % 2)
+        flavor.pools.add(pool, local_pool)
+        make_worker(pools=[pool, local_pool], hostname=f"w{i}@lab", gpus=i % 2)
+
+    add_rows(0)
+    with CaptureQueriesContext(connection) as few:
+        assert alice.get(url).status_code == 200
+    for i in range(1, 6):
+        add_rows(i)
+    with CaptureQueriesContext(connection) as many:
+        assert alice.get(url).status_code == 200
+    assert len(many) == len(few), url

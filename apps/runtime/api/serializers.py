@@ -8,7 +8,7 @@ from rest_framework import serializers
 from ..choices import HangAction, JobType, PoolStatus
 from ..exitcodes import exit_code_label
 from ..models import Flavor, Pool, Run, WorkerNode
-from ..scheduling import flavor_availability
+from ..scheduling import flavor_availability, online_nodes_by_pool
 from ..selectors import worker_is_online
 
 
@@ -39,9 +39,12 @@ class FlavorSerializer(serializers.ModelSerializer):
                   "available", "unavailable_reason", "created_at"]
 
     def _availability(self, flavor) -> tuple[bool, str]:
+        # One lookup of online workers per response, shared by every flavor serialized in it.
+        if "online_by_pool" not in self.context:
+            self.context["online_by_pool"] = online_nodes_by_pool()
         cache = self.context.setdefault("availability", {})
         if flavor.pk not in cache:
-            cache[flavor.pk] = flavor_availability(flavor)
+            cache[flavor.pk] = flavor_availability(flavor, online_by_pool=self.context["online_by_pool"])
         return cache[flavor.pk]
 
     def get_available(self, flavor) -> bool:
