@@ -50,7 +50,7 @@ def _stream(fh, start: int, length: int):
         fh.close()
 
 
-def media_response(request, sample: Sample, *, source: str | None = None) -> HttpResponse:
+def media_response(request, sample: Sample | None, *, source: str | None = None) -> HttpResponse:
     """The sample's file inline, honouring one `Range: bytes=a-b` (Chromium seeks audio and video so)."""
     source = source or sample.source
     if not source:
@@ -88,6 +88,11 @@ def media_response(request, sample: Sample, *, source: str | None = None) -> Htt
 
 def preview_path(sample: Sample, edge: int):
     return parse(sample.dataset.output_location).child("labeling-previews").child(f"{sample.pk}_{edge}.jpg")
+
+
+def file_response(request, path) -> HttpResponse:
+    """A stored file that belongs to no sample (guide images), inline, with its type."""
+    return media_response(request, None, source=path.uri)
 
 
 def preview_response(request, sample: Sample) -> HttpResponse:

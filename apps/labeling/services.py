@@ -230,6 +230,26 @@ def job_update(*, user, job: LabelingJob, name: str, description: str, guide: st
     return job
 
 
+def job_guide_image_add(*, user, job: LabelingJob, data: bytes, filename: str, caption: str = "") -> str:
+    """Store an example image for the labeling guide (item 21) and append it to the guide.
+
+    The file goes under the dataset's output location (`guide/<job id>/<random>.<ext>`);
+    the guide gains a line `![caption](guide:<name>)`. Returns the stored name.
+    """
+    from . import guide
+
+    require_perm(user, job.workspace, "labeling:update")
+    extension = guide.image_check(data, filename)
+    caption = " ".join((caption or "").replace("]", "").split())[:200]
+    name = guide.new_image_name(extension)
+    with transaction.atomic():
+        get_storage().save(guide.image_folder(job).child(name), io.BytesIO(data))
+        job.guide = (job.guide.rstrip("\n") + "\n\n" if job.guide.strip() else "") + f"![{caption}](guide:{name})"
+        LabelingJob.objects.filter(pk=job.pk).update(guide=job.guide, updated_at=timezone.now())
+        audit_record(actor=user, action="labeling:guide_image_add", obj=job, detail={"image": name, "file": filename})
+    return name
+
+
 def job_annotation_count(job: LabelingJob) -> int:
     return Annotation.objects.filter(dataset_id=job.dataset_id).count()
 

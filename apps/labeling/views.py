@@ -20,7 +20,7 @@ from apps.datasets.choices import LabelKind, LabelStatus, LabelType
 from apps.datasets.models import Dataset, Label
 from apps.datasets.selectors import FilterError, annotators_of
 
-from . import media, selectors, services
+from . import guide, media, selectors, services
 from .api.serializers import sample_payload
 from .choices import (
     CANVAS_TYPES,
@@ -183,6 +183,7 @@ def job_detail(request, pk):
                    "api": reverse("labeling-api:job-detail", args=[job.pk]),
                    "can_annotate": has_perm(request.user, job.workspace, "annotation:update")},
         "first_url": reverse("labeling:workbench_start", args=[job.pk]) + f"?status={status}",
+        "guide_html": guide.render(job.guide, job),
         # Spec §5.7: quick review sits on the Labeled tab of detection and segmentation jobs.
         # Selection serves batch labels (classification) and sample deletion (job managers).
         "can_select": (job.labeling_type in CLASS_TYPES and has_perm(request.user, job.workspace, "annotation:update"))
@@ -212,8 +213,36 @@ def job_edit(request, pk):
         else:
             messages.success(request, "Job saved.")
             return redirect("labeling:detail", job.pk)
-    return render(request, "labeling/job_edit.html", {"job": job, "form": form},
+    return render(request, "labeling/job_edit.html", {"job": job, "form": form, "guide_html": guide.render(job.guide, job)},
                   status=400 if request.method == "POST" else 200)
+
+
+@login_required
+@require_POST
+def guide_image_upload(request, pk):
+    """Item 21: add an example image to the guide from the Modify page."""
+    job = _job(request, pk, "labeling:update")
+    upload = request.FILES.get("image")
+    try:
+        if upload is None:
+            raise ValidationError({"image": ["Choose an image file to add to the guide."]})
+        services.job_guide_image_add(user=request.user, job=job, data=upload.read(), filename=upload.name,
+                                     caption=request.POST.get("caption", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(m for msgs in first_error(exc).values() for m in msgs))
+    else:
+        messages.success(request, "Image added at the end of the guide.")
+    return redirect("labeling:edit", job.pk)
+
+
+@login_required
+@require_GET
+def guide_image(request, pk, name):
+    """An example image of the job's guide, for anyone who may view the job."""
+    job = _job(request, pk)
+    if not guide.NAME_RE.match(name):
+        raise Http404("Not found.")
+    return media.file_response(request, guide.image_folder(job).child(name))
 
 
 @login_required
@@ -410,7 +439,8 @@ def workbench(request, pk, sample_id):
         "canvas": job.labeling_type in CANVAS_TYPES,
         "csrf": get_token(request),
     }
-    return render(request, "labeling/workbench.html", {"job": job, "sample": sample, "config": config})
+    return render(request, "labeling/workbench.html", {"job": job, "sample": sample, "config": config,
+                                                       "guide_html": guide.render(job.guide, job)})
 
 
 @login_required

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from apps.datasets.choices import LabelType
@@ -161,3 +162,38 @@ def test_add_data_page_shows_history_and_inline_errors(client_owner, make_job, b
     assert f"storage://{bucket.name}/new" in client_owner.get(f"/labeling/{job.pk}/data").content.decode()
     detail = client_owner.get(f"/labeling/{job.pk}/").content.decode()
     assert f'href="/labeling/{job.pk}/data"' in detail and 'data-testid="delete-samples"' in detail
+
+
+def test_guide_renders_rich_text_safely_and_serves_its_images(client_owner, owner, outsider, make_job):
+    from apps.labeling import guide
+
+    from .conftest import png_bytes
+
+    job = make_job(LabelType.OBJECT_DETECTION, guide="# Boxes\nTight **around** the *visible* part.\n\n"
+                                                  "- occluded: label anyway\n- <script>alert(1)</script>\n\n"
+                                                  "[Policy](https://example.org/p) ![x](https://evil.example/i.png)")
+    html = str(guide.render(job.guide, job))
+    assert html == ('<h3>Boxes</h3><p>Tight <strong>around</strong> the <em>visible</em> part.</p>'
+                    '<ul><li>occluded: label anyway</li><li>&lt;script&gt;alert(1)&lt;/script&gt;</li></ul>'
+                    '<p><a href="https://example.org/p" rel="noopener noreferrer" target="_blank">Policy</a> '
+                    '!<a href="https://evil.example/i.png" rel="noopener noreferrer" target="_blank">x</a></p>')
+    refused = client_owner.post(f"/labeling/{job.pk}/guide/images",
+                                {"image": SimpleUploadedFile("notes.txt", b"plain text")}, follow=True)
+    assert "notes.txt is not a readable image (JPEG, PNG, GIF or WebP)." in refused.content.decode()
+    job.refresh_from_db()
+    assert "guide:" not in job.guide
+    done = client_owner.post(f"/labeling/{job.pk}/guide/images",
+                             {"image": SimpleUploadedFile("tight.png", png_bytes(40, 30)), "caption": "Tight box"})
+    assert done.status_code == 302
+    job.refresh_from_db()
+    name = job.guide.rsplit("(guide:", 1)[1].rstrip(")")
+    assert job.guide.endswith(f"![Tight box](guide:{name})")
+    detail = client_owner.get(f"/labeling/{job.pk}/").content.decode()
+    assert f'<img src="/labeling/{job.pk}/guide/{name}" alt="Tight box"' in detail
+    image = client_owner.get(f"/labeling/{job.pk}/guide/{name}")
+    assert (image.status_code, image["Content-Type"]) == (200, "image/png")
+    assert b"".join(image.streaming_content) == png_bytes(40, 30)
+    outsider_client = Client()
+    outsider_client.force_login(outsider)
+    assert outsider_client.get(f"/labeling/{job.pk}/guide/{name}").status_code == 404
+    assert client_owner.get(f"/labeling/{job.pk}/guide/..%2Fsecret.png").status_code == 404
