@@ -291,7 +291,7 @@ def test_speech_segment_from_a_generated_wav(asgi_server, page, login, owner, ma
 def test_video_frame_labeled_while_paused(asgi_server, page, login, owner, make_job, add_sample):
     from .conftest import put
 
-    job = make_job(LabelType.VIDEO)
+    job = make_job(LabelType.VIDEO, labels=[{"name": "car", "color": "#e6194b"}, {"name": "truck", "color": "#3cb44b"}])
     login(page, owner, asgi_server.url)
     page.goto(f"{asgi_server.url}/labeling/")
     # A two-second clip recorded by the browser itself (canvas → MediaRecorder).
@@ -328,6 +328,20 @@ def test_video_frame_labeled_while_paused(asgi_server, page, login, owner, make_
     frame = Sample.objects.get(pk=frames[0]["id"])
     assert (frame.width, frame.height, frame.properties["@modelarts:time_in_video"]) == (320, 240, 0.5)
     assert frame.properties["@modelarts:parent_source"] == video.source
+    # Item 46: a second box, then per-label edit and delete from the annotation list.
+    click_image(page, 200, 20)
+    click_image(page, 300, 100)
+    pick(page, "car")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=frame-label]').length === 2")
+    wait_saved(page)
+    page.locator("[data-testid=frame-label-edit]").first.click()
+    pick(page, "truck")
+    wait_saved(page)
+    page.locator("[data-testid=frame-label-delete]").nth(1).click()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=frame-label]').length === 1")
+    wait_saved(page)
+    frames = api_sample(owner, job, video)["frames"]
+    assert [(a["label"], a["geometry"]["xmin"]) for a in frames[0]["annotations"]] == [("truck", pytest.approx(40, abs=1.5))]
 
 
 def _seed_boxes(owner, job, sample, boxes):

@@ -120,14 +120,39 @@ export class Editor {
     this.video.currentTime = frame.time;
   }
 
+  // Item 46: edit or delete one label of a time point from the list. The video moves to that
+  // frame first, so the change goes through the frame's own session (autosave, undo, conflicts).
+  async onFrameLabel(frame, index, action, event) {
+    const key = Number(frame.time).toFixed(3);
+    if (!this.video.paused || this.time === undefined || this.time.toFixed(3) !== key) {
+      const seeked = new Promise((resolve) => this.video.addEventListener("seeked", resolve, { once: true }));
+      this.goTo(frame);
+      await seeked;
+    }
+    const session = this.frameSessions.get(key);
+    if (!session || !session.annotations[index]) return;
+    if (action === "delete") {
+      this.controller.removeAt(index);
+    } else {
+      this.controller.canvas.selected = index;
+      this.controller.canvas.invalidate();
+      await this.controller.relabel(index, event.clientX - 220, event.clientY + 10);
+    }
+  }
+
   renderFrames() {
     const items = this.frames.map((f) => el("li", {}, el("details", { open: true },
       el("summary", { class: "wb-frame-head" }, el("button", { type: "button", class: "wb-frame-time", "data-testid": "frame-time", onclick: (e) => { e.preventDefault(); this.goTo(f); } },
         `${Number(f.time).toFixed(3)} s`), el("span", { class: "wb-count" }, f.annotations.length),
       this.shell.readOnly ? null : el("button", { type: "button", class: "wb-icon-btn", title: "Delete every label of this frame", "aria-label": `Delete frame ${f.time}`,
         onclick: (e) => { e.preventDefault(); this.deleteFrame(f); } }, "✕")),
-      el("ul", { class: "wb-labels wb-frame-body" }, f.annotations.map((a) => el("li", {}, swatch(this.shell.labelColor(a.label)), el("span", {}, a.label),
-        el("span", { class: "wb-ann-kind" }, a.style === "dashed" ? "dashed line" : a.shape)))))));
+      el("ul", { class: "wb-labels wb-frame-body" }, f.annotations.map((a, index) => el("li", { "data-testid": "frame-label" },
+        swatch(this.shell.labelColor(a.label)), el("span", {}, a.label),
+        el("span", { class: "wb-ann-kind" }, a.style === "dashed" ? "dashed line" : a.shape),
+        this.shell.readOnly ? null : el("button", { type: "button", class: "wb-icon-btn", title: "Change this label", "aria-label": `Edit ${a.label} at ${f.time}`,
+          "data-testid": "frame-label-edit", onclick: (e) => this.onFrameLabel(f, index, "edit", e) }, "✎"),
+        this.shell.readOnly ? null : el("button", { type: "button", class: "wb-icon-btn", title: "Delete this label", "aria-label": `Delete ${a.label} at ${f.time}`,
+          "data-testid": "frame-label-delete", onclick: (e) => this.onFrameLabel(f, index, "delete", e) }, "✕")))))));
     fill(this.framesPanel, el("h3", {}, "Annotation list ", el("span", { class: "wb-count" }, this.frames.length)),
       items.length ? el("ol", { class: "wb-list wb-frames" }, items) : el("p", { class: "wb-empty" }, "Pause the video where an object shows and draw on that frame."));
   }
