@@ -12,7 +12,7 @@ import uuid
 
 from django.db import connection, models
 
-from .models import Annotation, Sample, SampleLabel
+from .models import Annotation, Sample
 
 _MUTABLE = (dict, list)
 
@@ -57,13 +57,8 @@ class AnnotationRow(Row):
     model = Annotation
 
 
-class SampleLabelRow(Row):
-    model = SampleLabel
-
-
 SampleRow.prepare()
 AnnotationRow.prepare()
-SampleLabelRow.prepare()
 SampleRow._defaults["id"] = lambda: uuid.uuid4().hex
 
 

@@ -68,8 +68,8 @@ class Dataset(models.Model):
     )
     sample_count = models.PositiveIntegerField(default=0)
     labeled_count = models.PositiveIntegerField(default=0)
-    # Increases with every write that can change which samples a filter matches; cached page
-    # counts are keyed on it, so a count is reused only while the data is unchanged.
+    # Increases with every write that can change which samples a filter matches (database
+    # triggers, migration 0003, plus attribute writes); cached page counts are keyed on it.
     revision = models.PositiveBigIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -208,9 +208,9 @@ class SampleLabel(models.Model):
 
     A read index for the sample browser: "samples carrying label L (and usage U)" becomes a
     range of one narrow index instead of a correlated lookup per sample, which keeps a
-    filtered page of a 100,000-sample dataset in milliseconds. Rows are derived data:
-    `sample_labels_sync` rebuilds them from the annotations whenever those change, and
-    usage/status updates write both tables.
+    filtered page of a 100,000-sample dataset in milliseconds. Rows are derived data kept
+    by database triggers (migration 0003) on every annotation write and every sample
+    usage/status change, whichever section or bulk statement makes it.
     """
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")

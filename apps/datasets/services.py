@@ -33,7 +33,6 @@ from .choices import (
     OperationStatus,
     VersionStatus,
 )
-from .labelindex import sample_labels_sync
 from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample
 from .validators import (
     validate_color,
@@ -289,7 +288,6 @@ def label_delete(*, user, label: Label) -> None:
     label.delete()
     _samples_relabel_status(sample_ids)
     Sample.objects.filter(pk__in=sample_ids).update(annotation_version=F("annotation_version") + 1)
-    sample_labels_sync(sample_ids)
     dataset_counts_refresh(dataset=dataset)
     audit_record(actor=user, action="dataset:label_delete", obj=dataset, detail={"label": label.name})
 
@@ -361,7 +359,6 @@ def sample_annotations_replace(*, user, sample: Sample, expected_version: int, a
     if rows and source != "human":
         status = LabelStatus.TO_CONFIRM
     Sample.objects.filter(pk=sample.pk).update(label_status=status)
-    sample_labels_sync([sample.pk])
     sample.refresh_from_db()
     dataset_counts_refresh(dataset=dataset)
     audit_record(actor=user, action="annotation:update", obj=dataset, detail={"sample": sample.pk,

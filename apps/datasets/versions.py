@@ -39,10 +39,9 @@ from .choices import (
 from .formats.manifest import sample_line
 from .formats.table import coerce, csv_text, read_rows
 from .formats.voc import voc_xml
-from .labelindex import sample_labels_set_usage
 from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Sample
 from .operations import OperationContext, OperationFailed
-from .services import dataset_revision_bump, operation_start
+from .services import operation_start
 from .validators import validate_description, validate_version_name
 
 SPLIT_RULE = ("When data split is enabled, each label needs at least 5 labeled samples; if there are multi-label "
@@ -143,9 +142,6 @@ def _split(dataset: Dataset, version: DatasetVersion) -> dict:
         evaluate = [pk for offset, pk in enumerate(chunk, start=start) if offset >= n_train]
         Sample.objects.filter(pk__in=train).update(usage=Usage.TRAIN)
         Sample.objects.filter(pk__in=evaluate).update(usage=Usage.EVAL)
-        sample_labels_set_usage(train, Usage.TRAIN)
-        sample_labels_set_usage(evaluate, Usage.EVAL)
-    dataset_revision_bump(dataset.pk)
     return {"train": n_train, "eval": len(ids) - n_train}
 
 

@@ -202,10 +202,10 @@ def main() -> int:
         from django.db import transaction
         from django.utils import timezone
 
-        from apps.datasets.bulk import AnnotationRow, SampleLabelRow, SampleRow, insert
+        from apps.datasets.bulk import AnnotationRow, SampleRow, insert
 
-        # Written the way the import engine writes them: samples, annotations and the label index.
-        batch_samples, batch_annotations, batch_index = [], [], []
+        # Written the way the import engine writes them (the database maintains the label index).
+        batch_samples, batch_annotations = [], []
         for i in range(LIST_SAMPLES):
             sample = SampleRow(dataset_id=list_ds.pk, dedupe_key=f"{i:040d}",
                                source=f"storage://bench-data/list-in/{i}.jpg", file_name=f"{i}.jpg",
@@ -217,13 +217,9 @@ def main() -> int:
                                                    created_at=now))
             if len(batch_samples) == 5000:
                 stamp = timezone.now()
-                batch_index = [SampleLabelRow(dataset_id=list_ds.pk, label_id=a.label_id, sample_id=s.id,
-                                              usage=s.usage, label_status=s.label_status, created_at=stamp)
-                               for s, a in zip(batch_samples, batch_annotations)]
                 with transaction.atomic():
                     insert(SampleRow, batch_samples, now=stamp)
                     insert(AnnotationRow, batch_annotations, now=stamp)
-                    insert(SampleLabelRow, batch_index, now=stamp)
                 batch_samples, batch_annotations = [], []
         from django.db import connection
 

@@ -476,9 +476,9 @@ def test_cvat_import(make_dataset, run_import, root):
     dataset = make_dataset(label_type="object_detection")
     op = run_import(dataset, f"{root}/cvat/annotations.xml", "cvat")
     assert errors_of(op) == [("annotations.xml", None, "MISSING_SOURCE")]
-    got = sorted((a.label.name, a.shape, json.dumps(a.geometry)) for a in Annotation.objects.filter(dataset=dataset))
-    assert got == [("car", "bndbox", '{"xmin": 10.5, "ymin": 20.0, "xmax": 40.0, "ymax": 60.0}'),
-                   ("road", "polygon", '{"points": [[1.0, 1.0], [50.0, 1.0], [50.0, 50.0]]}')]
+    got = sorted((a.label.name, a.shape, a.geometry) for a in Annotation.objects.filter(dataset=dataset))
+    assert got == [("car", "bndbox", {"xmin": 10.5, "ymin": 20.0, "xmax": 40.0, "ymax": 60.0}),
+                   ("road", "polygon", {"points": [[1.0, 1.0], [50.0, 1.0], [50.0, 50.0]]})]
 
 
 def test_table_import_skips_wrong_width_and_nulls_bad_values(make_dataset, root):

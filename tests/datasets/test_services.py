@@ -151,3 +151,39 @@ def test_relation_label_needs_two_entities(make_dataset, owner):
     author = label_create(user=owner, dataset=dataset, name="Author", kind="relation", from_label=person,
                           to_label=book)
     assert (author.from_label, author.to_label) == (person, book)
+
+
+def test_label_index_triggers_follow_bulk_writes(make_dataset, run_import, root, owner):
+    """Any writer (bulk ORM statements included) keeps SampleLabel equal to a rebuild from annotations."""
+    from apps.datasets.models import Annotation, Sample, SampleLabel
+
+    from .conftest import image_bytes
+
+    for label in ("Cat", "Dog"):
+        for i in range(3):
+            put(f"{root}/src/{label}/{i}.jpg", image_bytes())
+    dataset = make_dataset()
+    run_import(dataset, f"{root}/src", "imagenet-folder")
+
+    def index():
+        return sorted(SampleLabel.objects.filter(dataset=dataset).values_list("sample_id", "label__name", "usage",
+                                                                              "label_status"))
+
+    def rebuilt():
+        return sorted({(a.sample_id, a.label.name, a.sample.usage, a.sample.label_status)
+                       for a in Annotation.objects.filter(dataset=dataset, label__isnull=False)
+                       .select_related("label", "sample")})
+
+    assert len(index()) == 6 and index() == rebuilt()
+    revision = Dataset.objects.get(pk=dataset.pk).revision
+    cat, dog = dataset.labels.get(name="Cat"), dataset.labels.get(name="Dog")
+    Annotation.objects.filter(label=cat).update(label=dog)  # a bulk relabel, as a labeling tool might do
+    assert index() == rebuilt() and {name for _, name, _, _ in index()} == {"Dog"}
+    Sample.objects.filter(dataset=dataset).update(usage="EVAL", label_status="to_confirm")
+    assert index() == rebuilt() and {(u, st) for _, _, u, st in index()} == {("EVAL", "to_confirm")}
+    one = Annotation.objects.filter(dataset=dataset).first()
+    Annotation.objects.create(sample=one.sample, dataset=dataset, label=cat, type="image_classification",
+                              created_at=one.created_at)
+    Annotation.objects.filter(pk=one.pk).delete()
+    assert index() == rebuilt()
+    assert Dataset.objects.get(pk=dataset.pk).revision > revision
