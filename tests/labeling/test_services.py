@@ -583,6 +583,10 @@ def test_add_data_from_a_storage_path_imports_into_the_dataset(owner, make_job, 
     operation = DatasetOperation.objects.get(pk=operation.pk)
     assert operation.status == "succeeded"
     assert sorted(job.dataset.samples.values_list("file_name", flat=True)) == ["a.png", "b.png"]
+    # The job lists its dataset's samples: imported samples are in the job at once (item 14), no sync step.
+    assert selectors.tab_counts(job)["unlabeled"] == 2
+    job.dataset.refresh_from_db()
+    assert selectors.progress(job)["text"] == "0% (0/2)"
     row = selectors.import_row(operation)
     assert {k: row[k] for k in ("mode", "path", "total", "imported", "imported_annotations", "status")} == {
         "mode": "Storage path", "path": f"storage://{bucket.name}/incoming", "total": 2, "imported": 2,
