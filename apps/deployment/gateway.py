@@ -13,8 +13,9 @@ call is counted per service, version and minute (`monitoring.stats_flush`).
 Errors use the ModelArts gateway format `{"error_code", "error_msg"}` (seed-06 §5.6):
 401 APIG.0301 (no or bad credentials; nothing is forwarded), 404 APIG.0101 (no such service),
 413 APIG.0201 (body over ATELIER_GATEWAY_MAX_BODY_BYTES), 429 ModelArts.4206 (traffic or key
-rate limit), 502 ModelArts.4302 (instance refused the connection), 503 ModelArts.4503 (no
-ready instance), 504 ModelArts.4503 (no answer within ATELIER_GATEWAY_TIMEOUT_SECONDS).
+rate limit), 502 ModelArts.4302 (instance refused the connection), 503 ModelArts.4302 (the
+circuit breaker holds back an instance that keeps failing), 503 ModelArts.4503 (no ready
+instance), 504 ModelArts.4503 (no answer within ATELIER_GATEWAY_TIMEOUT_SECONDS).
 
 Routes and credentials are cached in the process for ATELIER_GATEWAY_CACHE_SECONDS, so a
 request normally touches neither the database nor Redis (Redis only for rate limits).
@@ -37,6 +38,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from . import upstream
+from .keys import KEY_PREFIX
 from .monitoring import LATENCY_BUCKETS_MS
 from .routing import Condition, WeightedPicker, variables_for
 
@@ -49,7 +51,6 @@ V2_VERSION_RE = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(?:/|$)")
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
               b"transfer-encoding", b"upgrade", b"host", b"content-length"}
 CREDENTIALS = {b"x-auth-token", b"authorization", b"cookie"}
-KEY_PREFIX = "ask_"
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
@@ -243,6 +244,38 @@ def _db(func):
     return sync_to_async(wrapped, thread_sensitive=True)
 
 
+class Breaker:
+    """Per-instance circuit breaker: after ATELIER_GATEWAY_BREAKER_FAILURES consecutive failures
+    (5xx answers or refused connections) the instance gets no traffic for
+    ATELIER_GATEWAY_BREAKER_SECONDS; then one request tries it again (seed-06 §5.6 "self protection")."""
+
+    def __init__(self):
+        self.failures: dict[str, int] = {}
+        self.open_until: dict[str, float] = {}
+
+    def allows(self, endpoint: str) -> bool:
+        until = self.open_until.get(endpoint)
+        if until is None:
+            return True
+        if time.monotonic() >= until:
+            # Half-open: this request probes; a failure re-opens at once, a success closes.
+            self.open_until.pop(endpoint, None)
+            self.failures[endpoint] = settings.ATELIER_GATEWAY_BREAKER_FAILURES - 1
+            return True
+        return False
+
+    def success(self, endpoint: str) -> None:
+        if self.failures.pop(endpoint, None) is not None:
+            self.open_until.pop(endpoint, None)
+
+    def failure(self, endpoint: str) -> None:
+        count = self.failures.get(endpoint, 0) + 1
+        if count >= settings.ATELIER_GATEWAY_BREAKER_FAILURES:
+            self.open_until[endpoint] = time.monotonic() + settings.ATELIER_GATEWAY_BREAKER_SECONDS
+            count = 0
+        self.failures[endpoint] = count
+
+
 # ---------------------------------------------------------------------------------------------
 # Call statistics
 # ---------------------------------------------------------------------------------------------
@@ -327,6 +360,7 @@ class Gateway:
         self.routes = TtlCache()
         self.callers = TtlCache()
         self.stats = StatsBuffer()
+        self.breaker = Breaker()
         self._loop_state: dict = {}
 
     # -- per event loop: HTTP client, Redis, flush task ----------------------------------------
@@ -537,8 +571,12 @@ class Gateway:
         target = sub + (f"?{query.decode('latin-1')}" if query else "")
         timeout = settings.ATELIER_GATEWAY_TIMEOUT_SECONDS
         response = None
+        protected = 0
         for _ in range(max(1, len(version.endpoints))):
             endpoint = version.next_endpoint()
+            if not self.breaker.allows(endpoint):
+                protected += 1
+                continue
             try:
                 response = await upstream.request(state["pool"], scheme=version.scheme, endpoint=endpoint,
                                                   method=scope["method"], target=target, headers=out_headers,
@@ -553,7 +591,14 @@ class Gateway:
                 return
             except upstream.UpstreamError as exc:
                 logger.info("instance %s of %s failed: %s", endpoint, route.name, exc)
+                self.breaker.failure(endpoint)
                 continue
+        if response is None and protected and protected == len(version.endpoints):
+            status, payload = _json_response(503, "ModelArts.4302", "Due to self protection, the backend service is "
+                                             "disconnected, please wait moment. (It failed "
+                                             f"{settings.ATELIER_GATEWAY_BREAKER_FAILURES} times in a row.)")
+            await _respond(send, status, payload, [(b"retry-after", b"%d" % settings.ATELIER_GATEWAY_BREAKER_SECONDS)])
+            return
         if response is None:
             self.stats.record(route.service_id, version.model_version_id, version.label, False,
                               (time.perf_counter() - started) * 1000)
@@ -563,6 +608,10 @@ class Gateway:
             return
         response_headers = [(k, v) for k, v in response.headers
                             if k not in HOP_BY_HOP or k == b"content-length"]
+        if response.status >= 500:
+            self.breaker.failure(endpoint)
+        else:
+            self.breaker.success(endpoint)
         await send({"type": "http.response.start", "status": response.status, "headers": response_headers})
         self.stats.record(route.service_id, version.model_version_id, version.label, response.status < 400,
                           (time.perf_counter() - started) * 1000)
@@ -668,6 +717,7 @@ class Gateway:
         """Forget cached routes and credentials (tests; a process that just changed a service)."""
         self.routes.clear()
         self.callers.clear()
+        self.breaker = Breaker()
 
 
 _GATEWAY: Gateway | None = None

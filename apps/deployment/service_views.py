@@ -21,7 +21,7 @@ from apps.core.permissions import has_perm, require_perm
 from apps.core.selectors import timeline_for
 from apps.core.tables import render_table
 
-from . import batch, monitoring, selectors, serving
+from . import batch, keys, monitoring, selectors, serving
 from .charts import monitoring_figures
 from .choices import RESTARTABLE, STARTABLE, STOPPABLE, ServiceKind, ServiceStatus
 from .forms import AlarmRuleForm, ApiKeyForm, BatchServiceForm, ServiceForm, flavor_choices
@@ -396,7 +396,7 @@ def key_create(request, pk):
     url = reverse("deployment:service_detail", args=[service.pk]) + "?tab=keys"
     if form.is_valid():
         try:
-            key, secret = serving.service_key_create(user=request.user, service=service, name=form.cleaned_data["name"],
+            key, secret = keys.service_key_create(user=request.user, service=service, name=form.cleaned_data["name"],
                                                      rate_limit=form.cleaned_data["rate_limit"])
         except ValidationError as exc:
             for message in exc.messages:
@@ -419,7 +419,7 @@ def key_revoke(request, pk):
         raise Http404("Not found.")
     service = selectors.service_get_for_user(request.user, key.service_id)
     try:
-        serving.service_key_revoke(user=request.user, key=key)
+        keys.service_key_revoke(user=request.user, key=key)
         messages.success(request, f'Key "{key.name}" revoked.')
     except ValidationError as exc:
         messages.error(request, exc.messages[0])

@@ -1,5 +1,5 @@
-"""Online services: deploy, start, stop, restart, update (rolling, scale, in place), delete, keys,
-and the reaction to instance runs (`service_on_run_change`, registered with the run engine).
+"""Online services: deploy, start, stop, restart, update (rolling, scale, in place), delete, and
+the reaction to instance runs (`service_on_run_change`, registered with the run engine).
 
 Instances are long-lived runs of the model server (or of the custom command / container). A
 rollout (deploy, start, restart, or an update that changes versions, flavors or env) starts a
@@ -10,11 +10,9 @@ generation that fails rolls back to the previous one. Event messages follow seed
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from apps.runtime.models import Flavor, Pool, Run
 from apps.runtime.services import run_stop, run_submit
 
 from .choices import STARTABLE, STOPPABLE, DeployType, ModelSource, ModelStatus, ServiceKind, ServiceStatus
-from .models import AiAppVersion, InferenceService, ServiceApiKey, ServiceConfigRecord, ServiceInstance, ServiceVersion
+from .models import AiAppVersion, InferenceService, ServiceConfigRecord, ServiceInstance, ServiceVersion
 from .routing import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_RULES, Condition, RuleError
 from .services import name_clean
 
@@ -712,110 +710,6 @@ def _rollback(service: InferenceService, current: list[ServiceInstance], *, reas
     except Exception as exc:
         logger.exception("rollback of service %s failed", service.pk)
         event_add(obj=service, level=EventLevel.ERROR, message=f"Failed to update service, rollback failed. {exc}")
-
-
-# ---------------------------------------------------------------------------------------------
-# The sweep: deploy timeouts, auto-stop, drained instances
-# ---------------------------------------------------------------------------------------------
-
-
-def deployment_sweep() -> dict[str, int]:
-    """Beat task body: time out deployments, auto-stop services, stop drained instances."""
-    now = timezone.now()
-    counts = {"timeouts": 0, "auto_stopped": 0, "drained": 0}
-    for service in InferenceService.objects.filter(kind=ServiceKind.ONLINE).exclude(
-            status__in=[S.STOPPED, S.ABNORMAL, S.COMPLETED]).select_related("workspace", "created_by"):
-        try:
-            counts_for = _sweep_service(service, now)
-        except Exception:
-            logger.exception("sweep of service %s failed", service.pk)
-            continue
-        for key, value in counts_for.items():
-            counts[key] += value
-    from .batch import batch_sweep
-
-    counts.update(batch_sweep(now))
-    return counts
-
-
-def _sweep_service(service: InferenceService, now) -> dict[str, int]:
-    counts = {"timeouts": 0, "auto_stopped": 0, "drained": 0}
-    with transaction.atomic():
-        drain_after = now - timedelta(seconds=settings.ATELIER_DEPLOYMENT_DRAIN_SECONDS)
-        drained = list(service.instances.filter(draining_since__lte=drain_after,
-                                                run__status__in=LIVE_STATUSES).select_related("run"))
-        if drained:
-            _stop_runs([i.run for i in drained], user=_actor(service), reason="Drained: no longer takes traffic.")
-            counts["drained"] = len(drained)
-        timeout = timedelta(minutes=service.deploy_timeout_minutes)
-        deploying = service.status == S.DEPLOYING or bool(service.pending_config)
-        since = service.deploying_since or service.status_changed_at
-        if deploying and since and now - since > timeout:
-            current = list(service.instances.filter(generation=service.generation, draining_since__isnull=True)
-                           .select_related("run"))
-            waiting = [i.run for i in current if not _ready(i.run)]
-            details = "; ".join(f"instance {r.pk}: {r.get_status_display().lower()} ({r.status_reason.rstrip('.')})"
-                                for r in waiting[:3]) or "no instance became ready"
-            if service.pending_config:
-                _rollback(service, current, reason=f"Deploying timeout, details: {details}")
-            elif _status_set(service, S.ABNORMAL, expect=S.DEPLOYING, level=EventLevel.ERROR,
-                             reason=f"Deploying timeout after {service.deploy_timeout_minutes} min",
-                             event=f"Deploying timeout, details: {details}."):
-                _stop_runs([i.run for i in current], user=_actor(service), reason="Deploying timeout.")
-            counts["timeouts"] = 1
-        elif service.auto_stop_at and service.auto_stop_at <= now and service.status in (S.RUNNING, S.ALARM):
-            try:
-                service_stop(user=None, service=service, system=True,
-                             event="Service stopped automatically because due time is reached.")
-                counts["auto_stopped"] = 1
-            except Exception as exc:
-                event_add(obj=service, level=EventLevel.ERROR,
-                          message=f"Failed to stop service automatically, error message: {exc}")
-    return counts
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-service API keys
-# ---------------------------------------------------------------------------------------------
-
-KEY_PREFIX = "ask_"
-
-
-def key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-@transaction.atomic
-def service_key_create(*, user, service: InferenceService, name: str, rate_limit=None) -> tuple[ServiceApiKey, str]:
-    """Create a key that calls only this service (service:update); the key text is returned once."""
-    require_perm(user, service.workspace, "service:update")
-    name = (name or "").strip()
-    if not 1 <= len(name) <= 64:
-        raise ValidationError({"name": ["Give the key a name of 1–64 characters."]})
-    if rate_limit in ("", None, 0, "0"):
-        rate_limit = None
-    else:
-        rate_limit = _int(rate_limit, "rate_limit", 1, 10_000_000, "The rate limit is a whole number of requests per "
-                                                                    "minute (1 or more), or empty for none.")
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ServiceApiKey.objects.create(service=service, name=name, prefix=secret[:12], digest=key_digest(secret),
-                                       rate_limit=rate_limit, created_by=user)
-    event_add(obj=service, message=f'API key "{name}" created ({key.prefix}…).')
-    audit_record(actor=user, action="service:update", obj=service, detail={"api_key": "created", "name": name})
-    return key, secret
-
-
-@transaction.atomic
-def service_key_revoke(*, user, key: ServiceApiKey) -> ServiceApiKey:
-    """Revoke a key at once (service:update); the gateway refuses it from its next cache refresh."""
-    require_perm(user, key.service.workspace, "service:update")
-    if key.revoked_at is not None:
-        raise ValidationError(f'The key "{key.name}" is already revoked.')
-    key.revoked_at = timezone.now()
-    key.save(update_fields=["revoked_at"])
-    event_add(obj=key.service, message=f'API key "{key.name}" revoked.')
-    audit_record(actor=user, action="service:update", obj=key.service, detail={"api_key": "revoked", "name": key.name})
-    return key
 
 
 def service_description_update(*, user, service: InferenceService, description: str) -> InferenceService:

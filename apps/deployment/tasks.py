@@ -12,8 +12,8 @@ def ai_app_version_import(version_id: int) -> str:
 
 @shared_task(name="apps.deployment.tasks.deployment_sweep", ignore_result=True)
 def deployment_sweep() -> dict:
-    """Beat: deploy timeouts, auto-stop, drained instances (see serving.deployment_sweep)."""
-    from .serving import deployment_sweep as run
+    """Beat: deploy timeouts, auto-stop, drained instances and health checks (see sweep.deployment_sweep)."""
+    from .sweep import deployment_sweep as run
 
     return run()
 

@@ -35,7 +35,7 @@ def test_deploy_form_checks_weights_and_deploys_two_versions(page, signed_in, ow
     second = make_version(owner, workspace, echo_uri, app=echo_version.app)
     page.goto(f"{signed_in}/models/{echo_version.app_id}/")
     page.screenshot(path=str(SHOTS / "deployment-model-detail.png"), full_page=True)
-    page.click(f"tr[data-version='0.0.1'] [data-testid=deploy-online]")
+    page.click("tr[data-version='0.0.1'] [data-testid=deploy-online]")
     expect(page.locator("[data-version-row]")).to_have_count(1)
     page.fill("input[name=name]", "gray")
     page.click("[data-testid=add-version]")

@@ -17,8 +17,9 @@ import pytest
 from apps.accounts.services import api_token_create
 from apps.deployment.models import CallStat
 from apps.deployment.routing import java_hash, java_mod
-from apps.deployment.serving import service_create, service_key_create, service_key_revoke
-from tests.deployment.conftest import attach_instances, make_version, upload_package
+from apps.deployment.keys import service_key_create, service_key_revoke
+from apps.deployment.serving import service_create
+from tests.deployment.conftest import attach_instances, make_version
 from tests.deployment.packages import fixture_package
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -352,3 +353,19 @@ def test_kserve_v2_through_the_gateway_with_tritonclient(asgi_server, gateway, o
         client.infer("iris", [tensor], headers={"X-Auth-Token": "ask_wrong"})
     assert "APIG.0301" in str(caught.value)
     client.close()
+
+
+def test_an_instance_that_keeps_failing_trips_the_breaker(asgi_server, gateway, echo_service, key, settings):
+    settings.ATELIER_GATEWAY_BREAKER_FAILURES = 3
+    settings.ATELIER_GATEWAY_BREAKER_SECONDS = 1
+    crash = {"data": {"req_data": [{"x": 1, "y": 1, "boom": True}]}}
+    statuses = [http.post(url(asgi_server.url, echo_service), json=crash, headers={"X-Auth-Token": key}).status_code
+                for _ in range(3)]
+    assert statuses == [500, 500, 500]
+    held = http.post(url(asgi_server.url, echo_service), json=BODY, headers={"X-Auth-Token": key})
+    assert held.status_code == 503
+    assert held.json()["error_msg"].startswith("Due to self protection, the backend service is disconnected")
+    time.sleep(1.1)
+    # After the pause one request probes the instance; it answers, so traffic flows again.
+    assert http.post(url(asgi_server.url, echo_service), json=BODY, headers={"X-Auth-Token": key}).status_code == 200
+    assert http.post(url(asgi_server.url, echo_service), json=BODY, headers={"X-Auth-Token": key}).status_code == 200

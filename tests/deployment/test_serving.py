@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from apps.deployment import serving
+from apps.deployment import keys, serving, sweep
 from apps.deployment.choices import ModelStatus, ServiceStatus
 from apps.deployment.models import AiAppVersion, InferenceService, ServiceApiKey, ServiceConfigRecord
 from apps.runtime.choices import RunStatus
@@ -127,7 +127,7 @@ def test_an_instance_that_gives_up_while_deploying_makes_it_abnormal(deploy, ech
 def test_deploy_timeout_makes_it_abnormal_and_stops_the_runs(deploy, echo_version):
     service = deploy((echo_version, 100), deploy_timeout_minutes=3)
     InferenceService.objects.filter(pk=service.pk).update(deploying_since=timezone.now() - timedelta(minutes=4))
-    assert serving.deployment_sweep()["timeouts"] == 1
+    assert sweep.deployment_sweep()["timeouts"] == 1
     service.refresh_from_db()
     assert service.status == S.ABNORMAL
     assert service_events(service)[-1].startswith("Deploying timeout, details: instance ")
@@ -137,7 +137,7 @@ def test_deploy_timeout_makes_it_abnormal_and_stops_the_runs(deploy, echo_versio
 def test_auto_stop_fires_at_its_time(deploy, echo_version):
     service = attach_instances(deploy((echo_version, 100)), {echo_version.pk: ["127.0.0.1:9"]})
     InferenceService.objects.filter(pk=service.pk).update(auto_stop_at=timezone.now() - timedelta(seconds=1))
-    assert serving.deployment_sweep()["auto_stopped"] == 1
+    assert sweep.deployment_sweep()["auto_stopped"] == 1
     service.refresh_from_db()
     assert service.status == S.STOPPING
     assert service_events(service)[-1] == "Service stopped automatically because due time is reached."
@@ -240,14 +240,50 @@ def test_a_failed_rolling_update_rolls_back(deploy, echo_version, second_version
 
 def test_api_keys_are_shown_once_hashed_and_revocable(deploy, echo_version, owner):
     service = deploy((echo_version, 100))
-    key, secret = serving.service_key_create(user=owner, service=service, name="ci", rate_limit=60)
+    key, secret = keys.service_key_create(user=owner, service=service, name="ci", rate_limit=60)
     assert secret.startswith("ask_") and key.prefix == secret[:12]
-    assert key.digest == serving.key_digest(secret) and secret not in key.digest
-    serving.service_key_revoke(user=owner, key=key)
+    assert key.digest == keys.key_digest(secret) and secret not in key.digest
+    keys.service_key_revoke(user=owner, key=key)
     with pytest.raises(ValidationError):
-        serving.service_key_revoke(user=owner, key=key)
+        keys.service_key_revoke(user=owner, key=key)
     assert ServiceApiKey.objects.get(pk=key.pk).revoked_at is not None
     with pytest.raises(ValidationError) as caught:
-        serving.service_key_create(user=owner, service=service, name="x", rate_limit=-1)
+        keys.service_key_create(user=owner, service=service, name="x", rate_limit=-1)
     assert caught.value.message_dict == {"rate_limit": [
         "The rate limit is a whole number of requests per minute (1 or more), or empty for none."]}
+
+
+def test_an_instance_failing_its_health_checks_is_replaced(deploy, echo_version):
+    import http.server
+    import threading
+
+    class Sick(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(500)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sick)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        service = attach_instances(deploy((echo_version, 100)), {echo_version.pk: [
+            f"127.0.0.1:{server.server_address[1]}"]})
+        sick = service.instances.get()
+        start = timezone.now()
+        for step in range(2):  # two failures: under the threshold of 3
+            assert sweep.deployment_sweep(now=start + timedelta(seconds=11 * step))["replaced"] == 0
+        # Checks wait for their period: a sweep one second later probes nothing.
+        assert sweep.deployment_sweep(now=start + timedelta(seconds=12))["replaced"] == 0
+        assert sweep.deployment_sweep(now=start + timedelta(seconds=22))["replaced"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    sick.refresh_from_db()
+    service.refresh_from_db()
+    assert sick.draining_since is not None and service.instances.count() == 2
+    assert service.status == S.ALARM
+    assert any(m.startswith(f"Instance #{sick.pk} (echo 0.0.1) failed its health check 3 times in a row (HTTP 500)")
+               for m in service_events(service))

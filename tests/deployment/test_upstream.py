@@ -3,10 +3,28 @@ the retry of a request that met a connection the server had just closed, timeout
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from apps.deployment import upstream
+
+
+def run(coroutine_function) -> None:
+    """Run in a thread with its own event loop (Playwright's sync API may hold this thread's loop)."""
+    errors = []
+
+    def target():
+        try:
+            asyncio.run(coroutine_function())
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout=60)
+    if errors:
+        raise errors[0]
 
 
 async def serve(handler):
@@ -56,7 +74,7 @@ def test_framings_and_keep_alive_reuse():
         finally:
             server.close()
 
-    asyncio.run(main())
+    run(main)
 
 
 def test_a_request_on_a_connection_the_server_closed_is_retried_once():
@@ -85,7 +103,7 @@ def test_a_request_on_a_connection_the_server_closed_is_retried_once():
         finally:
             server.close()
 
-    asyncio.run(main())
+    run(main)
 
 
 def test_timeout_and_refusal():
@@ -108,4 +126,4 @@ def test_timeout_and_refusal():
             await upstream.request(pool, scheme="http", endpoint=f"127.0.0.1:{free_port()}", method="GET",
                                    target="/", headers=[], body=b"", timeout=1)
 
-    asyncio.run(main())
+    run(main)

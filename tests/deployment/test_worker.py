@@ -18,7 +18,9 @@ from apps.core.storage import get_storage
 from apps.deployment import services
 from apps.deployment.choices import ModelStatus, ServiceStatus
 from apps.deployment.models import AiAppVersion, InferenceService
-from apps.deployment.serving import deployment_sweep, service_create, service_key_create, service_stop, service_update
+from apps.deployment.keys import service_key_create
+from apps.deployment.serving import service_create, service_stop, service_update
+from apps.deployment.sweep import deployment_sweep
 from apps.runtime.models import Run
 from tests.deployment.conftest import service_events, upload_package, wait_for
 from tests.deployment.packages import fixture_package, png, sklearn_package
@@ -69,7 +71,7 @@ def test_deploy_call_split_crash_and_scale(deploy_worker, asgi_server, gateway, 
                               versions=[{"model_version": iris, "weight": 100, **row}])
     for service in (echo_svc, shapes_svc, iris_svc):
         status_of(service, ServiceStatus.RUNNING)
-    assert f"Service echo-svc started successfully." in service_events(echo_svc)
+    assert "Service echo-svc started successfully." in service_events(echo_svc)
     assert "Auto-stop switched on, service will be stopped in 1 hour." in service_events(echo_svc)
 
     key = service_key_create(user=owner, service=echo_svc, name="e2e")[1]

@@ -17,7 +17,7 @@ from apps.core.api import Pagination
 from apps.core.permissions import require_perm
 from apps.core.services import events_for
 
-from .. import batch, monitoring, selectors, serving, services
+from .. import batch, keys, monitoring, selectors, serving, services
 from ..models import AiAppVersion, ServiceApiKey
 from .serializers import (
     AiAppCreateSerializer,
@@ -253,7 +253,7 @@ class ApiKeyListView(APIView):
         service = selectors.service_get_for_user(request.user, pk)
         data = ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        key, secret = serving.service_key_create(user=request.user, service=service, **data.validated_data)
+        key, secret = keys.service_key_create(user=request.user, service=service, **data.validated_data)
         return Response({**ApiKeySerializer(key).data, "key": secret}, status=status.HTTP_201_CREATED)
 
 
@@ -266,7 +266,7 @@ class ApiKeyDetailView(APIView):
         if key is None:
             raise exceptions.NotFound("Not found.")
         selectors.service_get_for_user(request.user, key.service_id)
-        serving.service_key_revoke(user=request.user, key=key)
+        keys.service_key_revoke(user=request.user, key=key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
