@@ -13,6 +13,9 @@ if (node) {
   const statusBox = document.querySelector("[data-part=status]");
   const colors = Object.fromEntries(config.labels.map((l) => [l.name, l.color || "#e6194b"]));
   const items = config.items;
+  // The annotations this page is about (of the filtered label, or all when unfiltered) are fixed
+  // when the page opens, so a relabeled shape stays in focus and can be relabeled again.
+  items.forEach((i) => i.annotations.forEach((a) => { a.target = !config.label || a.label === config.label; }));
   const original = JSON.stringify(Object.fromEntries(items.map((i) => [i.id, i.annotations])));
   let current = JSON.parse(original);
   let deleted = new Set();
@@ -22,7 +25,7 @@ if (node) {
   let leaving = false;
 
   // A target annotation is one the page is about: of the filtered label, or any when unfiltered.
-  const isTarget = (a) => !config.label || a.label === config.label;
+  const isTarget = (a) => a.target;
   const snapshot = () => JSON.stringify({ current, deleted: [...deleted] });
   const restore = (snap) => { const s = JSON.parse(snap); current = s.current; deleted = new Set(s.deleted); };
   const originalOf = JSON.parse(original);
