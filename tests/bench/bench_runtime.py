@@ -97,8 +97,8 @@ class Bench:
     def submit(self, script: str):
         from apps.runtime.services import run_submit
 
-        return run_submit(user=self.user, workspace=self.workspace, name="bench", command=[sys.executable, "-c", script],
-                          flavor=self.flavor, pool=self.pool)[0]
+        return run_submit(user=self.user, workspace=self.workspace, name="bench",
+                          command=[sys.executable, "-c", script], flavor=self.flavor, pool=self.pool)[0]
 
     def wait_done(self, run, timeout: float = 120):
         from apps.runtime.choices import TERMINAL_STATUSES
@@ -133,8 +133,9 @@ class Bench:
                 if os.environ.get("BENCH_RUNTIME_DETAIL"):
                     stamps = [run.queued_at.timestamp(), run.dispatched_at.timestamp(), run.claimed_at.timestamp(),
                               run.started_at.timestamp(), started]
-                    log("submit→queued {:.0f} →dispatched {:.0f} →claimed {:.0f} →popen {:.0f} →process {:.0f} ms".format(
-                        *[(b - a) * 1000 for a, b in pairwise([submitted, *stamps])]))
+                    steps = [(b - a) * 1000 for a, b in pairwise([submitted, *stamps])]
+                    log("submit→queued {:.0f} →dispatched {:.0f} →claimed {:.0f} →popen {:.0f} "
+                        "→process {:.0f} ms".format(*steps))
         return samples
 
     def log_latency(self) -> list[float]:
