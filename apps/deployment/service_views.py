@@ -215,13 +215,17 @@ def service_detail(request, pk):
         "call_url": _call_url(request, service),
         "instances": serving.instance_stats(service),
     }
+    if request.htmx and request.htmx.target == "service-status":
+        return render(request, "deployment/service_detail.html#service-status", context)
     if tab == "guide":
         version = versions[0].model_version if versions else None
         context["api"] = version.api if version else {}
         context["api_content_type"] = (context["api"].get("request") or {}).get("Content-type", "application/json")
         context["api_url"] = context["call_url"] + ((version.api.get("url", "/") if version else "/").rstrip("/"))
-        context["request_schema"] = json.dumps(((context["api"].get("request") or {}).get("data")) or {}, indent=2)
-        context["response_schema"] = json.dumps(((context["api"].get("response") or {}).get("data")) or {}, indent=2)
+        context["request_params"] = schema_rows(((context["api"].get("request") or {}).get("data")) or {})
+        context["response_params"] = schema_rows(((context["api"].get("response") or {}).get("data")) or {})
+        context["param_tables"] = [("Input parameters", context["request_params"], "input-params"),
+                                   ("Output parameters", context["response_params"], "output-params")]
     elif tab == "predict":
         version = versions[0].model_version if versions else None
         context["predict"] = {"url": reverse("deployment:service_predict", args=[service.pk]),
@@ -251,6 +255,27 @@ def service_detail(request, pk):
         context["progress"] = batch.batch_progress(service)
         context["mapping_json"] = json.dumps(service.mapping, indent=2) if service.mapping else ""
     return render(request, "deployment/service_detail.html", context)
+
+
+def schema_rows(schema: dict, prefix: str = "") -> list[dict]:
+    """The call guide's parameter table: one row per field of a config.json body schema
+    (`data.req_data[].x`), with its type and whether it is required."""
+    rows = []
+    required = set(schema.get("required") or []) if isinstance(schema, dict) else set()
+    for name, sub in ((schema.get("properties") or {}).items() if isinstance(schema, dict) else []):
+        path = f"{prefix}.{name}" if prefix else name
+        kind = sub.get("type", "") if isinstance(sub, dict) else ""
+        rows.append({"name": path, "type": kind, "required": name in required})
+        if kind == "object":
+            rows += schema_rows(sub, path)
+        elif kind == "array":
+            item = sub.get("items")
+            item = item[0] if isinstance(item, list) and item else item
+            if isinstance(item, dict):
+                rows[-1]["type"] = f"array of {item.get('type', 'any')}"
+                if item.get("type") == "object":
+                    rows += schema_rows(item, f"{path}[]")
+    return rows
 
 
 def _file_field(version: AiAppVersion) -> str:

@@ -159,6 +159,8 @@ def version_detail(request, pk):
         "build_failed": version.status == ModelStatus.BUILD_FAILED,
         "is_package": version.source_type in (ModelSource.STORAGE, ModelSource.TRAINING),
     }
+    if request.htmx and request.htmx.target == "version-status":
+        return render(request, "deployment/aiappversion_detail.html#version-status", context)
     if tab == "events":
         context["timeline"] = timeline_for(version)
     elif tab == "services":

@@ -127,3 +127,15 @@ def test_monitoring_charts_draw_the_calls(page, signed_in, owner, workspace, ech
 @pytest.fixture
 def second_version_factory(owner, workspace, echo_uri, echo_version):
     return lambda: make_version(owner, workspace, echo_uri, app=echo_version.app)
+
+
+def test_the_version_page_follows_the_import_live(page, signed_in, owner, workspace, echo_uri):
+    from apps.deployment.services import ai_app_version_import
+
+    version = make_version(owner, workspace, echo_uri, imported=False)
+    page.goto(f"{signed_in}/models/versions/{version.pk}/")
+    expect(page.locator("[data-testid=version-status] [data-status]")).to_have_attribute("data-status", "importing")
+    expect(page.locator("#version-status")).to_have_attribute("data-live-state", "open")
+    ai_app_version_import(version_id=version.pk)  # what the worker does; the page is told over WebSocket
+    expect(page.locator("[data-testid=version-status] [data-status]")).to_have_attribute("data-status", "normal")
+    page.screenshot(path=str(SHOTS / "deployment-version-detail.png"), full_page=True)

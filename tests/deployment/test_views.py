@@ -108,6 +108,9 @@ def test_service_detail_tabs_and_call_guide(client_for, owner, service):
         assert page.status_code == 200, tab
     guide = client.get(reverse("deployment:service_detail", args=[service.pk])).content.decode()
     assert f"http://testserver/infer/{service.pk}" in guide
+    inputs = guide.split('data-testid="input-params"')[1].split("</table>")[0]
+    assert [cell.split("<")[0] for cell in inputs.split('<td class="mono">')[1:]] == [
+        "data", "data.req_data", "data.req_data[].x", "data.req_data[].y"]
     monitoring = client.get(reverse("deployment:service_monitoring", args=[service.pk]) + "?range=3h").json()
     assert [c["key"] for c in monitoring["charts"]] == ["calls", "latency", "cpu_usage", "mem_usage"]
     assert len(monitoring["charts"][0]["figure"]["data"]) == 0
