@@ -4,8 +4,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 
-def _layout(fig: go.Figure, *, x_title: str, y_title: str) -> dict:
-    fig.update_layout(barmode="overlay", margin={"l": 48, "r": 16, "t": 16, "b": 40}, height=280,
+def _layout(fig: go.Figure, *, x_title: str, y_title: str, barmode: str = "overlay") -> dict:
+    fig.update_layout(barmode=barmode, margin={"l": 48, "r": 16, "t": 16, "b": 40}, height=280,
                       xaxis_title=x_title, yaxis_title=y_title, legend={"orientation": "h", "y": -0.25},
                       paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
     return fig.to_plotly_json()
@@ -26,5 +26,4 @@ def version_compare(versions) -> dict:
     for version in versions:
         counts = (version.stats or {}).get("labels", {})
         fig.add_trace(go.Bar(x=labels, y=[counts.get(name, 0) for name in labels], name=version.name))
-    fig.update_layout(barmode="group")
-    return _layout(fig, x_title="Label", y_title="Samples")
+    return _layout(fig, x_title="Label", y_title="Samples", barmode="group")

@@ -118,16 +118,38 @@ def test_feature_histograms_and_version_comparison(page, signed_in, make_dataset
 
         operation_execute(analysis_start(user=owner, version=op.version).pk)
     query = "&".join(f"version={v.pk}" for v in versions) + "&metric=brightness&metric=resolution&usage=all"
-    page.goto(f"{signed_in}/datasets/{dataset.pk}/features/?{query}")
+    # plotly.min.js is 4.6 MB: on a busy machine the first load can take longer than the default wait.
+    page.goto(f"{signed_in}/datasets/{dataset.pk}/features/?{query}", timeout=60000)
     charts = page.locator("[data-testid=feature-charts] .ds-chart")
     expect(charts).to_have_count(2)
-    expect(charts.first.locator(".main-svg").first).to_be_visible()
+    expect(charts.first.locator(".main-svg").first).to_be_visible(timeout=60000)
     expect(charts.first.locator("g.trace.bars")).to_have_count(2)  # one histogram per version
     expect(page.locator("[data-testid=analysis-history] tbody tr")).to_have_count(2)
     page.screenshot(path=str(SHOTS / "datasets-features.png"), full_page=True)
     page.goto(f"{signed_in}/datasets/{dataset.pk}/versions/")
     page.locator("[data-testid=version-table] input[name=compare]").first.check()
     page.locator("[data-testid=version-table] input[name=compare]").nth(1).check()
-    page.get_by_role("button", name="Compare selected").click()
-    expect(page.locator("[data-testid=compare-chart] .main-svg").first).to_be_visible()
+    with page.expect_navigation(timeout=60000):
+        page.get_by_role("button", name="Compare selected").click()
+    expect(page.locator("[data-testid=compare-chart] .main-svg").first).to_be_visible(timeout=60000)
+    expect(page.locator("[data-testid=compare-chart] g.trace.bars")).to_have_count(2)
     page.screenshot(path=str(SHOTS / "datasets-versions.png"), full_page=True)
+
+
+def test_dataset_list_row_expands_to_locations(page, signed_in, make_dataset, run_import, root):
+    put(f"{root}/src/Cat/1.jpg", image_bytes())
+    put(f"{root}/src/2.jpg", image_bytes())
+    first = make_dataset()
+    run_import(first, f"{root}/src", "imagenet-folder")
+    make_dataset(name="audio-set", data_type="audio", label_type="audio_classification", description="sounds")
+    page.goto(f"{signed_in}/datasets/")
+    rows = page.locator("[data-testid=dataset-row]")
+    expect(rows).to_have_count(2)
+    row = rows.filter(has_text="dataset-8153")
+    expect(row.locator("[data-testid=progress]")).to_have_text("50.00% (1/2)")
+    details = page.locator(f"#dataset-details-{first.pk}")
+    expect(details).to_be_hidden()
+    row.locator("[data-row-toggle]").click()
+    expect(details).to_be_visible()
+    expect(details).to_contain_text(first.output_location)
+    page.screenshot(path=str(SHOTS / "datasets-list.png"), full_page=True)
