@@ -58,6 +58,7 @@ def test_image_classification_on_digits_reaches_95_percent(training_worker, owne
 
     # The package serves predictions with nothing but its own files.
     package = tmp_path / "model"
+    package.mkdir()
     for name in ("config.json", "customize_service.py", "image_net.py", "model.pt"):
         get_storage().download_to(parse(f"storage://train-data/digits-model/model/{name}"), package / name)
     sample = next(data for rel, data in _digits_pngs() if rel.startswith("7/"))
