@@ -18,12 +18,11 @@ from django.utils import timezone
 from apps.core.choices import EventLevel
 from apps.core.paths import parse, validate_key
 from apps.core.permissions import has_perm, require_perm
-from apps.core.services import audit_record, event_add
+from apps.core.services import audit_record, event_add, publish_on_commit
 
 from .callbacks import RunChange, owner_notify_on_commit
 from .choices import ACTIVE_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, HangAction, JobType, PoolStatus, RunStatus
 from .exitcodes import exit_code_label
-from .live import live_send_on_commit
 from .models import Flavor, GpuLease, Pool, Run
 
 S = RunStatus
@@ -435,7 +434,7 @@ def run_transition(run: Run, to: str, *, reason: str | None = None, event: str |
         run.refresh_from_db()
         if event:
             event_add(obj=run, message=f"{_node_prefix(run)}{event}", level=level)
-        live_send_on_commit(run.group_channel, run_status_payload(run))
+        publish_on_commit(run.group_channel, run_status_payload(run))
         owner_notify_on_commit(RunChange(run_id=run.pk, owner_type=run.owner_type, owner_id=run.owner_id,
                                          kind="status", previous=previous, status=to, reason=run.status_reason,
                                          exit_code=run.exit_code))
@@ -578,7 +577,7 @@ def run_mark_ready(run: Run, *, endpoint: str, port: int) -> bool:
             return False
         run.refresh_from_db()
         event_add(obj=run, message=f"Ready at {endpoint}.")
-        live_send_on_commit(run.group_channel, run_status_payload(run))
+        publish_on_commit(run.group_channel, run_status_payload(run))
         owner_notify_on_commit(RunChange(run_id=run.pk, owner_type=run.owner_type, owner_id=run.owner_id,
                                          kind="ready", previous=run.status, status=run.status))
     return True
@@ -598,7 +597,7 @@ def run_report_hang(run: Run, *, idle_seconds: int) -> bool:
         event_add(obj=run, level=EventLevel.WARNING,
                   message=f"{_node_prefix(run)}Suspected hang: no output and almost no CPU use for "
                           f"{idle}.{action}")
-        live_send_on_commit(run.group_channel, run_status_payload(run) | {"hang": True})
+        publish_on_commit(run.group_channel, run_status_payload(run) | {"hang": True})
     return True
 
 

@@ -141,14 +141,3 @@ def process_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-@pytest.fixture
-def asgi_server(asgi_server):
-    """The harness's server, with a fresh channel layer: channels-redis binds its receive side to
-    one event loop, and a server of an earlier test (another loop) may have left it bound."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield asgi_server
-    channel_layers.backends.clear()
