@@ -364,6 +364,12 @@ class Launcher:
         admin_text = self.run_step("setup", [python, "manage.py", "ensure_admin"], capture=True)
 
         queues = worker_queues()
+        from django.conf import settings
+
+        control_queue = settings.ATELIER_CONTROL_QUEUE
+        # Runs hold worker slots for as long as they execute; the control queue (lost-run sweeps,
+        # dispatch) gets a worker of its own so long jobs can never starve it.
+        pool_queues = [q for q in queues if q != control_queue]
         if not self.grace_given:
             self.grace = stop_grace()
         web = self.spawn("web", [
@@ -372,11 +378,16 @@ class Launcher:
             "--timeout-graceful-shutdown", str(WEB_SHUTDOWN_SECONDS),
         ])
         self.spawn("worker", [
-            python, "-m", "celery", "-A", "console", "worker", "-Q", ",".join(queues),
+            python, "-m", "celery", "-A", "console", "worker", "-Q", ",".join(pool_queues),
             "--hostname", "local@%h", "--concurrency", str(worker_concurrency()),
             "--prefetch-multiplier", "1", "-O", "fair",
             "--without-mingle", "--without-gossip",  # the only worker: nobody to sync with at start
             "--loglevel", "INFO",
+        ])
+        self.spawn("control", [
+            python, "-m", "celery", "-A", "console", "worker", "-Q", control_queue,
+            "--hostname", "control@%h", "--concurrency", "1", "--prefetch-multiplier", "1",
+            "--without-mingle", "--without-gossip", "--loglevel", "INFO",
         ])
         self.spawn("beat", [
             python, "-m", "celery", "-A", "console", "beat",

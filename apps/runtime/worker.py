@@ -57,6 +57,10 @@ def _register(sender, instance, **kwargs):
     from .scheduling import worker_node_register
 
     pools = _pool_names(instance)
+    if not pools:
+        # A worker serving only the control queue (sweeps, dispatch) runs no user processes.
+        logger.info("worker %s serves no pool: not registered as a compute node", sender)
+        return
     node, stale = worker_node_register(hostname=str(sender), pool_names=pools,
                                        slots=int(getattr(instance, "concurrency", 1) or 1), pid=os.getpid())
     _kill_leftovers(stale)
