@@ -11,14 +11,14 @@ class AiAppTable(Table):
 
     columns = [
         Column("name", "AI application", sort="name", cell="deployment/_app_name_cell.html"),
-        Column("latest_version", "Latest version", cell="deployment/_app_latest_cell.html"),
+        Column("latest_version", "Latest", cell="deployment/_app_latest_cell.html"),
         Column("latest_status", "Status", cell="deployment/_app_status_cell.html"),
-        Column("latest_deploy_types", "Deployment types", cell="deployment/_deploy_types_cell.html"),
+        Column("latest_deploy_types", "Deploy types", cell="deployment/_deploy_types_cell.html"),
         Column("version_count", "Versions", sort="version_count", classes="num"),
-        Column("request_mode", "Request mode", cell="deployment/_request_mode_cell.html"),
+        Column("request_mode", "Requests", cell="deployment/_request_mode_cell.html"),
         Column("created_at", "Created", sort="created_at", cell="deployment/_datetime_cell.html", classes="nowrap"),
         Column("description", "Description", cell="deployment/_description_cell.html"),
-        Column("pk", "Operations", cell="deployment/_app_actions_cell.html", classes="actions"),
+        Column("pk", "", cell="deployment/_app_actions_cell.html", classes="actions"),
     ]
     search_fields = ["name", "description"]
     search_placeholder = "Search AI applications"
@@ -32,7 +32,7 @@ class ServiceTable(Table):
     columns = [
         Column("name", "Name", sort="name", cell="deployment/_service_name_cell.html"),
         Column("status", "Status", sort="status", cell="deployment/_service_status_cell.html"),
-        Column("versions", "AI applications", cell="deployment/_service_versions_cell.html"),
+        Column("kind", "AI applications", cell="deployment/_service_versions_cell.html"),
         Column("created_at", "Created", sort="created_at", cell="deployment/_datetime_cell.html", classes="nowrap"),
         Column("description", "Description", cell="deployment/_description_cell.html"),
         Column("pk", "Operations", cell="deployment/_service_actions_cell.html", classes="actions"),

@@ -57,6 +57,12 @@ def test_deploy_form_checks_weights_and_deploys_two_versions(page, signed_in, ow
     service = InferenceService.objects.get(name="gray")
     assert sorted(service.versions.values_list("weight", flat=True)) == [30, 70]
     page.screenshot(path=str(SHOTS / "deployment-service-detail.png"), full_page=True)
+    page.goto(f"{signed_in}/services/")
+    expect(page.locator("[data-testid=service-link]")).to_have_text("gray")
+    page.screenshot(path=str(SHOTS / "deployment-service-list.png"), full_page=True)
+    page.goto(f"{signed_in}/models/")
+    expect(page.locator("[data-testid=app-link]")).to_have_text("echo")
+    page.screenshot(path=str(SHOTS / "deployment-model-list.png"), full_page=True)
 
 
 def test_test_page_json_and_image_with_boxes(page, signed_in, owner, workspace, models_bucket, tmp_path, cpu_flavor,

@@ -184,3 +184,13 @@ def test_other_workspaces_get_404_and_viewers_cannot_write(client_for, outsider,
     assert viewer_client.post(reverse("deployment:service_predict", args=[service.pk]), {"body": "{}"}).status_code == 403
     service.refresh_from_db()
     assert service.status == ServiceStatus.DEPLOYING
+
+
+def test_service_lists(client_for, owner, service, django_assert_max_num_queries):
+    client = client_for(owner)
+    with django_assert_max_num_queries(16):
+        page = client.get(reverse("deployment:service_list"))
+    assert page.status_code == 200 and "svc" in page.content.decode()
+    assert "echo 0.0.1" in page.content.decode()
+    batch = client.get(reverse("deployment:service_list") + "?kind=batch")
+    assert batch.status_code == 200 and "svc" not in batch.content.decode()
