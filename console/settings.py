@@ -388,6 +388,8 @@ ATELIER_DEPLOYMENT_METRIC_SECONDS = env_int("ATELIER_DEPLOYMENT_METRIC_SECONDS",
 # Days events are kept: AI applications 3 months, services 1 month (seed-06 §2.7, §3.3).
 ATELIER_DEPLOYMENT_MODEL_EVENT_DAYS = env_int("ATELIER_DEPLOYMENT_MODEL_EVENT_DAYS", 90)
 ATELIER_DEPLOYMENT_SERVICE_EVENT_DAYS = env_int("ATELIER_DEPLOYMENT_SERVICE_EVENT_DAYS", 30)
+# A deploying service whose instances are still queued (no worker with room) this long shows Waiting.
+ATELIER_DEPLOYMENT_WAITING_SECONDS = env_int("ATELIER_DEPLOYMENT_WAITING_SECONDS", 30)
 # Seconds between deployment sweeps (deploy timeouts, auto-stop, stopping drained instances).
 ATELIER_DEPLOYMENT_SWEEP_SECONDS = env_int("ATELIER_DEPLOYMENT_SWEEP_SECONDS", 10)
 # Largest request body through the gateway (12 MB) and through the console's test page (8 MB).

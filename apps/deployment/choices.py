@@ -40,6 +40,7 @@ class ServiceStatus(models.TextChoices):
     """See `InferenceService` for the transitions (seed-06 §4.2)."""
 
     DEPLOYING = "deploying", "Deploying"
+    WAITING = "waiting", "Waiting"  # deploying, but no worker has room for an instance yet
     RUNNING = "running", "Running"
     ALARM = "alarm", "Alarm"
     ABNORMAL = "abnormal", "Abnormal"
@@ -51,7 +52,9 @@ class ServiceStatus(models.TextChoices):
 # Start is allowed from these (never while deploying, seed-06 §3.7).
 STARTABLE = frozenset({ServiceStatus.COMPLETED, ServiceStatus.ABNORMAL, ServiceStatus.STOPPED})
 # Stop applies to these.
-STOPPABLE = frozenset({ServiceStatus.DEPLOYING, ServiceStatus.RUNNING, ServiceStatus.ALARM})
+STOPPABLE = frozenset({ServiceStatus.DEPLOYING, ServiceStatus.WAITING, ServiceStatus.RUNNING, ServiceStatus.ALARM})
+# Instances are being brought up for the first time.
+DEPLOYING = frozenset({ServiceStatus.DEPLOYING, ServiceStatus.WAITING})
 # Restart: online services that run.
 RESTARTABLE = frozenset({ServiceStatus.RUNNING, ServiceStatus.ALARM})
 # Instances take traffic in these.

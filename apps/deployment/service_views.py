@@ -208,7 +208,7 @@ def service_detail(request, pk):
                        and service.status in RESTARTABLE,
         "can_update": has_perm(request.user, ws, "service:update"),
         "can_modify": has_perm(request.user, ws, "service:update") and service.is_online
-                      and service.status not in (ServiceStatus.DEPLOYING, ServiceStatus.STOPPING)
+                      and service.status not in (ServiceStatus.DEPLOYING, ServiceStatus.WAITING, ServiceStatus.STOPPING)
                       and not service.pending_config,
         "can_delete": has_perm(request.user, ws, "service:delete"),
         "can_invoke": has_perm(request.user, ws, "service:invoke"),

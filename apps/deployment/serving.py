@@ -30,7 +30,7 @@ from apps.runtime.choices import LIVE_STATUSES, TERMINAL_STATUSES, RunStatus
 from apps.runtime.models import Flavor, Pool, Run
 from apps.runtime.services import run_stop, run_submit
 
-from .choices import STARTABLE, STOPPABLE, DeployType, ModelSource, ModelStatus, ServiceKind, ServiceStatus
+from .choices import DEPLOYING, STARTABLE, STOPPABLE, DeployType, ModelSource, ModelStatus, ServiceKind, ServiceStatus
 from .models import AiAppVersion, InferenceService, ServiceConfigRecord, ServiceInstance, ServiceVersion
 from .routing import MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_RULES, Condition, RuleError
 from .services import name_clean
@@ -457,7 +457,7 @@ def service_update(*, user, service: InferenceService, versions: list[dict] | No
     """
     require_perm(user, service.workspace, "service:update")
     _fresh(service)
-    if service.status == S.DEPLOYING or service.pending_config:
+    if service.status in DEPLOYING or service.pending_config:
         raise ValidationError("The service is deploying; modify it once the deployment has finished.")
     if service.status == S.STOPPING:
         raise ValidationError("The service is stopping; modify it once it has stopped.")
@@ -553,7 +553,7 @@ def service_delete(*, user, service: InferenceService) -> None:
 
 def _auto_stop_arm(service: InferenceService) -> None:
     """Set the auto-stop time from now (running services) and say so."""
-    if service.auto_stop_hours and service.status in (S.RUNNING, S.ALARM, S.DEPLOYING):
+    if service.auto_stop_hours and service.status in (S.RUNNING, S.ALARM, *DEPLOYING):
         service.auto_stop_at = timezone.now() + timedelta(hours=service.auto_stop_hours)
         unit = "hour" if service.auto_stop_hours == 1 else "hours"
         event_add(obj=service, message=f"Auto-stop switched on, service will be stopped in "
@@ -629,7 +629,7 @@ def service_refresh(service: InferenceService) -> str:
         if all(i.run.status in TERMINAL_STATUSES for i in instances):
             _status_set(service, S.STOPPED, expect=S.STOPPING, event="Service stopped.")
         return service.status
-    if status not in (S.DEPLOYING, S.RUNNING, S.ALARM):
+    if status not in (S.RUNNING, S.ALARM, *DEPLOYING):
         return status
     failed = [i for i in current if _given_up(i.run)]
     ready = [i for i in current if _ready(i.run)]
@@ -639,14 +639,17 @@ def service_refresh(service: InferenceService) -> str:
         elif len(ready) == len(current):
             _promote(service, current)
         return service.status
-    if status == S.DEPLOYING:
+    if status == S.WAITING and any(i.run.status != RunStatus.QUEUED for i in current):
+        if _status_set(service, S.DEPLOYING, expect=S.WAITING, event="Resources are available; deploying."):
+            status = S.DEPLOYING
+    if status in DEPLOYING:
         if failed:
             why = _failure_text(failed[0].run)
-            if _status_set(service, S.ABNORMAL, expect=S.DEPLOYING, reason=why, level=EventLevel.ERROR,
+            if _status_set(service, S.ABNORMAL, expect=DEPLOYING, reason=why, level=EventLevel.ERROR,
                            event=f"Service {service.name} started failed. {why}."):
                 _stop_runs([i.run for i in current], user=_actor(service), reason="Another instance failed to start.")
         elif current and len(ready) == len(current):
-            if _status_set(service, S.RUNNING, expect=S.DEPLOYING, event=f"Service {service.name} started successfully.",
+            if _status_set(service, S.RUNNING, expect=DEPLOYING, event=f"Service {service.name} started successfully.",
                            started_at=timezone.now(), deploying_since=None):
                 _auto_stop_arm(service)
         return service.status

@@ -1,4 +1,5 @@
 """The deployment sweep (a beat task every ATELIER_DEPLOYMENT_SWEEP_SECONDS): deploy timeouts,
+Waiting (instances still queued for lack of room after ATELIER_DEPLOYMENT_WAITING_SECONDS),
 auto-stop, stopping drained instances, and the health checks of running instances.
 
 Health checks (seed-06 §2.5): every ready instance of a running service is probed at its
@@ -23,7 +24,7 @@ from apps.core.choices import EventLevel
 from apps.core.services import event_add
 from apps.runtime.choices import LIVE_STATUSES, RunStatus
 
-from .choices import ServiceKind, ServiceStatus
+from .choices import DEPLOYING, ServiceKind, ServiceStatus
 from .models import InferenceService, ServiceInstance
 from .serving import _actor, _instances_submit, _ready, _rollback, _status_set, _stop_runs, service_refresh, service_stop
 
@@ -36,7 +37,7 @@ DEFAULT_HEALTH = {"check_method": "HTTP", "url": "/health", "period_seconds": 10
 def deployment_sweep(*, now=None) -> dict[str, int]:
     """Beat task body: time out deployments, auto-stop services, stop drained instances, probe health."""
     now = now or timezone.now()
-    counts = {"timeouts": 0, "auto_stopped": 0, "drained": 0, "replaced": 0}
+    counts = {"timeouts": 0, "auto_stopped": 0, "drained": 0, "waiting": 0, "replaced": 0}
     for service in InferenceService.objects.filter(kind=ServiceKind.ONLINE).exclude(
             status__in=[S.STOPPED, S.ABNORMAL, S.COMPLETED]).select_related("workspace", "created_by"):
         try:
@@ -55,7 +56,7 @@ def deployment_sweep(*, now=None) -> dict[str, int]:
 
 
 def _sweep_service(service: InferenceService, now) -> dict[str, int]:
-    counts = {"timeouts": 0, "auto_stopped": 0, "drained": 0}
+    counts = {"timeouts": 0, "auto_stopped": 0, "drained": 0, "waiting": 0}
     with transaction.atomic():
         drain_after = now - timedelta(seconds=settings.ATELIER_DEPLOYMENT_DRAIN_SECONDS)
         drained = list(service.instances.filter(draining_since__lte=drain_after,
@@ -64,7 +65,7 @@ def _sweep_service(service: InferenceService, now) -> dict[str, int]:
             _stop_runs([i.run for i in drained], user=_actor(service), reason="Drained: no longer takes traffic.")
             counts["drained"] = len(drained)
         timeout = timedelta(minutes=service.deploy_timeout_minutes)
-        deploying = service.status == S.DEPLOYING or bool(service.pending_config)
+        deploying = service.status in DEPLOYING or bool(service.pending_config)
         since = service.deploying_since or service.status_changed_at
         if deploying and since and now - since > timeout:
             current = list(service.instances.filter(generation=service.generation, draining_since__isnull=True)
@@ -74,11 +75,21 @@ def _sweep_service(service: InferenceService, now) -> dict[str, int]:
                                 for r in waiting[:3]) or "no instance became ready"
             if service.pending_config:
                 _rollback(service, current, reason=f"Deploying timeout, details: {details}")
-            elif _status_set(service, S.ABNORMAL, expect=S.DEPLOYING, level=EventLevel.ERROR,
+            elif _status_set(service, S.ABNORMAL, expect=DEPLOYING, level=EventLevel.ERROR,
                              reason=f"Deploying timeout after {service.deploy_timeout_minutes} min",
                              event=f"Deploying timeout, details: {details}."):
                 _stop_runs([i.run for i in current], user=_actor(service), reason="Deploying timeout.")
             counts["timeouts"] = 1
+        elif service.status == S.DEPLOYING and since and now - since > timedelta(
+                seconds=settings.ATELIER_DEPLOYMENT_WAITING_SECONDS):
+            queued = [i.run for i in service.instances.filter(generation=service.generation,
+                                                             draining_since__isnull=True).select_related("run")
+                      if i.run.status == RunStatus.QUEUED]
+            if queued and _status_set(service, S.WAITING, expect=S.DEPLOYING, level=EventLevel.WARNING,
+                                      reason=queued[0].status_reason,
+                                      event=f"Lack of resources, transform state to waiting. "
+                                            f"{queued[0].status_reason}"):
+                counts["waiting"] = 1
         elif service.auto_stop_at and service.auto_stop_at <= now and service.status in (S.RUNNING, S.ALARM):
             try:
                 service_stop(user=None, service=service, system=True,

@@ -287,3 +287,18 @@ def test_an_instance_failing_its_health_checks_is_replaced(deploy, echo_version)
     assert service.status == S.ALARM
     assert any(m.startswith(f"Instance #{sick.pk} (echo 0.0.1) failed its health check 3 times in a row (HTTP 500)")
                for m in service_events(service))
+
+
+def test_queued_instances_make_it_wait_until_a_worker_takes_them(deploy, echo_version):
+    service = deploy((echo_version, 100))
+    run = Run.objects.get(service_instance__service=service)
+    Run.objects.filter(pk=run.pk).update(status_reason="No online worker serves pool local.")
+    assert sweep.deployment_sweep(now=service.deploying_since + timedelta(seconds=20))["waiting"] == 0
+    assert sweep.deployment_sweep(now=service.deploying_since + timedelta(seconds=31))["waiting"] == 1
+    service.refresh_from_db()
+    assert (service.status, service.status_reason) == (S.WAITING, "No online worker serves pool local.")
+    assert service_events(service)[-1] == ("Lack of resources, transform state to waiting. No online worker serves "
+                                           "pool local.")
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.STARTING)
+    assert serving.service_refresh(service) == S.DEPLOYING
+    assert service_events(service)[-1] == "Resources are available; deploying."

@@ -8,7 +8,7 @@ register = template.Library()
 # Model and service statuses → the badge tones of atelier.css (see apps.core.templatetags.console).
 TONES = {
     "importing": "running", "building": "running", "normal": "success", "build_failed": "danger", "failed": "danger",
-    "deploying": "running", "running": "success", "alarm": "warning", "abnormal": "danger", "stopping": "pending",
+    "deploying": "running", "waiting": "pending", "running": "success", "alarm": "warning", "abnormal": "danger", "stopping": "pending",
     "stopped": "muted", "completed": "success", "ok": "success",
 }
 
