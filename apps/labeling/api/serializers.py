@@ -115,3 +115,200 @@ def sample_payload(job, sample, request=None, *, annotations: bool = True) -> di
         if sample.sample_type == SampleType.VIDEO:
             out["frames"] = selectors.frames_of(sample)
     return out
+
+
+# Response shapes. The views answer plain dicts built by the selectors and services; these
+# serializers describe those dicts for the OpenAPI schema (the views do not run them).
+
+class LabelStatsSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    color = serializers.CharField()
+    kind = serializers.CharField(help_text="The label kind (see LabelKind).")
+    category = serializers.CharField()
+    attributes = serializers.ListField(child=serializers.DictField())
+    samples = serializers.IntegerField(help_text="Samples carrying this label.")
+    from_label = serializers.IntegerField(allow_null=True, help_text="Relations: the start entity label.")
+    to_label = serializers.IntegerField(allow_null=True, help_text="Relations: the end entity label.")
+    shortcut = serializers.CharField()
+    protected = serializers.BooleanField()
+
+
+class LabelListSerializer(serializers.Serializer):
+    labels = LabelStatsSerializer(many=True)
+
+
+class LabelUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False)
+    color = serializers.CharField(required=False, allow_blank=True)
+    attributes = serializers.ListField(child=serializers.DictField(), required=False)
+    shortcut = serializers.CharField(required=False, allow_blank=True, max_length=1)
+
+
+class LabelBatchDeleteSerializer(serializers.Serializer):
+    labels = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+    with_objects = serializers.BooleanField(required=False, default=False,
+                                            help_text="Also delete the samples that carry only these labels.")
+
+
+class LabelsDeletedSerializer(serializers.Serializer):
+    labels = serializers.IntegerField(help_text="Labels deleted.")
+    samples_deleted = serializers.IntegerField()
+
+
+class JobCopySerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, help_text="Default: <name>-copy-xxxx.")
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class JobDeleteSerializer(serializers.Serializer):
+    confirm = serializers.CharField(required=False, allow_blank=True)
+    delete_annotations = serializers.BooleanField(required=False, default=False)
+
+
+class OperationStartedSerializer(serializers.Serializer):
+    operation = serializers.IntegerField(help_text="The operation id.")
+    status = serializers.CharField()
+
+
+class WorkbenchAnnotationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField(allow_null=True)
+    label_id = serializers.IntegerField(allow_null=True)
+    shape = serializers.CharField()
+    geometry = serializers.JSONField()
+    ref_id = serializers.CharField()
+    source = serializers.CharField()
+    annotated_by = serializers.CharField()
+    confidence = serializers.FloatField(allow_null=True)
+    created_at = serializers.DateTimeField(allow_null=True)
+    style = serializers.CharField(required=False, help_text='"dashed" for dashed lines; absent otherwise.')
+    content = serializers.JSONField(required=False, help_text="Speech content, when the job records it.")
+    attributes = serializers.DictField(help_text="The annotation's attribute values by name.")
+
+
+class LastChangeSerializer(serializers.Serializer):
+    by = serializers.CharField(help_text="Who saved last (empty when nobody did).")
+    at = serializers.DateTimeField()
+
+
+class FrameSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    time = serializers.FloatField(allow_null=True, help_text="Seconds from the start of the video.")
+    version = serializers.IntegerField()
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+    annotations = WorkbenchAnnotationSerializer(many=True)
+
+
+class FrameListSerializer(serializers.Serializer):
+    frames = FrameSerializer(many=True)
+
+
+class WorkbenchSampleSerializer(serializers.Serializer):
+    """`sample_payload`: lists leave out `annotations`, `last_change` and `frames`."""
+    id = serializers.CharField()
+    job = serializers.IntegerField()
+    file_name = serializers.CharField()
+    kind = serializers.CharField(help_text="The workbench scene of the job.")
+    status = serializers.CharField(help_text="unlabeled, labeled or to_confirm.")
+    version = serializers.IntegerField(help_text="The annotation version; send it back when saving.")
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+    duration = serializers.FloatField(allow_null=True)
+    text = serializers.CharField()
+    media_url = serializers.CharField()
+    preview_url = serializers.CharField()
+    peaks_url = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+    annotations = WorkbenchAnnotationSerializer(many=True, required=False)
+    last_change = LastChangeSerializer(required=False)
+    frames = FrameSerializer(many=True, required=False, help_text="Videos only.")
+
+
+class SaveResultSerializer(serializers.Serializer):
+    sample = serializers.CharField()
+    version = serializers.IntegerField(help_text="The new annotation version.")
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    deleted = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class AnnotationsSavedSerializer(SaveResultSerializer):
+    annotations = WorkbenchAnnotationSerializer(many=True)
+
+
+class BatchSavedSerializer(serializers.Serializer):
+    items = SaveResultSerializer(many=True)
+
+
+class FrameSavedSerializer(SaveResultSerializer):
+    frame = serializers.CharField()
+    time = serializers.FloatField()
+    removed = serializers.BooleanField(required=False, help_text="True when saving no annotations removed the frame.")
+    frames = FrameSerializer(many=True)
+
+
+class ConflictSerializer(serializers.Serializer):
+    error = serializers.DictField()
+    current = serializers.JSONField(allow_null=True, help_text="The newer state to merge with.")
+
+
+class ChangedSerializer(serializers.Serializer):
+    changed = serializers.IntegerField(help_text="Samples changed.")
+
+
+class PeaksSerializer(serializers.Serializer):
+    duration = serializers.FloatField()
+    peaks = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()),
+                                  help_text="[min, max] per column, −1…1.")
+
+
+class SampleDeleteSerializer(serializers.Serializer):
+    samples = serializers.ListField(child=serializers.CharField())
+    delete_source = serializers.BooleanField(required=False, default=False)
+    confirm = serializers.CharField(required=False, allow_blank=True, help_text='"DELETE" with delete_source.')
+
+
+class FileFailureSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    message = serializers.CharField()
+
+
+class SamplesDeletedSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField()
+    frames = serializers.IntegerField()
+    files_deleted = serializers.IntegerField()
+    files_failed = FileFailureSerializer(many=True)
+
+
+class DataAddSerializer(serializers.Serializer):
+    labeled = serializers.BooleanField()
+    path = serializers.CharField(required=False, allow_blank=True, help_text="storage://… to import from.")
+    files = serializers.ListField(child=serializers.FileField(), required=False, help_text="Multipart uploads.")
+    format = serializers.CharField(required=False, allow_blank=True, help_text="The import format.")
+
+
+class ImportRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    uid = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    mode = serializers.CharField()
+    path = serializers.CharField()
+    labeled = serializers.BooleanField(allow_null=True)
+    total = serializers.IntegerField()
+    imported = serializers.IntegerField()
+    imported_annotations = serializers.IntegerField()
+    status = serializers.CharField()
+    status_display = serializers.CharField()
+
+
+class ImportHistorySerializer(serializers.Serializer):
+    results = ImportRowSerializer(many=True)
+
+
+class DataAddedSerializer(serializers.Serializer):
+    operation = serializers.CharField(help_text="The operation uid.")
+    id = serializers.IntegerField()
+    status = serializers.CharField()

@@ -15,7 +15,7 @@ import base64
 import binascii
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,16 +31,39 @@ from .. import selectors, services
 from ..media import waveform_peaks
 from ..models import LabelingJob
 from .serializers import (
+    AnnotationsSavedSerializer,
     AnnotationsSaveSerializer,
+    BatchSavedSerializer,
     BatchSaveSerializer,
+    ChangedSerializer,
+    ConflictSerializer,
+    DataAddedSerializer,
+    DataAddSerializer,
+    FrameListSerializer,
+    FrameSavedSerializer,
     FrameSaveSerializer,
+    ImportHistorySerializer,
+    JobCopySerializer,
     JobCreateSerializer,
+    JobDeleteSerializer,
     JobSerializer,
     JobUpdateSerializer,
     LabelApplySerializer,
+    LabelBatchDeleteSerializer,
+    LabelListSerializer,
+    LabelsDeletedSerializer,
     LabelSpecSerializer,
+    LabelStatsSerializer,
+    LabelUpdateSerializer,
+    OperationStartedSerializer,
+    PeaksSerializer,
+    SampleDeleteSerializer,
+    SamplesDeletedSerializer,
+    WorkbenchSampleSerializer,
     sample_payload,
 )
+
+CONFLICT = OpenApiResponse(ConflictSerializer, description="Someone saved first; nothing was written.")
 
 
 def _job(request, pk, action: str = "labeling:view") -> LabelingJob:
@@ -123,6 +146,7 @@ class JobDetailView(APIView):
                                   remarks=data.get("remarks"))
         return Response(JobSerializer(job).data)
 
+    @extend_schema(request=JobDeleteSerializer, responses={204: None})
     def delete(self, request, pk):
         job = _job(request, pk)
         services.job_delete(user=request.user, job=job, confirm=str(request.data.get("confirm") or ""),
@@ -133,6 +157,7 @@ class JobDetailView(APIView):
 class JobCopyView(APIView):
     """POST: copy the job (`name` optional: `<name>-copy-xxxx`); annotations are not copied."""
 
+    @extend_schema(request=JobCopySerializer, responses={201: JobSerializer})
     def post(self, request, pk):
         job = _job(request, pk)
         copy = services.job_copy(user=request.user, job=job, name=str(request.data.get("name") or ""),
@@ -143,6 +168,7 @@ class JobCopyView(APIView):
 class JobSyncView(APIView):
     """POST: rescan the dataset's input location now; answers the operation id."""
 
+    @extend_schema(request=None, responses={202: OperationStartedSerializer})
     def post(self, request, pk):
         operation = services.job_sync(user=request.user, job=_job(request, pk))
         return Response({"operation": operation.pk, "status": operation.status}, status=status.HTTP_202_ACCEPTED)
@@ -151,10 +177,11 @@ class JobSyncView(APIView):
 class LabelListView(APIView):
     """GET: the job's labels with sample counts, shortcuts and attributes. POST: add a label."""
 
+    @extend_schema(responses=LabelListSerializer)
     def get(self, request, pk):
         return Response({"labels": selectors.label_stats(_job(request, pk))})
 
-    @extend_schema(request=LabelSpecSerializer)
+    @extend_schema(request=LabelSpecSerializer, responses={201: LabelStatsSerializer})
     def post(self, request, pk):
         job = _job(request, pk)
         serializer = LabelSpecSerializer(data=request.data)
@@ -176,6 +203,7 @@ def _label(job, label_id) -> Label:
 class LabelDetailView(APIView):
     """PATCH: rename, recolour, change attributes or shortcut. DELETE: remove it from every sample."""
 
+    @extend_schema(request=LabelUpdateSerializer, responses=LabelStatsSerializer)
     def patch(self, request, pk, label_id):
         job = _job(request, pk)
         label = _label(job, label_id)
@@ -187,6 +215,7 @@ class LabelDetailView(APIView):
         stats = {row["id"]: row for row in selectors.label_stats(job)}
         return Response(stats[label.pk])
 
+    @extend_schema(parameters=[OpenApiParameter("with_objects", bool)], responses=LabelsDeletedSerializer)
     def delete(self, request, pk, label_id):
         job = _job(request, pk)
         with_objects = str(request.query_params.get("with_objects", "")).lower() in ("1", "true", "yes")
@@ -198,6 +227,7 @@ class LabelDetailView(APIView):
 class LabelBatchDeleteView(APIView):
     """POST {"labels": [ids], "with_objects": bool}: delete several labels at once (item 20)."""
 
+    @extend_schema(request=LabelBatchDeleteSerializer, responses=LabelsDeletedSerializer)
     def post(self, request, pk):
         job = _job(request, pk)
         ids = request.data.get("labels")
@@ -214,6 +244,9 @@ class SampleListView(APIView):
     """GET: the job's samples of one tab (`status`=unlabeled|labeled|to_confirm|all) with the
     filters `label`, `hard`, `name`, `annotator` (item 15); paginated, without annotations."""
 
+    @extend_schema(operation_id="v1_labeling_jobs_samples_list", responses=WorkbenchSampleSerializer(many=True),
+                   parameters=[OpenApiParameter(name, str) for name in ("status", "label", "hard", "name",
+                                                                        "annotator")])
     def get(self, request, pk):
         job = _job(request, pk)
         try:
@@ -228,6 +261,7 @@ class SampleListView(APIView):
 class SampleDetailView(APIView):
     """GET: one sample with its annotations, version, last change and (videos) labeled frames."""
 
+    @extend_schema(responses=WorkbenchSampleSerializer)
     def get(self, request, pk, sample_id):
         job = _job(request, pk)
         return Response(sample_payload(job, selectors.sample_get(job, sample_id), request))
@@ -236,7 +270,9 @@ class SampleDetailView(APIView):
 class NextSampleView(APIView):
     """GET `?after=<sample id>&status=unlabeled`: the next sample to label, or 404 when none is left."""
 
-    @extend_schema(parameters=[OpenApiParameter("after", str), OpenApiParameter("status", str)])
+    @extend_schema(parameters=[OpenApiParameter("after", str), OpenApiParameter("status", str)],
+                   responses={200: WorkbenchSampleSerializer,
+                              404: OpenApiResponse(description="No such sample is left.")})
     def get(self, request, pk):
         job = _job(request, pk)
         wanted = request.query_params.get("status") or LabelStatus.UNLABELED
@@ -256,7 +292,7 @@ class NextSampleView(APIView):
 class SampleAnnotationsView(APIView):
     """PUT {"version": int, "annotations": [...]}: replace the sample's annotations (see the module doc)."""
 
-    @extend_schema(request=AnnotationsSaveSerializer)
+    @extend_schema(request=AnnotationsSaveSerializer, responses={200: AnnotationsSavedSerializer, 409: CONFLICT})
     def put(self, request, pk, sample_id):
         job = _job(request, pk, "annotation:update")
         sample = selectors.sample_get(job, sample_id)
@@ -274,7 +310,7 @@ class SampleAnnotationsView(APIView):
 class BatchAnnotationsView(APIView):
     """PUT {"items": [{"sample", "version", "annotations"}]}: save several samples at once, all or none."""
 
-    @extend_schema(request=BatchSaveSerializer)
+    @extend_schema(request=BatchSaveSerializer, responses={200: BatchSavedSerializer, 409: CONFLICT})
     def put(self, request, pk):
         job = _job(request, pk, "annotation:update")
         items = request.data.get("items") if isinstance(request.data, dict) else None
@@ -311,14 +347,14 @@ class SampleLabelApplyView(APIView):
                                                          "add it to the label set first."]})
         return samples, [labels[name] for name in dict.fromkeys(data["labels"])]
 
-    @extend_schema(request=LabelApplySerializer)
+    @extend_schema(request=LabelApplySerializer, responses=ChangedSerializer)
     def post(self, request, pk):
         job = _job(request, pk, "annotation:update")
         samples, labels = self._parse(request, job)
         changed = services.samples_label_add(user=request.user, job=job, samples=samples, labels=labels)
         return Response({"changed": changed})
 
-    @extend_schema(request=LabelApplySerializer)
+    @extend_schema(request=LabelApplySerializer, responses=ChangedSerializer)
     def delete(self, request, pk):
         job = _job(request, pk, "annotation:update")
         samples, labels = self._parse(request, job)
@@ -339,11 +375,12 @@ def _decode_image(raw: str) -> bytes:
 class FrameListView(APIView):
     """GET: the video's labeled frames. POST {"time", "version", "annotations", "image"?}: label a frame."""
 
+    @extend_schema(responses=FrameListSerializer)
     def get(self, request, pk, sample_id):
         job = _job(request, pk)
         return Response({"frames": selectors.frames_of(selectors.sample_get(job, sample_id))})
 
-    @extend_schema(request=FrameSaveSerializer)
+    @extend_schema(request=FrameSaveSerializer, responses={200: FrameSavedSerializer, 409: CONFLICT})
     def post(self, request, pk, sample_id):
         job = _job(request, pk, "annotation:update")
         video = selectors.sample_get(job, sample_id)
@@ -366,6 +403,7 @@ class FrameListView(APIView):
 class FrameDetailView(APIView):
     """DELETE: remove every label of one frame (item 46)."""
 
+    @extend_schema(responses=FrameListSerializer)
     def delete(self, request, pk, sample_id, frame_id):
         job = _job(request, pk, "annotation:update")
         video = selectors.sample_get(job, sample_id)
@@ -376,6 +414,7 @@ class FrameDetailView(APIView):
 class PeaksView(APIView):
     """GET `?columns=2000`: the recording's waveform as min/max pairs (−1…1) per column."""
 
+    @extend_schema(parameters=[OpenApiParameter("columns", int)], responses=PeaksSerializer)
     def get(self, request, pk, sample_id):
         job = _job(request, pk)
         sample = selectors.sample_get(job, sample_id)
@@ -394,6 +433,7 @@ class SampleDeleteView(APIView):
     Source files are removed only with `delete_source` and `confirm` = "DELETE"; the answer
     counts what went and lists files that could not be removed."""
 
+    @extend_schema(request=SampleDeleteSerializer, responses=SamplesDeletedSerializer)
     def post(self, request, pk):
         job = _job(request, pk, "labeling:update")
         data = request.data if isinstance(request.data, dict) else {}
@@ -415,10 +455,13 @@ class DataAddView(APIView):
     (multipart uploads, stored under the dataset's input location); optional `format`.
     Answers 202 with the import operation; GET lists the dataset's import history."""
 
+    @extend_schema(responses=ImportHistorySerializer)
     def get(self, request, pk):
         job = _job(request, pk)
         return Response({"results": [selectors.import_row(op) for op in selectors.import_history(job)[:50]]})
 
+    @extend_schema(request={"application/json": DataAddSerializer, "multipart/form-data": DataAddSerializer},
+                   responses={202: DataAddedSerializer})
     def post(self, request, pk):
         job = _job(request, pk, "labeling:update")
         raw = request.data.get("labeled")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shlex
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..choices import HangAction, JobType, PoolStatus
@@ -115,6 +116,10 @@ class RunSerializer(serializers.ModelSerializer):
         return f"/ws/runtime/runs/{run.pk}/"
 
 
+@extend_schema_field({
+    "oneOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1}, {"type": "string"}],
+    "description": "The command: a list of arguments, or one line of text split like a shell would.",
+})
 class CommandField(serializers.Field):
     """An argv list, or a string split like a shell would (no shell ever runs it)."""
 
@@ -157,6 +162,16 @@ class LogSliceSerializer(serializers.Serializer):
     first = serializers.IntegerField()
     total = serializers.IntegerField()
     lines = serializers.ListField(child=serializers.CharField())
+
+
+class MetricPointSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    value = serializers.FloatField()
+
+
+class MetricSeriesSerializer(serializers.Serializer):
+    series = serializers.DictField(child=serializers.ListField(child=MetricPointSerializer()),
+                                  help_text="Points of each metric by name, in step order.")
 
 
 class EventSerializer(serializers.Serializer):

@@ -27,6 +27,7 @@ from .serializers import (
     FlavorSerializer,
     FlavorWriteSerializer,
     LogSliceSerializer,
+    MetricSeriesSerializer,
     PoolSerializer,
     PoolWriteSerializer,
     RunSerializer,
@@ -307,7 +308,7 @@ class RunLogLinesView(APIView):
 class RunMetricsView(APIView):
     """GET: metric series of the run, `{"series": {name: [{"step", "value"}, …]}}`; `?name=` picks one."""
 
-    @extend_schema(parameters=[OpenApiParameter("name", str)])
+    @extend_schema(parameters=[OpenApiParameter("name", str)], responses=MetricSeriesSerializer)
     def get(self, request, pk):
         run = selectors.run_get_for_user(request.user, pk)
         series = selectors.run_metric_series(run, name=request.query_params.get("name") or None)
