@@ -291,6 +291,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets shared by several fields (or fields of one name with different sets) get one
+    # stable name each instead of a hash-suffixed one.
+    "ENUM_NAME_OVERRIDES": {
+        "JobTypeEnum": "apps.runtime.choices.JobType",
+        "PoolStatusEnum": "apps.runtime.choices.PoolStatus",
+        "LabelTypeEnum": "apps.datasets.choices.LabelType",
+        "LabelKindEnum": "apps.datasets.choices.LabelKind",
+        "VersionFormatEnum": "apps.datasets.choices.VersionFormat",
+        "LabelingJobTypeEnum": "apps.labeling.api.serializers.LABELING_TYPE_CHOICES",
+    },
 }
 
 # Celery: long runs need one task at a time per worker process and acks after the work,

@@ -23,10 +23,14 @@ class LabelSpecSerializer(serializers.Serializer):
     end = serializers.CharField(required=False, allow_blank=True, source="to")
 
 
+# The label types a labeling job can have (LabelType less the dataset-only ones); named in the schema.
+LABELING_TYPE_CHOICES = [(t, LabelType(t).label) for t in LABELING_TYPES]
+
+
 class JobCreateSerializer(serializers.Serializer):
     name = serializers.CharField(allow_blank=True, trim_whitespace=False)
     description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    labeling_type = serializers.ChoiceField(choices=[(t, LabelType(t).label) for t in LABELING_TYPES])
+    labeling_type = serializers.ChoiceField(choices=LABELING_TYPE_CHOICES)
     dataset = serializers.IntegerField()
     labels = LabelSpecSerializer(many=True, required=False, default=list)
     team_enabled = serializers.BooleanField(required=False, default=False)
