@@ -61,7 +61,10 @@ def monitoring_figures(service, *, minutes: int = 60, calls: bool = True) -> lis
                           line=dict(color=COLORS[i % len(COLORS)], width=1, dash="dot"))
                for i, (label, data) in enumerate(versions)])})
     usage = resource_series(service, minutes=minutes)
-    for key, title in (("cpu_usage", "CPU usage"), ("mem_usage", "Memory usage")):
+    for key, title in (("cpu_usage", "CPU usage"), ("mem_usage", "Memory usage"), ("gpu_util", "GPU usage"),
+                       ("gpu_mem_usage", "GPU memory usage")):
+        if key.startswith("gpu") and not usage[key]:
+            continue  # no instance has a GPU
         traces = [go.Scatter(x=[t.isoformat() for t, _v in points], y=[v for _t, v in points], name=label,
                              mode="lines", line=dict(color=COLORS[i % len(COLORS)], width=2))
                   for i, (label, points) in enumerate(sorted(usage[key].items()))]

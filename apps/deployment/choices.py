@@ -70,6 +70,8 @@ class AlarmMetric(models.TextChoices):
     LATENCY = "latency_ms", "Mean latency (ms)"
     CPU = "cpu_usage", "CPU usage (%)"
     MEMORY = "mem_usage", "Memory usage (%)"
+    GPU = "gpu_util", "GPU usage (%)"
+    GPU_MEMORY = "gpu_mem_usage", "GPU memory usage (%)"
 
 
 class Comparison(models.TextChoices):

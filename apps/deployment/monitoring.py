@@ -133,11 +133,11 @@ def call_totals(service: InferenceService, *, minutes: int = 60) -> dict:
 
 
 def resource_series(service: InferenceService, *, minutes: int = 60) -> dict[str, dict[str, list]]:
-    """CPU and memory use (%) per instance over the last `minutes`: {metric: {instance label: [(t, v)]}}."""
+    """CPU, memory and GPU use (%) per instance over the last `minutes`: {metric: {instance label: [(t, v)]}}."""
     from apps.runtime.models import Metric
 
     since = timezone.now() - timedelta(minutes=minutes)
-    out: dict[str, dict[str, list]] = {"cpu_usage": {}, "mem_usage": {}}
+    out: dict[str, dict[str, list]] = {"cpu_usage": {}, "mem_usage": {}, "gpu_util": {}, "gpu_mem_usage": {}}
     instances = service.instances.select_related("model_version__app")
     labels = {i.run_id: f"#{i.pk} {i.model_version.label if i.model_version else ''}".strip() for i in instances}
     for metric in Metric.objects.filter(run_id__in=labels, name__in=out, created_at__gte=since).order_by("created_at"):
@@ -210,7 +210,7 @@ def metric_value(rule: AlarmRule, *, now=None) -> float | None:
     now = now or timezone.now()
     end = now.replace(second=0, microsecond=0)
     since = end - timedelta(minutes=rule.period_minutes)
-    if rule.metric in (AlarmMetric.CPU, AlarmMetric.MEMORY):
+    if rule.metric in (AlarmMetric.CPU, AlarmMetric.MEMORY, AlarmMetric.GPU, AlarmMetric.GPU_MEMORY):
         from apps.runtime.models import Metric
 
         runs = rule.service.instances.all()

@@ -51,7 +51,8 @@ def status_of(service, statuses, timeout=90):
 
 
 def test_deploy_call_split_crash_and_scale(deploy_worker, asgi_server, gateway, owner, workspace, models_bucket,
-                                           cpu_flavor, local_pool, tmp_path):
+                                           cpu_flavor, local_pool, tmp_path, settings):
+    settings.ATELIER_DEPLOYMENT_METRIC_SECONDS = 1  # instances report CPU and memory every second
     deploy_worker(concurrency=6)
     echo_uri = upload_package(fixture_package("echo", tmp_path), "models", "echo")
     shapes_uri = upload_package(fixture_package("shapes", tmp_path), "models", "shapes")
@@ -148,6 +149,13 @@ def test_deploy_call_split_crash_and_scale(deploy_worker, asgi_server, gateway, 
         stop.set()
         thread.join(timeout=60)
     assert failures == [] and calls[0] > 20, (failures, calls)
+
+    # The instances' own CPU and memory reports feed the monitoring charts.
+    from apps.deployment.monitoring import resource_series
+
+    usage = resource_series(InferenceService.objects.get(pk=echo_svc.pk))
+    assert usage["cpu_usage"] and usage["mem_usage"]
+    assert all(0 <= value <= 100 for points in usage["mem_usage"].values() for _t, value in points)
 
     for service in (echo_svc, shapes_svc, iris_svc):
         service_stop(user=owner, service=service)

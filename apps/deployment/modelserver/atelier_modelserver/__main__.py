@@ -7,7 +7,7 @@ Defaults come from the environment an Atelier run provides: the package from
 `MODEL_VERSION`. A package with pip dependencies is served from a cached environment built
 first (see `envbuild`). The model loads in the background; `/health` answers 503 until it is
 ready. If loading fails the server prints `Model load failed: <reason>` and exits with code 3.
-Every `MODEL_SERVER_METRIC_SECONDS` (60) it prints its CPU and memory use as metric lines.
+Every `MODEL_SERVER_METRIC_SECONDS` (60) it prints its CPU, memory and GPU use as metric lines.
 """
 from __future__ import annotations
 
@@ -67,8 +67,29 @@ def _ensure_environment(args, argv: list[str]) -> None:
     os.execve(result.python, [result.python, "-m", "atelier_modelserver", *argv], env)
 
 
+def _gpu_usage() -> list[tuple[str, float]]:
+    """gpu_util and gpu_mem_usage (%), averaged over the GPUs this run was given; [] without any."""
+    import shutil
+    import subprocess
+
+    visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    if not visible or shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", f"--id={','.join(visible)}", "--query-gpu=utilization.gpu,memory.used,"
+                              "memory.total", "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout
+        rows = [[float(v) for v in line.split(",")] for line in out.strip().splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    if not rows:
+        return []
+    return [("gpu_util", sum(r[0] for r in rows) / len(rows)),
+            ("gpu_mem_usage", sum(100 * r[1] / r[2] for r in rows if r[2]) / len(rows))]
+
+
 def _report_metrics(every: float) -> None:
-    """Print cpu_usage and mem_usage (%) of this process as ATELIER_METRIC lines."""
+    """Print cpu_usage, mem_usage and, with GPUs, gpu_util and gpu_mem_usage (%) as ATELIER_METRIC lines."""
     try:
         import psutil
     except ImportError:
@@ -78,7 +99,7 @@ def _report_metrics(every: float) -> None:
     stop = threading.Event()
     while not stop.wait(every):
         cpu = process.cpu_percent(None) / (psutil.cpu_count() or 1)
-        for name, value in (("cpu_usage", cpu), ("mem_usage", process.memory_percent())):
+        for name, value in (("cpu_usage", cpu), ("mem_usage", process.memory_percent()), *_gpu_usage()):
             _say("ATELIER_METRIC " + json.dumps({"name": name, "value": round(value, 3)}))
 
 

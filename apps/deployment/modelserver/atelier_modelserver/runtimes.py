@@ -40,7 +40,7 @@ import os
 import numpy as np
 
 from model_service.model_service import InputError, SingleNodeService
-from model_service.pytorch_model_service import load_torch_module
+from model_service.pytorch_model_service import load_torch_module, torch_device
 
 TOP_K = 5
 
@@ -255,8 +255,8 @@ class TorchImageClassificationService(_TorchImageBase):
         import torch
 
         with torch.no_grad():
-            logits = self.model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
-            return torch.softmax(logits, dim=1).numpy()
+            logits = self.model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(torch_device()))
+            return torch.softmax(logits, dim=1).cpu().numpy()
 
     def _inference(self, data):
         names, batch = data
@@ -303,7 +303,7 @@ class TorchDetectionService(_TorchImageBase):
         array, (width, height) = self._tensor(name, raw, resize=self.resize)
         in_h, in_w = array.shape[1:]
         with torch.no_grad():
-            out = self.model(torch.from_numpy(array[None]))
+            out = self.model(torch.from_numpy(array[None]).to(torch_device()))
         if isinstance(out, (list, tuple)) and out and isinstance(out[0], dict):
             boxes, scores, labels = out[0]["boxes"], out[0]["scores"], out[0]["labels"]
         elif isinstance(out, (list, tuple)) and len(out) == 3:

@@ -11,14 +11,22 @@ from __future__ import annotations
 from .model_service import SingleNodeService
 
 
-def load_torch_module(path: str):
-    """A TorchScript archive, else a pickled nn.Module, on the CPU, in eval mode."""
+def torch_device() -> str:
+    """"cuda" when the run was given a GPU (CUDA_VISIBLE_DEVICES) and torch sees it, else "cpu"."""
     import torch
 
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_torch_module(path: str):
+    """A TorchScript archive, else a pickled nn.Module, on the run's device, in eval mode."""
+    import torch
+
+    device = torch_device()
     try:
-        module = torch.jit.load(path, map_location="cpu")
+        module = torch.jit.load(path, map_location=device)
     except (RuntimeError, ValueError):
-        module = torch.load(path, map_location="cpu", weights_only=False)
+        module = torch.load(path, map_location=device, weights_only=False)
         if not isinstance(module, torch.nn.Module):
             raise RuntimeError(f"{path} holds a {type(module).__name__}, not a model: save it with "
                                "torch.jit.save or torch.save(model), or load it in __init__") from None
@@ -40,6 +48,8 @@ class PTServingBaseService(SingleNodeService):
         if self.model is None:
             raise RuntimeError("no model loaded: set self.model in __init__")
         with torch.no_grad():
+            if isinstance(data, dict):
+                data = {k: v.to(torch_device()) if hasattr(v, "to") else v for k, v in data.items()}
             if isinstance(data, dict) and len(data) == 1:
                 result = self.model(next(iter(data.values())))
             elif isinstance(data, dict):
