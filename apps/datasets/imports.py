@@ -235,7 +235,7 @@ class Ingestor:
                 human = any(a.source == "human" for a in sample_annotations)
                 sample.label_status = LabelStatus.LABELED if human else LabelStatus.TO_CONFIRM
         for path, data in thumbs:
-            self.files.write(path, data)
+            self.files.write(path, data, atomic=False)
         # Database triggers add the SampleLabel index rows and bump the dataset revision (migration 0003).
         with transaction.atomic():
             insert(SampleRow, samples, now=self.now)
@@ -313,7 +313,7 @@ class Ingestor:
                 sample.duration = probe_wav(data)
             sample.size, sample.sha256 = len(data), hashlib.sha256(data).hexdigest()
             if dest != item.src:
-                self.files.write(dest, data)
+                self._copy(item.src, dest)
         else:
             sample.size = self._copy(item.src, dest) if dest != item.src else (
                 item.size if item.size is not None else self._size(item.src))

@@ -11,7 +11,8 @@ uvicorn server on a loopback port, like the Label Studio figures we compare with
                                             hashed, thumbnailed
     datasets.sample_list_p95_ms             filtered (label + usage) 30-sample page of a 100,000-sample
                                             dataset, p95 of 200 sequential API requests
-    datasets.export_coco_s                  10,000 images with 50,000 boxes exported to COCO (images copied)
+    datasets.export_coco_s                  10,000 images with 50,000 boxes exported to COCO (image files placed
+                                            in the export folder: hard links on local storage)
 """
 from __future__ import annotations
 

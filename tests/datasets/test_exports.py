@@ -153,3 +153,12 @@ def test_export_as_new_dataset(owner, det_dataset, root):
     assert operation_execute(follow.pk) == "succeeded"
     assert boxes_of(created) == boxes_of(det_dataset)
     assert labels_by_file(created) == labels_by_file(det_dataset)
+
+
+def test_exported_file_is_independent_of_later_dataset_writes(owner, det_dataset, root):
+    """Exports may hard-link on local storage; replacing the dataset's file afterwards leaves the export intact."""
+    run_export(owner, det_dataset, f"{root}/exp-raw", format="coco")
+    exported = read(f"{root}/exp-raw/images/a.jpg")
+    source = det_dataset.samples.get(file_name="a.jpg").source
+    put(source, image_bytes(10, 10))
+    assert read(f"{root}/exp-raw/images/a.jpg") == exported != read(source)
