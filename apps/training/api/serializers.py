@@ -1,6 +1,8 @@
 """REST representations of training objects (read side; writes go through the services)."""
 from rest_framework import serializers
 
+from apps.runtime.api.serializers import MetricPointSerializer
+
 from ..models import Algorithm, Experiment, TrainingJob
 
 
@@ -69,3 +71,47 @@ class AlgorithmSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "boot_mode", "engine", "engine_version", "image", "builtin", "code_dir",
                   "boot_file", "boot_command", "inputs", "outputs", "hyperparameters", "policies", "resource_types",
                   "multi_card", "distributed", "tags", "created_at", "updated_at"]
+
+
+class TrainingJobUpdateSerializer(serializers.Serializer):
+    """Only these change after creation; any other field is refused by name."""
+
+    description = serializers.CharField(required=False, allow_blank=True)
+    priority = serializers.IntegerField(required=False)
+
+
+class TrainingMetricsSerializer(serializers.Serializer):
+    final = serializers.DictField(child=serializers.FloatField(), help_text="The last value of every metric.")
+    series = serializers.DictField(child=serializers.ListField(child=MetricPointSerializer()),
+                                   help_text="Points of each metric by name, in step order (rank 0).")
+
+
+class ExperimentJobSerializer(serializers.Serializer):
+    job = TrainingJobSerializer()
+    final_metrics = serializers.DictField(child=serializers.FloatField())
+
+
+class ExperimentDetailSerializer(ExperimentSerializer):
+    jobs = ExperimentJobSerializer(many=True, read_only=True)
+
+    class Meta(ExperimentSerializer.Meta):
+        fields = [*ExperimentSerializer.Meta.fields, "jobs"]
+
+
+class ExperimentUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class ExperimentUpdatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class ExperimentDeleteSerializer(serializers.Serializer):
+    confirm = serializers.CharField(help_text='"DELETE", to confirm that every job of the experiment goes too.')
+
+
+class ExperimentDeletedSerializer(serializers.Serializer):
+    deleted_jobs = serializers.IntegerField(help_text="Training jobs deleted with the experiment.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,7 +16,19 @@ from apps.runtime.models import Flavor, Pool
 
 from .. import selectors, services
 from ..tables import AlgorithmTable, TrainingJobTable
-from .serializers import AlgorithmSerializer, ExperimentSerializer, TrainingJobCreateSerializer, TrainingJobSerializer
+from .serializers import (
+    AlgorithmSerializer,
+    ExperimentDeletedSerializer,
+    ExperimentDeleteSerializer,
+    ExperimentDetailSerializer,
+    ExperimentSerializer,
+    ExperimentUpdatedSerializer,
+    ExperimentUpdateSerializer,
+    TrainingJobCreateSerializer,
+    TrainingJobSerializer,
+    TrainingJobUpdateSerializer,
+    TrainingMetricsSerializer,
+)
 
 
 def _workspace(request):
@@ -36,6 +49,7 @@ def _paginate(request, view, queryset, serializer):
 class JobListView(APIView):
     serializer_class = TrainingJobSerializer
 
+    @extend_schema(operation_id="v1_training_jobs_list", responses=TrainingJobSerializer(many=True))
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "trainjob:view")
@@ -46,6 +60,7 @@ class JobListView(APIView):
             return error_response("invalid", str(exc), fields=exc.fields)
         return _paginate(request, self, rows, TrainingJobSerializer)
 
+    @extend_schema(request=TrainingJobCreateSerializer, responses={201: TrainingJobSerializer})
     def post(self, request):
         workspace = _workspace(request)
         data = TrainingJobCreateSerializer(data=request.data)
@@ -69,6 +84,7 @@ class JobDetailView(APIView):
     def get(self, request, pk):
         return Response(TrainingJobSerializer(selectors.training_job_get_for_user(request.user, pk)).data)
 
+    @extend_schema(request=TrainingJobUpdateSerializer, responses=TrainingJobSerializer)
     def patch(self, request, pk):
         job = selectors.training_job_get_for_user(request.user, pk)
         changes = dict(request.data)
@@ -86,12 +102,14 @@ class JobDetailView(APIView):
 class JobStopView(APIView):
     serializer_class = TrainingJobSerializer
 
+    @extend_schema(request=None, responses=TrainingJobSerializer)
     def post(self, request, pk):
         job = services.training_job_stop(user=request.user, job=selectors.training_job_get_for_user(request.user, pk))
         return Response(TrainingJobSerializer(job).data)
 
 
 class JobMetricsView(APIView):
+    @extend_schema(responses=TrainingMetricsSerializer)
     def get(self, request, pk):
         job = selectors.training_job_get_for_user(request.user, pk)
         series = selectors.job_metric_series(job)
@@ -103,6 +121,7 @@ class JobMetricsView(APIView):
 class ExperimentListView(APIView):
     serializer_class = ExperimentSerializer
 
+    @extend_schema(operation_id="v1_training_experiments_list", responses=ExperimentSerializer(many=True))
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "trainjob:view")
@@ -113,6 +132,7 @@ class ExperimentListView(APIView):
 class ExperimentDetailView(APIView):
     serializer_class = ExperimentSerializer
 
+    @extend_schema(responses=ExperimentDetailSerializer)
     def get(self, request, pk):
         experiment = selectors.experiment_get_for_user(request.user, pk)
         jobs = selectors.training_jobs_in(experiment.workspace).filter(experiment=experiment)
@@ -122,6 +142,7 @@ class ExperimentDetailView(APIView):
         return Response({**ExperimentSerializer(selectors.experiments_in(experiment.workspace).get(pk=pk)).data,
                          "jobs": rows})
 
+    @extend_schema(request=ExperimentUpdateSerializer, responses=ExperimentUpdatedSerializer)
     def patch(self, request, pk):
         experiment = selectors.experiment_get_for_user(request.user, pk)
         experiment = services.experiment_update(user=request.user, experiment=experiment,
@@ -129,6 +150,7 @@ class ExperimentDetailView(APIView):
                                                 description=request.data.get("description"))
         return Response({"id": experiment.pk, "name": experiment.name, "description": experiment.description})
 
+    @extend_schema(request=ExperimentDeleteSerializer, responses=ExperimentDeletedSerializer)
     def delete(self, request, pk):
         experiment = selectors.experiment_get_for_user(request.user, pk)
         count = services.experiment_delete(user=request.user, experiment=experiment,
@@ -139,6 +161,7 @@ class ExperimentDetailView(APIView):
 class AlgorithmListView(APIView):
     serializer_class = AlgorithmSerializer
 
+    @extend_schema(operation_id="v1_training_algorithms_list", responses=AlgorithmSerializer(many=True))
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "algorithm:view")
