@@ -193,3 +193,14 @@ class OperationErrorSerializer(serializers.ModelSerializer):
     class Meta:
         model = OperationError
         fields = ["item", "line", "code", "message"]
+
+
+class AnalysisFigureSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    title = serializers.CharField()
+    element_id = serializers.CharField(help_text="The DOM id the console's chart uses.")
+    figure = serializers.DictField(help_text="A Plotly figure: one histogram per version with results.")
+
+
+class VersionAnalysisSerializer(serializers.Serializer):
+    figures = AnalysisFigureSerializer(many=True, help_text="One per chosen metric that has data.")

@@ -44,6 +44,7 @@ from .serializers import (
     PublishSerializer,
     SampleDetailSerializer,
     SampleSerializer,
+    VersionAnalysisSerializer,
     VersionSerializer,
     sample_list_data,
 )
@@ -320,7 +321,9 @@ class VersionAnalysisView(APIView):
         version = selectors.version_get(_dataset(request, pk), version_id)
         return _accepted(analysis_start(user=request.user, version=version))
 
-    @extend_schema(parameters=[OpenApiParameter("usage", str), OpenApiParameter("metric", str, many=True)])
+    @extend_schema(parameters=[OpenApiParameter("usage", str, enum=["all", "train", "eval", "inference"]),
+                               OpenApiParameter("metric", str, many=True)],
+                   responses=VersionAnalysisSerializer)
     def get(self, request, pk, version_id):
         version = selectors.version_get(_dataset(request, pk), version_id)
         return Response({"figures": analysis_results([version], usage=request.query_params.get("usage", "all"),

@@ -227,7 +227,9 @@ class ServiceDetailView(APIView):
 class ServiceActionView(APIView):
     """POST: start, stop or restart a service (each allowed only in the statuses of seed-06 §3.7)."""
 
-    @extend_schema(request=None, responses=ServiceSerializer)
+    @extend_schema(operation_id="v1_deployment_services_action", request=None, responses=ServiceSerializer,
+                   parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH,
+                                                enum=["start", "stop", "restart"])])
     def post(self, request, pk, action):
         service = selectors.service_get_for_user(request.user, pk)
         handler = {"start": serving.service_start, "stop": serving.service_stop,
