@@ -31,6 +31,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
@@ -379,7 +380,7 @@ class Gateway:
         return state
 
     async def _flush_loop(self) -> None:
-        flush = sync_to_async(self.stats.flush, thread_sensitive=False)
+        flush = _db(self.stats.flush)
         while True:
             await asyncio.sleep(settings.ATELIER_GATEWAY_STATS_FLUSH_SECONDS)
             try:
@@ -410,9 +411,17 @@ class Gateway:
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _split(rest: str) -> tuple[str, str]:
+    def _split(scope, rest: str) -> tuple[str, str, str]:
+        """(service id, decoded sub-path for routing, the sub-path as the client encoded it).
+
+        The encoded form is what goes upstream: a decoded path could hold spaces or "%2F" that
+        would change the meaning of the request line the instance reads.
+        """
         service_id, _, sub = rest.partition("/")
-        return service_id, "/" + sub
+        raw = (scope.get("raw_path") or b"").decode("latin-1").split("?", 1)[0]
+        at = raw.find(service_id) if service_id else -1
+        target = raw[at + len(service_id):] if at >= 0 else quote("/" + sub, safe="/:@!$&'()*+,;=-._~")
+        return service_id, "/" + sub, target or "/"
 
     async def _caller(self, headers: dict[bytes, bytes]) -> Caller:
         raw = headers.get(b"x-auth-token", b"").decode("latin-1").strip()
@@ -506,7 +515,7 @@ class Gateway:
         headers = dict(scope["headers"])
         try:
             caller = await self._caller(headers)
-            service_id, sub = self._split(rest)
+            service_id, sub, target = self._split(scope, rest)
             route = await self._route(service_id)
             self._authorize(route, caller)
             state = self._state()
@@ -526,7 +535,7 @@ class Gateway:
             status, payload = _json_response(refusal.status, refusal.code, refusal.message)
             await _respond(send, status, payload, refusal.headers)
             return
-        await self._forward(state, scope, send, route, version, sub, headers, body, extra_header, started)
+        await self._forward(state, scope, send, route, version, target, headers, body, extra_header, started)
 
     @staticmethod
     def _fallback(route: Route, version: VersionRoute | None, fixed: bool) -> VersionRoute:
@@ -557,7 +566,7 @@ class Gateway:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _forward(self, state, scope, send: Send, route: Route, version: VersionRoute, sub: str,
+    async def _forward(self, state, scope, send: Send, route: Route, version: VersionRoute, path: str,
                        headers: dict[bytes, bytes], body: bytes, extra_header, started: float) -> None:
         out_headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k not in CREDENTIALS]
         client_ip = (scope.get("client") or ("", 0))[0]
@@ -568,7 +577,7 @@ class Gateway:
         if extra_header is not None:
             out_headers = [(k, v) for k, v in out_headers if k != extra_header[0]] + [extra_header]
         query = scope.get("query_string", b"")
-        target = sub + (f"?{query.decode('latin-1')}" if query else "")
+        target = path + (f"?{query.decode('latin-1')}" if query else "")
         timeout = settings.ATELIER_GATEWAY_TIMEOUT_SECONDS
         response = None
         protected = 0
@@ -634,7 +643,7 @@ class Gateway:
         headers = dict(scope["headers"])
         try:
             caller = await self._caller(headers)
-            service_id, sub = self._split(rest)
+            service_id, sub, target = self._split(scope, rest)
             route = await self._route(service_id)
             self._authorize(route, caller)
             if not route.websocket:
@@ -649,7 +658,7 @@ class Gateway:
         query = scope.get("query_string", b"").decode("latin-1")
         endpoint = version.next_endpoint()
         scheme = "wss" if version.scheme == "https" else "ws"
-        url = f"{scheme}://{endpoint}{sub}" + (f"?{query}" if query else "")
+        url = f"{scheme}://{endpoint}{target}" + (f"?{query}" if query else "")
         forward = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
                    if k not in HOP_BY_HOP and k not in CREDENTIALS and not k.startswith(b"sec-websocket")]
         if extra_header is not None:

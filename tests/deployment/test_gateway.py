@@ -369,3 +369,14 @@ def test_an_instance_that_keeps_failing_trips_the_breaker(asgi_server, gateway, 
     # After the pause one request probes the instance; it answers, so traffic flows again.
     assert http.post(url(asgi_server.url, echo_service), json=BODY, headers={"X-Auth-Token": key}).status_code == 200
     assert http.post(url(asgi_server.url, echo_service), json=BODY, headers={"X-Auth-Token": key}).status_code == 200
+
+
+def test_the_path_and_query_reach_the_instance_as_the_client_encoded_them(asgi_server, gateway, owner, workspace,
+                                                                          echo_version, cpu_flavor, local_pool,
+                                                                          recorder):
+    service = attach_instances(deploy(owner, workspace, [(echo_version, 100)], cpu_flavor, local_pool),
+                               {echo_version.pk: [recorder.endpoint]})
+    secret = service_key_create(user=owner, service=service, name="k")[1]
+    http.post(f"{asgi_server.url}/infer/{service.pk}/files/a%20b%2Fc?q=x%26y", json=BODY,
+              headers={"X-Auth-Token": secret})
+    assert recorder.requests[-1]["path"] == "/files/a%20b%2Fc?q=x%26y"
