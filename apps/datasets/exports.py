@@ -13,7 +13,7 @@ from django.http import QueryDict
 
 from apps.core.paths import StoragePath, parse
 from apps.core.permissions import require_perm
-from apps.core.storage import NotFound, get_storage
+from apps.core.storage import NotFound
 
 from .choices import (
     CLASSIFICATION_LABEL_TYPES,

@@ -39,7 +39,7 @@ from .formats.items import AnnSpec, ImportItem, Problem, extension, read_bytes
 from .bulk import AnnotationRow, SampleRow, insert
 from .files import FileAccess
 from .formats.voc import out_of_bounds
-from .models import Annotation, Dataset, Label, Sample
+from .models import Dataset, Label, Sample
 from .operations import OperationContext, OperationFailed
 
 # Rows written per transaction: large enough to amortise SQLite commits, small enough that
