@@ -8,11 +8,12 @@ converting only the values that need it (JSON, date-times) with the field's own
 """
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from django.db import connection, models
 
-from .models import Annotation, Sample
+from .models import Annotation, Sample, SampleLabel
 
 _MUTABLE = (dict, list)
 
@@ -57,8 +58,13 @@ class AnnotationRow(Row):
     model = Annotation
 
 
+class SampleLabelRow(Row):
+    model = SampleLabel
+
+
 SampleRow.prepare()
 AnnotationRow.prepare()
+SampleLabelRow.prepare()
 SampleRow._defaults["id"] = lambda: uuid.uuid4().hex
 
 
@@ -87,3 +93,20 @@ def insert(row_class: type[Row], rows: list[Row], *, now) -> None:
                        for name, field, stamp in converters])
     with connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values)
+
+
+@contextlib.contextmanager
+def index_paused():
+    """Within the current transaction, switch off the SampleLabel/revision triggers (migration 0004).
+
+    The caller must write the index rows and bump the revision itself before leaving. The pause
+    row is deleted before the transaction commits, so no other transaction ever sees it.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("index_paused() needs an open transaction.")
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO datasets_indexpause (id) VALUES (1)")
+        try:
+            yield
+        finally:
+            cursor.execute("DELETE FROM datasets_indexpause")

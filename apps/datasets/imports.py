@@ -36,11 +36,12 @@ from .choices import (
     Usage,
 )
 from .formats.items import AnnSpec, ImportItem, Problem, extension, read_bytes
-from .bulk import AnnotationRow, SampleRow, insert
+from .bulk import AnnotationRow, SampleLabelRow, SampleRow, index_paused, insert
 from .files import FileAccess
 from .formats.voc import out_of_bounds
 from .models import Dataset, Label, Sample
 from .operations import OperationContext, OperationFailed
+from .services import dataset_revision_bump
 
 # Rows written per transaction: large enough to amortise SQLite commits, small enough that
 # a stop request or a crash loses little work.
@@ -236,13 +237,25 @@ class Ingestor:
                 sample.label_status = LabelStatus.LABELED if human else LabelStatus.TO_CONFIRM
         for path, data in thumbs:
             self.files.write(path, data, atomic=False)
-        # Database triggers add the SampleLabel index rows and bump the dataset revision (migration 0003).
-        with transaction.atomic():
+        # One batch writes its own SampleLabel rows and one revision bump instead of a trigger per row.
+        index_rows = self._index_rows(samples, annotations)
+        with transaction.atomic(), index_paused():
             insert(SampleRow, samples, now=self.now)
             insert(AnnotationRow, annotations, now=self.now)
+            insert(SampleLabelRow, index_rows, now=self.now)
+            dataset_revision_bump(self.dataset.pk)
         self.counts["created"] += len(samples)
         self.counts["annotations"] += len(annotations)
         self.ctx.advance(len(items))
+
+    def _index_rows(self, samples: list[SampleRow], annotations: list[AnnotationRow]) -> list[SampleLabelRow]:
+        """The SampleLabel rows of a batch: one per distinct (sample, label), as the triggers would write."""
+        by_id = {sample.id: sample for sample in samples}
+        pairs = dict.fromkeys((a.sample_id, a.label_id) for a in annotations if a.label_id is not None)
+        return [SampleLabelRow(dataset_id=self.dataset.pk, label_id=label_id, sample_id=sample_id,
+                               usage=by_id[sample_id].usage, label_status=by_id[sample_id].label_status,
+                               created_at=self.now)
+                for sample_id, label_id in pairs]
 
     def _sample_for(self, item: ImportItem, dest: StoragePath | None, key: str) -> tuple[SampleRow, bytes | None]:
         dataset = self.dataset

@@ -187,3 +187,28 @@ def test_label_index_triggers_follow_bulk_writes(make_dataset, run_import, root,
     Annotation.objects.filter(pk=one.pk).delete()
     assert index() == rebuilt()
     assert Dataset.objects.get(pk=dataset.pk).revision > revision
+
+
+def test_import_writes_the_same_index_as_the_triggers(make_dataset, run_import, root):
+    """Imports pause the triggers and write the index themselves; the result equals a rebuild, and later
+    writes by anyone else are indexed by the triggers again (the pause never outlives the batch)."""
+    from django.db import connection
+
+    from apps.datasets.models import Annotation, SampleLabel
+
+    from .conftest import image_bytes
+
+    for label in ("Cat", "Dog"):
+        put(f"{root}/src/{label}/1.jpg", image_bytes())
+    put(f"{root}/src/both.jpg", image_bytes())
+    dataset = make_dataset()
+    run_import(dataset, f"{root}/src", "imagenet-folder")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM datasets_indexpause")
+        assert cursor.fetchone() == (0,)
+    index = sorted(SampleLabel.objects.filter(dataset=dataset).values_list("sample__file_name", "label__name"))
+    assert index == [("1.jpg", "Cat"), ("1.jpg", "Dog")]
+    both = dataset.samples.get(file_name="both.jpg")
+    Annotation.objects.create(sample=both, dataset=dataset, label=dataset.labels.get(name="Cat"),
+                              type="image_classification", created_at=both.created_at)
+    assert SampleLabel.objects.filter(sample=both).count() == 1
