@@ -278,7 +278,8 @@ def sample_count_key(dataset: Dataset, flt: SampleFilter) -> str:
                             flt.attr_name, flt.attr_value, flt.since.isoformat() if flt.since else None,
                             flt.until.isoformat() if flt.until else None, sorted(flt.ids)])
     digest = hashlib.sha1(signature.encode()).hexdigest()
-    return f"datasets:sample-count:{dataset.pk}:{dataset.revision}:{digest}"
+    # The random uid, not the pk: a database rebuilt beside a long-lived cache may reuse pks.
+    return f"datasets:sample-count:{dataset.uid}:{dataset.revision}:{digest}"
 
 
 def samples_paginator(dataset: Dataset, flt: SampleFilter, source, per_page: int) -> CountCachedPaginator:
