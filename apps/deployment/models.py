@@ -8,6 +8,8 @@ of ModelArts monitoring) has a traffic weight, a flavor and a number of instance
 """
 from __future__ import annotations
 
+import json
+
 import uuid
 
 from django.conf import settings
@@ -27,6 +29,31 @@ from .choices import (
     ServiceKind,
     ServiceStatus,
 )
+
+
+
+class OrderedJSONField(models.JSONField):
+    """JSON that keeps the key order it was written with.
+
+    PostgreSQL's jsonb sorts object keys; a model's config.json lists its request fields in the
+    order their CSV columns follow, so on PostgreSQL this field uses the plain `json` type.
+    """
+
+    def db_type(self, connection):
+        return "json" if connection.vendor == "postgresql" else super().db_type(connection)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if connection.vendor == "postgresql" and value is not None:
+            # Django sends JSON as a jsonb parameter, whose cast would sort the keys again.
+            from psycopg.types.json import Json
+
+            return Json(value, dumps=lambda obj: json.dumps(obj, cls=self.encoder))
+        return super().get_db_prep_value(value, connection, prepared)
+
+    def from_db_value(self, value, expression, connection):
+        if value is not None and not isinstance(value, str):  # psycopg already parsed `json`
+            return value
+        return super().from_db_value(value, expression, connection)
 
 
 class AiApp(models.Model):
@@ -77,7 +104,7 @@ class AiAppVersion(models.Model):
     image_copy = models.BooleanField(default=False)
 
     package_uri = models.CharField(max_length=1024, blank=True)
-    config = models.JSONField(default=dict, blank=True)  # normalised config.json
+    config = OrderedJSONField(default=dict, blank=True)  # normalised config.json, key order kept
     model_type = models.CharField(max_length=32, blank=True)
     runtime = models.CharField(max_length=64, blank=True)
     model_algorithm = models.CharField(max_length=36, blank=True)
