@@ -48,6 +48,9 @@ class AsgiServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="asgi-server")
 
     def start(self) -> "AsgiServer":
+        from channels.layers import channel_layers
+
+        channel_layers.backends.clear()  # see stop(): a fresh layer for this server's loop
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
