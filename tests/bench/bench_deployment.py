@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from apps.core.embedded_redis import start_embedded_redis  # noqa: E402
+from bench_core import free_port, percentile  # noqa: E402  (shared with the other benchmarks)
 from apps.deployment import upstream  # noqa: E402  (imports nothing from Django)
 
 SEQUENTIAL = 500
@@ -94,17 +93,6 @@ def log(message: str) -> None:
 
 def figure(name: str, value: float, unit: str) -> None:
     print(json.dumps({"bench": f"deployment.{name}", "value": round(value, 3), "unit": unit}), flush=True)
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stack_env(var_dir: Path, redis_url: str) -> dict[str, str]:
