@@ -108,14 +108,16 @@ def test_classification_default_export_and_filter(owner, make_dataset, run_impor
 
 
 def test_csv_export_escapes_formulas(owner, make_dataset, run_import, root):
-    put(f"{root}/txt/a.txt", "=SUM(A1)\tpositive\n@cmd\tnegative\nplain \"quoted\" text\tpositive\n")
+    # OWASP CSV Injection / ASVS V1.2.10: a leading = + - @ gets a single quote; quotes are doubled.
+    put(f"{root}/txt/a.txt", "=SUM(A1)\tpositive\n@cmd\tnegative\n+1+cmd|' /C calc'!A0\tnegative\n"
+                             "-2+3\tpositive\nplain \"quoted\" text\tpositive\n")
     dataset = make_dataset(data_type="text", label_type="text_classification")
     run_import(dataset, f"{root}/txt", "text-cls-combined")
     run_export(owner, dataset, f"{root}/exp", format="csv")
     rows = list(csv.reader(io.StringIO(read(f"{root}/exp/dataset-8153.csv").decode())))
     assert rows[0] == ["id", "file", "text", "labels", "usage", "hard"]
     texts = sorted(r[2] for r in rows[1:])
-    assert texts == ["\t=SUM(A1)", "\t@cmd", 'plain "quoted" text']
+    assert texts == ["'+1+cmd|' /C calc'!A0", "'-2+3", "'=SUM(A1)", "'@cmd", 'plain "quoted" text']
     assert '"plain ""quoted"" text"' in read(f"{root}/exp/dataset-8153.csv").decode()
 
 

@@ -165,7 +165,13 @@ def test_table_version_csv_escapes_formulas(owner, make_dataset, root):
     with pytest.raises(ValidationError):
         version_publish(user=owner, dataset=dataset)  # tables choose CSV or Parquet
     version = publish(owner, dataset, format="csv")
-    assert read(version.manifest_uri).decode() == 'name,formula\nann,\t=SUM(A1)\nbob,"say ""hi"""\ncid,-3\n'
+    # A single quote neutralises the formula (OWASP, ASVS V1.2.10); the plain number stays a number.
+    assert read(version.manifest_uri).decode() == 'name,formula\nann,\'=SUM(A1)\nbob,"say ""hi"""\ncid,-3\n'
+    # The normalised data copy keeps the value verbatim (previews and Parquet see the real data).
+    from apps.datasets.formats.table import table_preview
+
+    sample = dataset.samples.get()
+    assert table_preview(sample.properties, dataset.table_schema)[1][0] == ["ann", "=SUM(A1)"]
 
 
 def test_set_current_and_delete_keep_files(owner, outsider, cls_dataset):

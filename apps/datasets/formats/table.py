@@ -2,8 +2,16 @@
 
 Rules (spec §4.3): rows whose column count differs from the schema are skipped and counted;
 values that do not parse as their column type become null (an empty cell); the preview
-shows at most 100 rows. Written CSV cells starting with = + - @ get a Tab prefix (spec item
-44) so spreadsheets do not evaluate them; the csv module doubles embedded quotes.
+shows at most 100 rows.
+
+Formula injection (spec item 44, OWASP "CSV Injection", ASVS 5.0 V1.2.10): every CSV we hand
+to a person (version CSV, export, error report) prefixes a single quote to a cell that starts
+with = + - @, Tab, CR, LF or NUL, and the csv module quotes and doubles embedded quotes as RFC
+4180 requires. ModelArts prefixes a Tab instead; OWASP lists a leading Tab among the dangerous
+characters (Calc and Sheets trim it and then evaluate), so the quote is the one that holds in
+every spreadsheet. A plain number such as -3 is left alone: it cannot be a formula, and
+quoting it would turn a numeric column into text. The normalised copies under `<output>/data/`
+are not for spreadsheets and keep their values verbatim, so Parquet and previews see the data.
 """
 from __future__ import annotations
 
@@ -30,7 +38,7 @@ INT_RANGES = {
     ColumnType.LONG: (-9223372036854775808, 9223372036854775807),
 }
 NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-FORMULA_START = ("=", "+", "-", "@")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
 
 def csv_files(root: StoragePath) -> list[tuple[StoragePath, str]]:
@@ -125,20 +133,25 @@ def _cell(value) -> str:
 
 
 def escape_cell(value) -> str:
-    """Neutralise spreadsheet formulas: text starting with = + - @ gets a Tab prefix (numbers are left alone)."""
+    """Neutralise spreadsheet formulas: text starting with = + - @ Tab CR LF NUL gets a `'` prefix.
+
+    Plain numbers are left alone. Idempotent: an escaped cell starts with `'`, which is safe.
+    """
     text = _cell(value)
     if text.startswith(FORMULA_START) and not NUMBER_RE.match(text):
-        return "\t" + text
+        return "'" + text
     return text
 
 
-def csv_text(header: list[str] | None, rows: Iterable[Iterable]) -> str:
+def csv_text(header: list[str] | None, rows: Iterable[Iterable], *, escape: bool = True) -> str:
+    """RFC 4180 CSV text; `escape=False` only for internal copies no spreadsheet opens."""
+    clean = escape_cell if escape else _cell
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if header:
-        writer.writerow([escape_cell(h) for h in header])
+        writer.writerow([clean(h) for h in header])
     for row in rows:
-        writer.writerow([escape_cell(v) for v in row])
+        writer.writerow([clean(v) for v in row])
     return out.getvalue()
 
 
@@ -174,7 +187,8 @@ def import_tables(ctx, root: StoragePath) -> dict:
             nulls += sum(1 for v, raw in zip(values, row) if v is None and raw.strip())
             kept.append(values)
         target = StoragePath(data_root.bucket, f"{data_root.key}/{rel}")
-        storage.save(target, io.BytesIO(csv_text([c["name"] for c in schema], kept).encode("utf-8")))
+        # Verbatim: the data copy feeds Parquet, previews and publishing, which escapes on the way out.
+        storage.save(target, io.BytesIO(csv_text([c["name"] for c in schema], kept, escape=False).encode("utf-8")))
         totals["rows"] += len(kept)
         totals["skipped_rows"] += skipped
         totals["null_values"] += nulls
