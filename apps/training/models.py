@@ -130,6 +130,19 @@ class TrainingJob(models.Model):
     auto_restart = models.PositiveSmallIntegerField(default=0)  # 0 = off, else 1–3 restarts; fixed at creation
     max_runtime_hours = models.PositiveIntegerField(null=True, blank=True)  # None = no auto-stop
     tags = models.JSONField(default=dict, blank=True)
+    # Custom-command jobs: the uid the process runs as where the worker can switch users (None = default).
+    run_as_uid = models.PositiveIntegerField(null=True, blank=True)
+    # {"cpus", "memory_mb", "gpus"} used instead of `flavor`'s figures; {} = the flavor as it is.
+    custom_flavor = models.JSONField(default=dict, blank=True)
+    # Host paths linked into the run directory: [{"source": "/data/x", "path": "mnt/x", "read_only": bool}].
+    mounts = models.JSONField(default=list, blank=True)
+    persist_logs = models.BooleanField(default=False)  # copy the node logs to `log_path` when the job ends
+    log_path = models.CharField(max_length=1100, blank=True)  # storage://bucket/folder
+    notify_channel = models.CharField(max_length=16, blank=True)  # "" (off), "email" or "webhook"
+    notify_target = models.CharField(max_length=1000, blank=True)  # addresses (comma-separated) or an URL
+    notify_events = models.JSONField(default=list, blank=True)  # subset of notifications.EVENTS
+    logs_persisted_at = models.DateTimeField(null=True, blank=True)
+    logs_purged_at = models.DateTimeField(null=True, blank=True)  # the retention purge removed the node logs
 
     status = models.CharField(max_length=16, choices=TrainingStatus.choices, default=TrainingStatus.CREATING,
                               db_index=True)
