@@ -138,6 +138,12 @@ class Shape(models.TextChoices):
     SEGMENT = "segment", "Audio segment"
 
 
+# The dashed line (labeling table 5-27) has no storage type of its own (labeling spec §17 item 3):
+# it is a line whose properties carry this key. Manifests keep it as a property, VOC writes it
+# as `<dashed>1</dashed>`, and the workbench draws it dashed.
+LINE_STYLE_KEY = "@atelier:line_style"
+
+
 class AnnotationSource(models.TextChoices):
     HUMAN = "human", "Human"
     MODEL = "model", "Model"

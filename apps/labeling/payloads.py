@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from apps.datasets.choices import LabelKind, LabelType, Shape
+from apps.datasets.choices import LINE_STYLE_KEY, LabelKind, LabelType, Shape
 from apps.datasets.models import Label, Sample
 
 from .choices import CLASS_TYPES, SpeechLabelMode
 
-# The dashed line (table 5-27) has no storage type of its own (spec §17 item 3): it is a line
-# whose properties carry this key, which manifests keep and the workbench reads back.
-LINE_STYLE_KEY = "@atelier:line_style"
+# LINE_STYLE_KEY (the dashed-line flag) lives with the datasets' shapes, which VOC and manifests write.
 CONTENT_KEY = "@modelarts:content"
 MAX_CONTENT = 10_000  # characters of one transcript; a 30-minute recording transcribes to ~5,000
 MAX_ANNOTATIONS = 20_000  # per sample: ten times the busiest canvas we benchmark

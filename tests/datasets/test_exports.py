@@ -81,6 +81,70 @@ def test_voc_export_reads_back_identically(owner, det_dataset, make_dataset, run
     assert sorted(independent) == boxes_of(det_dataset)
 
 
+def shapes_of(dataset):
+    """(file, label, shape, geometry, attributes, line style) of every shaped annotation."""
+    from apps.datasets.choices import LINE_STYLE_KEY
+    from apps.datasets.formats.voc import FLAGS
+
+    def attributes(a):
+        return json.dumps({k: v for k, v in a.properties.items() if k not in FLAGS and k != LINE_STYLE_KEY},
+                          sort_keys=True)
+
+    return sorted((a.sample.file_name, a.label.name, a.shape, json.dumps(a.geometry, sort_keys=True), attributes(a),
+                   a.properties.get(LINE_STYLE_KEY, "solid"))
+                  for a in Annotation.objects.filter(dataset=dataset).exclude(shape="none").select_related(
+                      "sample", "label"))
+
+
+def test_voc_round_trip_keeps_every_shape_attributes_and_dashed_lines(owner, det_dataset, make_dataset, run_import,
+                                                                      root):
+    from apps.datasets.choices import LINE_STYLE_KEY
+    from apps.datasets.services import label_update, sample_annotations_replace
+
+    cat = det_dataset.labels.get(name="cat")
+    label_update(user=owner, label=cat, name="cat", color=cat.color,
+                 attributes=[{"name": "color", "values": ["white", "black"]}, {"name": "kind"}])
+    sample = det_dataset.samples.get(file_name="b.jpg")
+    sample_annotations_replace(user=owner, sample=sample, expected_version=sample.annotation_version, annotations=[
+        {"label": "cat", "shape": "bndbox", "geometry": {"xmin": 1, "ymin": 2, "xmax": 30.5, "ymax": 40},
+         "properties": {"color": "white", "kind": "Persian & <cat>"}},
+        {"label": "cat", "shape": "polygon", "geometry": {"points": [[10, 10], [50, 12], [30, 60]]},
+         "properties": {"color": "black"}},
+        {"label": "dog", "shape": "circle", "geometry": {"cx": 60, "cy": 45, "r": 20}},
+        {"label": "dog", "shape": "line", "geometry": {"points": [[0, 0], [100, 80], [110, 5]]},
+         "properties": {LINE_STYLE_KEY: "dashed"}},
+        {"label": "dog", "shape": "line", "geometry": {"points": [[5, 5], [6, 70]]}},
+        {"label": "cat", "shape": "point", "geometry": {"x": 7, "y": 8}, "properties": {"kind": "tabby"}},
+    ])
+    run_export(owner, det_dataset, f"{root}/exp-voc", format="voc")
+    xml = read(f"{root}/exp-voc/b.xml").decode()
+    assert "<dashed>1</dashed>" in xml and "<name>kind</name>" in xml and "Persian &amp; &lt;cat&gt;" in xml
+    again = make_dataset(name="voc-again", label_type="object_detection")
+    op = run_import(again, f"{root}/exp-voc", "voc")
+    assert op.error_count == 0
+    assert shapes_of(again) == shapes_of(det_dataset)
+    dashed = Annotation.objects.get(dataset=again, shape="line", properties__has_key=LINE_STYLE_KEY)
+    assert dashed.geometry["points"] == [[0, 0], [100, 80], [110, 5]]
+    # An independent reader (the standard library's XML parser) sees the attributes and the flag.
+    doc = StdET.fromstring(read(f"{root}/exp-voc/b.xml"))
+    first = doc.find("object")
+    assert {a.findtext("name"): a.findtext("value") for a in first.iter("attribute")} == {
+        "color": "white", "kind": "Persian & <cat>"}
+    assert [o.findtext("dashed") for o in doc.iter("object") if o.find("line") is not None] == ["1", None]
+
+
+def test_voc_attribute_without_a_name_is_a_per_file_error(make_dataset, run_import, root):
+    put(f"{root}/bad/a.jpg", image_bytes(100, 80))
+    put(f"{root}/bad/a.xml", "<annotation><size><width>100</width><height>80</height></size><object><name>cat</name>"
+                             "<attributes><attribute><value>x</value></attribute></attributes>"
+                             "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>"
+                             "</annotation>")
+    dataset = make_dataset(label_type="object_detection")
+    op = run_import(dataset, f"{root}/bad", "voc")
+    (error,) = op.errors.all()
+    assert error.item.endswith("a.xml") and error.message.startswith('attribute 1 of object 1 ("cat") has no <name>.')
+
+
 def test_yolo_export_reads_back_identically(owner, det_dataset, make_dataset, run_import, root):
     run_export(owner, det_dataset, f"{root}/exp-yolo", format="yolo")
     assert read(f"{root}/exp-yolo/obj.names").decode() == "cat\ndog\n"

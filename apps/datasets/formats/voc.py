@@ -5,8 +5,16 @@ which reports the file instead of letting it reach the network or the disk. Miss
 `pose/truncated/occluded/difficult` default to 0; a `bndbox` missing a coordinate is a
 per-file error. `<point>` accepts `<x>/<y>` and `<x1>/<y1>`; polygons accept a closing
 point equal to the first.
+
+Two extensions keep an annotation whole through VOC (labeling item 31): label attributes
+(`property` in manifests) are written as CVAT/Datumaro VOC writes them,
+`<attributes><attribute><name>color</name><value>white</value></attribute></attributes>`,
+and a dashed line is a `<line>` with the flag `<dashed>1</dashed>`. Readers that do not know
+these elements skip them and still see every shape.
 """
 from __future__ import annotations
+
+import json
 
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
@@ -14,10 +22,12 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from ..choices import ErrorCode, LabelType, Shape
+from ..choices import LINE_STYLE_KEY, ErrorCode, LabelType, Shape
 from .items import AnnSpec, Problem
 
 FLAGS = ("pose", "truncated", "occluded", "difficult")
+# Property keys VOC writes as elements of their own; every other property is an attribute.
+OWN_ELEMENTS = frozenset(FLAGS) | {"mask_color", LINE_STYLE_KEY}
 
 
 def _number(element: Element | None, tag: str, where: str) -> float:
@@ -72,6 +82,7 @@ def parse_voc(text: str, *, label_type: str) -> dict:
         mask_color = obj.findtext("mask_color")
         if mask_color:
             spec.properties["mask_color"] = mask_color.strip()
+        spec.properties.update(_attributes(obj, where))
         if (box := obj.find("bndbox")) is not None:
             spec.shape = Shape.BNDBOX
             spec.geometry = {k: _int_or_float(_number(box, k, f"<bndbox> of {where}"))
@@ -80,6 +91,8 @@ def parse_voc(text: str, *, label_type: str) -> dict:
             spec.shape, spec.geometry = Shape.POLYGON, {"points": _numbered_points(poly, where)}
         elif (line := obj.find("line")) is not None:
             spec.shape, spec.geometry = Shape.LINE, {"points": _numbered_points(line, where)}
+            if (obj.findtext("dashed") or "").strip().lower() in ("1", "true"):
+                spec.properties[LINE_STYLE_KEY] = "dashed"
         elif (point := obj.find("point")) is not None:
             tag_x = "x" if point.find("x") is not None else "x1"
             tag_y = "y" if point.find("y") is not None else "y1"
@@ -101,6 +114,20 @@ def parse_voc(text: str, *, label_type: str) -> dict:
         "mask_source": (root.findtext("mask_source") or "").strip(),
         "objects": objects,
     }
+
+
+def _attributes(obj: Element, where: str) -> dict:
+    """`<attributes><attribute><name>…</name><value>…</value></attribute>…` as {name: value}."""
+    out = {}
+    for number, attribute in enumerate(obj.findall("attributes/attribute"), start=1):
+        name = (attribute.findtext("name") or "").strip()
+        if not name:
+            raise Problem(ErrorCode.ANNOTATION_PARSE_ERROR, f"attribute {number} of {where} has no <name>.")
+        if name in OWN_ELEMENTS:
+            raise Problem(ErrorCode.ANNOTATION_PARSE_ERROR,
+                          f'attribute "{name}" of {where} is reserved; VOC has an element of its own for it.')
+        out[name] = attribute.findtext("value") or ""
+    return out
 
 
 def _numbered_points(element: Element, where: str) -> list[list]:
@@ -164,6 +191,16 @@ def voc_xml(*, filename: str, folder: str, width: int, height: int, depth: int =
         if hard_attribute and obj.get("hard_coefficient") is not None:
             out.append(f"    <hard-coefficient>{obj['hard_coefficient']:g}</hard-coefficient>")
         g, shape = obj["geometry"], obj["shape"]
+        if shape == Shape.LINE and props.get(LINE_STYLE_KEY) == "dashed":
+            out.append("    <dashed>1</dashed>")
+        attributes = {k: v for k, v in props.items() if k not in OWN_ELEMENTS}
+        if attributes:
+            out.append("    <attributes>")
+            for name, value in attributes.items():
+                text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                out += ["      <attribute>", f"        <name>{escape(str(name))}</name>",
+                        f"        <value>{escape(text)}</value>", "      </attribute>"]
+            out.append("    </attributes>")
         if shape == Shape.BNDBOX:
             out += ["    <bndbox>"] + [f"      <{k}>{_fmt(g[k])}</{k}>" for k in ("xmin", "ymin", "xmax", "ymax")] + [
                 "    </bndbox>"]
