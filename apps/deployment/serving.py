@@ -192,7 +192,24 @@ def config_snapshot(service: InferenceService, versions: list[dict] | None = Non
 
 def instance_command(version: AiAppVersion, env_names=()) -> tuple[list[str], str, list[dict], dict[str, str]]:
     """(argv, health path, inputs, env) of one instance of `version`; `env_names` are the service
-    version's own variables (passed into a container explicitly)."""
+    version's own variables (passed into a container explicitly). An EXEC health check wraps the
+    argv in `healthexec`, which restarts the instance after `failure_threshold` failed checks."""
+    argv, health_path, inputs, env = _instance_command(version, env_names)
+    health = version.health or {}
+    if health.get("check_method") == "EXEC" and health.get("command"):
+        # The check runs beside the instance, in its environment (see healthexec's docstring).
+        wrapper = ["python", str(MODELSERVER_DIR / "atelier_modelserver" / "healthexec.py"),
+                   "--command", health["command"], "--period", str(health.get("period_seconds") or 10),
+                   "--delay", str(health.get("initial_delay_seconds") or 0),
+                   "--failures", str(health.get("failure_threshold") or 3),
+                   "--timeout", str(health.get("timeout_seconds") or 5)]
+        if version.source_type == ModelSource.IMAGE:
+            wrapper.append("--container")
+        argv = [*wrapper, "--", *argv]
+    return argv, health_path, inputs, env
+
+
+def _instance_command(version: AiAppVersion, env_names=()) -> tuple[list[str], str, list[dict], dict[str, str]]:
     health = version.health or {}
     health_path = health.get("url", "") if health.get("check_method") == "HTTP" else ""
     if version.serves_package:
@@ -580,7 +597,8 @@ def _ready(run: Run) -> bool:
 
 
 def _failure_text(run: Run) -> str:
-    """The run's reason plus the model server's 'Model load failed' line, when it printed one."""
+    """The model server's 'Model load failed' line or the EXEC health check's verdict, when the
+    log has one; else the run's own reason."""
     reason = run.status_reason.rstrip(".")
     try:
         from apps.core.paths import parse
@@ -595,6 +613,8 @@ def _failure_text(run: Run) -> str:
         for line in reversed(tail.splitlines()):
             if "Model load failed:" in line:
                 return f"Model load failed: {line.split('Model load failed:', 1)[1].strip().rstrip('.')}"
+            if line.startswith("[health] Health check failed") and "in a row" in line:
+                return line[len("[health] "):].split(" Stopping the instance")[0].rstrip(".")
     except Exception:  # the log is a bonus; the run's own reason is always there
         pass
     return reason

@@ -3,11 +3,13 @@ Waiting (instances still queued for lack of room after ATELIER_DEPLOYMENT_WAITIN
 auto-stop, stopping drained instances, and the health checks of running instances.
 
 Health checks (seed-06 §2.5): every ready instance of a running service is probed at its
-version's health URL (`/health` for the model server) every `period_seconds`, starting
+version's HTTP health URL (default `/health` for the model server) every `period_seconds`, starting
 `initial_delay_seconds` after it became ready; `failure_threshold` failures in a row replace it:
 it drains (no new traffic; stopped after ATELIER_DEPLOYMENT_DRAIN_SECONDS) and a new instance
 starts, so the service shows Alarm until the replacement is ready. A crashed instance never gets
-here: the run engine restarts it.
+here: the run engine restarts it. EXEC checks run in the instance's environment instead
+(`atelier_modelserver.healthexec`, wired in by `serving.instance_command`): failing ones exit the
+instance, which the run engine then restarts like a crash.
 """
 from __future__ import annotations
 
@@ -105,11 +107,12 @@ def _health_of(instance: ServiceInstance) -> dict | None:
     version = instance.model_version
     if version is None:
         return None
-    if version.serves_package:
-        return DEFAULT_HEALTH
     health = version.health or {}
-    # EXEC checks run inside the container; the console can only probe over HTTP.
-    return health if health.get("check_method") == "HTTP" else None
+    if health.get("check_method") == "HTTP":
+        return health
+    # The model server always answers /health; an EXEC check runs beside the instance itself
+    # (atelier_modelserver.healthexec), so there is nothing to probe from here for other sources.
+    return DEFAULT_HEALTH if version.serves_package else None
 
 
 def _probe_one(instance: ServiceInstance, health: dict) -> str | None:
