@@ -31,6 +31,7 @@ from .choices import (
     LabelType,
     OperationKind,
     OperationStatus,
+    SampleType,
     VersionStatus,
 )
 from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample
@@ -364,6 +365,67 @@ def sample_annotations_replace(*, user, sample: Sample, expected_version: int, a
     audit_record(actor=user, action="annotation:update", obj=dataset, detail={"sample": sample.pk,
                                                                                "annotations": len(rows)})
     return sample
+
+
+DELETE_SOURCE_CONFIRM = "DELETE"  # typed to confirm that source files go too: that cannot be undone
+MAX_DELETE = 1000  # samples per request: a page selection is at most 48, a filtered batch stays one transaction
+
+
+def samples_delete(*, user, dataset: Dataset, sample_ids: list[str], delete_source: bool = False, confirm: str = "",
+                   within=None) -> dict:
+    """Remove samples (and, for videos, their labeled frames) from `dataset`, annotations included.
+
+    `within` narrows which samples may be named (a labeling job passes the samples it lists); an
+    id outside it or outside the dataset is Http404 and nothing is deleted. Source files are
+    removed only with `delete_source` and `confirm` == "DELETE" (spec §3.7: deleted data cannot
+    be recovered, and other datasets or versions may use the files). Files go after the rows are
+    committed, so a failed delete never leaves rows pointing at lost files; a file that cannot be
+    removed is reported in `files_failed`, its row is gone all the same. Returns the counts and
+    `sample_ids`, the deleted samples (frames excluded).
+    """
+    from django.http import Http404
+
+    require_perm(user, dataset.workspace, "dataset:update")
+    ids = list(dict.fromkeys(str(i) for i in sample_ids or []))
+    if not ids:
+        raise ValidationError({"samples": ["Select at least one sample to delete."]})
+    if len(ids) > MAX_DELETE:
+        raise ValidationError({"samples": [f"Delete at most {MAX_DELETE} samples at a time; {len(ids)} are selected."]})
+    if delete_source and confirm != DELETE_SOURCE_CONFIRM:
+        raise ValidationError({"confirm": [f"Deleting source files cannot be undone: type {DELETE_SOURCE_CONFIRM} "
+                                           "to confirm, or untick “Also delete source files”."]})
+    candidates = (within if within is not None else Sample.objects).filter(dataset_id=dataset.pk)
+    with transaction.atomic():
+        chosen = list(candidates.filter(pk__in=ids).select_for_update())
+        if len(chosen) != len(ids):
+            raise Http404("No such sample in this dataset.")
+        frames = []
+        for sample in chosen:
+            if sample.sample_type == SampleType.VIDEO:
+                frames.extend(Sample.objects.filter(dataset_id=dataset.pk, dedupe_key__startswith=f"frame:{sample.pk}:"))
+        doomed = chosen + frames
+        # Labeled frames are written by the workbench, never sources of their own: they always go.
+        files = [s.source for s in chosen if delete_source and s.source] + [f.source for f in frames if f.source]
+        if delete_source:
+            files += [s.thumbnail for s in chosen if s.thumbnail]
+        removed_labeled = sum(1 for s in doomed if s.label_status == LabelStatus.LABELED)
+        Sample.objects.filter(pk__in=[s.pk for s in doomed]).delete()
+        # The revision bump retires cached filter counts of the sample browser.
+        Dataset.objects.filter(pk=dataset.pk).update(sample_count=F("sample_count") - len(doomed),
+                                                     labeled_count=F("labeled_count") - removed_labeled,
+                                                     revision=F("revision") + 1)
+        audit_record(actor=user, action="dataset:samples_delete", obj=dataset,
+                     detail={"samples": ids, "frames": len(frames), "delete_source": delete_source,
+                             "files": files[:100]})
+    failed = []
+    storage = get_storage()
+    for uri in files:
+        try:
+            storage.delete(parse(uri))
+        except Exception as exc:  # noqa: BLE001 — any storage error is reported per file, the rest go on
+            failed.append({"file": uri, "message": str(exc) or exc.__class__.__name__})
+    return {"deleted": len(chosen), "frames": len(frames), "files_deleted": len(files) - len(failed),
+            "files_failed": failed, "sample_ids": ids}
 
 
 # ---- operations -----------------------------------------------------------------------------------------------

@@ -604,66 +604,25 @@ def _statuses_refresh(job: LabelingJob, sample_ids: set[str], now) -> None:
 
 # ---- samples: delete (item 17) and add data (item 18) ---------------------------------------------------------
 
-DELETE_SOURCE_CONFIRM = "DELETE"  # typed to confirm that source files go too: that cannot be undone
-MAX_DELETE = 1000  # samples per delete request: "select current page" selects at most one page (48)
-
-
 def samples_delete(*, user, job: LabelingJob, sample_ids: list[str], delete_source: bool = False,
                    confirm: str = "") -> dict:
-    """Remove the selected samples (and, for videos, their labeled frames) from the job's dataset.
-
-    Their annotations go with them. Source files are removed from storage only when
-    `delete_source` is set, and then only with `confirm` == "DELETE" (spec §3.7: deleted data
-    cannot be recovered, and other datasets or versions may use the files). Files are removed
-    after the rows are committed, so a failed delete never leaves rows pointing at lost files;
-    a file that cannot be removed is reported in `files_failed`, its row is gone all the same.
+    """Item 17: remove samples the job lists from its dataset, through `datasets.samples_delete`
+    (which owns the rules: typed confirmation for source files, frames of videos, files after
+    commit). Adds the job's audit entry and event and tells open workbenches the samples are gone.
     """
-    require_perm(user, job.workspace, "labeling:update")
-    ids = list(dict.fromkeys(str(i) for i in sample_ids or []))
-    if not ids:
-        raise ValidationError({"samples": ["Select at least one sample to delete."]})
-    if len(ids) > MAX_DELETE:
-        raise ValidationError({"samples": [f"Delete at most {MAX_DELETE} samples at a time; {len(ids)} are selected."]})
-    if delete_source and confirm != DELETE_SOURCE_CONFIRM:
-        raise ValidationError({"confirm": [f'Deleting source files cannot be undone: type {DELETE_SOURCE_CONFIRM} '
-                                           "to confirm, or untick “Also delete source files”."]})
-    from django.http import Http404
-
     from .selectors import job_samples
 
-    with transaction.atomic():
-        chosen = list(job_samples(job).filter(pk__in=ids).select_for_update())
-        if len(chosen) != len(ids):
-            raise Http404("No such sample in this job.")
-        videos = [s.pk for s in chosen if s.sample_type == SampleType.VIDEO]
-        frames = []
-        for pk in videos:
-            frames.extend(Sample.objects.filter(dataset_id=job.dataset_id, dedupe_key__startswith=f"frame:{pk}:"))
-        doomed = chosen + frames
-        # Labeled frames are written by the workbench, never sources of their own: they always go.
-        files = [s.source for s in chosen if delete_source and s.source] + [f.source for f in frames if f.source]
-        if delete_source:
-            files += [s.thumbnail for s in chosen if s.thumbnail]
-        removed_labeled = sum(1 for s in doomed if s.label_status == LabelStatus.LABELED)
-        Sample.objects.filter(pk__in=[s.pk for s in doomed]).delete()
-        Dataset.objects.filter(pk=job.dataset_id).update(sample_count=F("sample_count") - len(doomed),
-                                                         labeled_count=F("labeled_count") - removed_labeled)
-        audit_record(actor=user, action="labeling:samples_delete", obj=job,
-                     detail={"samples": ids, "frames": len(frames), "delete_source": delete_source,
-                             "files": files[:100]})
-        event_add(obj=job, message=f"{len(chosen)} sample(s) deleted"
-                                   f"{' with their source files' if delete_source else ''} by {_identity(user)}.")
-        for sample in chosen:
-            publish_on_commit(f"labeling.sample.{sample.pk}", {"kind": "deleted"})
-    failed = []
-    storage = get_storage()
-    for uri in files:
-        try:
-            storage.delete(parse(uri))
-        except Exception as exc:  # noqa: BLE001 — any storage error is reported per file, the rest go on
-            failed.append({"file": uri, "message": str(exc) or exc.__class__.__name__})
-    return {"deleted": len(chosen), "frames": len(frames), "files_deleted": len(files) - len(failed),
-            "files_failed": failed}
+    require_perm(user, job.workspace, "labeling:update")
+    result = dataset_services.samples_delete(user=user, dataset=job.dataset, sample_ids=sample_ids,
+                                             delete_source=delete_source, confirm=confirm, within=job_samples(job))
+    deleted = result.pop("sample_ids")
+    audit_record(actor=user, action="labeling:samples_delete", obj=job,
+                 detail={"samples": deleted, "frames": result["frames"], "delete_source": delete_source})
+    event_add(obj=job, message=f"{len(deleted)} sample(s) deleted"
+                               f"{' with their source files' if delete_source else ''} by {_identity(user)}.")
+    for pk in deleted:
+        publish_on_commit(f"labeling.sample.{pk}", {"kind": "deleted"})
+    return result
 
 
 def job_data_add(*, user, job: LabelingJob, labeled: bool, path: str = "", files: list | None = None,

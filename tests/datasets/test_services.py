@@ -212,3 +212,37 @@ def test_import_writes_the_same_index_as_the_triggers(make_dataset, run_import, 
     Annotation.objects.create(sample=both, dataset=dataset, label=dataset.labels.get(name="Cat"),
                               type="image_classification", created_at=both.created_at)
     assert SampleLabel.objects.filter(sample=both).count() == 1
+
+
+def test_samples_delete_keeps_files_and_refuses_outsiders_and_foreign_ids(make_dataset, run_import, owner, outsider,
+                                                                          root):
+    from django.http import Http404
+
+    from apps.datasets.models import Annotation, Sample
+    from apps.datasets.services import samples_delete
+
+    from .conftest import image_bytes
+
+    put(f"{root}/src/Cat/1.jpg", image_bytes())
+    put(f"{root}/src/Cat/2.jpg", image_bytes())
+    put(f"{root}/src/Dog/3.jpg", image_bytes())
+    dataset = make_dataset()
+    run_import(dataset, f"{root}/src", "imagenet-folder")
+    other = make_dataset(name="other")
+    run_import(other, f"{root}/src", "imagenet-folder")
+    one, two, three = dataset.samples.order_by("file_name")
+    revision = dataset.revision
+    with pytest.raises(PermissionDenied):
+        samples_delete(user=outsider, dataset=dataset, sample_ids=[one.pk])
+    with pytest.raises(Http404):
+        samples_delete(user=owner, dataset=dataset, sample_ids=[one.pk, other.samples.first().pk])
+    assert dataset.samples.count() == 3
+    result = samples_delete(user=owner, dataset=dataset, sample_ids=[one.pk, three.pk])
+    assert result == {"deleted": 2, "frames": 0, "files_deleted": 0, "files_failed": [],
+                      "sample_ids": [one.pk, three.pk]}
+    assert list(Sample.objects.filter(dataset=dataset)) == [two]
+    assert Annotation.objects.filter(dataset=dataset).count() == 1
+    assert get_storage().exists(parse(one.source))
+    dataset.refresh_from_db()
+    assert (dataset.sample_count, dataset.labeled_count) == (1, 1) and dataset.revision > revision
+    assert AuditEntry.objects.filter(action="dataset:samples_delete", object_id=str(dataset.pk)).count() == 1
