@@ -134,7 +134,8 @@ class Ingestor:
         self.sample_count = Sample.objects.filter(dataset=self.dataset).count()
         self.batch: list[ImportItem] = []
         self.copied_texts: set[str] = set()
-        self.counts = {"created": 0, "existing": 0, "rejected": 0, "filtered": 0, "annotations": 0}
+        # "labeled": created samples that came with annotations (the "imported labeled" of item 18).
+        self.counts = {"created": 0, "labeled": 0, "existing": 0, "rejected": 0, "filtered": 0, "annotations": 0}
         self.deferred = 0
         self.taken_ids: set[str] = set()
         self.now = timezone.now()
@@ -246,6 +247,7 @@ class Ingestor:
             dataset_revision_bump(self.dataset.pk)
         self.counts["created"] += len(samples)
         self.counts["annotations"] += len(annotations)
+        self.counts["labeled"] += len({a.sample_id for a in annotations})
         self.ctx.advance(len(items))
 
     def _index_rows(self, samples: list[SampleRow], annotations: list[AnnotationRow]) -> list[SampleLabelRow]:

@@ -368,6 +368,21 @@ class DatasetOperation(models.Model):
     def is_finished(self) -> bool:
         return self.status in {OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.STOPPED}
 
+    @property
+    def summary(self) -> str:
+        """A finished import in one line: "Imported 16 samples (3 labeled), 2 errors, 5 already present"."""
+        result = self.result or {}
+        if self.kind != OperationKind.IMPORT or "created" not in result:
+            return ""
+        parts = [f"Imported {result['created']} sample{'s' if result['created'] != 1 else ''}"
+                 + (f" ({result['labeled']} labeled)" if "labeled" in result else "")]
+        parts.append(f"{self.error_count} error{'s' if self.error_count != 1 else ''}")
+        if result.get("existing"):
+            parts.append(f"{result['existing']} already present")
+        if result.get("filtered"):
+            parts.append(f"{result['filtered']} filtered out")
+        return ", ".join(parts)
+
 
 class OperationError(models.Model):
     """One rejected item of an operation: which file, which line, which rule, and the message."""

@@ -249,13 +249,17 @@ def import_history(job: LabelingJob):
 
 
 def import_row(operation) -> dict:
-    """One history row: created, mode, path, total, imported, imported annotations, status."""
+    """One history row (spec §3.6): created, mode, path, total, imported, imported labeled, status.
+
+    Imports that ran before labeled samples were counted report None for `imported_labeled`.
+    """
     result = operation.result or {}
     params = operation.params or {}
     imported = result.get("created", 0)
     total = imported + sum(result.get(k, 0) for k in ("existing", "rejected", "filtered"))
     return {"id": operation.pk, "uid": operation.uid, "created_at": operation.created_at.isoformat(),
-            "mode": "Upload" if params.get("source") == "upload" else "Storage path", "path": params.get("path", ""),
+            "mode": "Local upload" if params.get("source") == "upload" else "Storage path", "path": params.get("path", ""),
             "labeled": params.get("labeled"), "total": total, "imported": imported,
-            "imported_annotations": result.get("annotations", 0), "status": operation.status,
+            "imported_labeled": result.get("labeled"), "imported_annotations": result.get("annotations", 0),
+            "status": operation.status,
             "status_display": operation.get_status_display()}

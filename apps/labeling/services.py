@@ -644,6 +644,12 @@ def job_data_add(*, user, job: LabelingJob, labeled: bool, path: str = "", files
     if fmt not in allowed:
         raise ValidationError({"format": [f'"{fmt}" cannot be imported into a {dataset.get_label_type_display()} '
                                           f"dataset; choose one of: {', '.join(allowed)}."]})
+    if labeled and fmt == ImportFormat.RAW:
+        # Datasets item 6: labeled data needs the format its annotations are in (raw has none).
+        formats = ", ".join(allowed[1:])
+        raise ValidationError({"format": [
+            f"Labeled data is imported with its annotations: choose their format ({formats})." if formats else
+            f"{dataset.get_label_type_display()} data has no annotation format to import; choose Unlabeled."]})
     if files is not None:
         if path:
             raise ValidationError({"path": ["Choose either a storage path or files to upload, not both."]})

@@ -135,6 +135,7 @@ def test_operation_page_lists_errors_and_csv(client_for, owner, make_dataset, ru
     client = client_for(owner)
     body = client.get(reverse("datasets:operation", args=[dataset.pk, op.pk])).content.decode()
     assert "CORRUPT_IMAGE" in body and "bad.png" in body and "The file has an image extension but is not an image." in body
+    assert "Imported 1 sample (0 labeled), 1 error." in body
     report = client.get(reverse("datasets:operation_errors", args=[dataset.pk, op.pk])).content.decode()
     assert report.splitlines()[0] == "file,line,rule,message"
     assert report.splitlines()[1].endswith("bad.png,,CORRUPT_IMAGE,The file has an image extension but is not an image.")

@@ -588,9 +588,37 @@ def test_add_data_from_a_storage_path_imports_into_the_dataset(owner, make_job, 
     job.dataset.refresh_from_db()
     assert selectors.progress(job)["text"] == "0% (0/2)"
     row = selectors.import_row(operation)
-    assert {k: row[k] for k in ("mode", "path", "total", "imported", "imported_annotations", "status")} == {
+    assert {k: row[k] for k in ("mode", "path", "total", "imported", "imported_labeled", "status")} == {
         "mode": "Storage path", "path": f"storage://{bucket.name}/incoming", "total": 2, "imported": 2,
-        "imported_annotations": 0, "status": "succeeded"}
+        "imported_labeled": 0, "status": "succeeded"}
+
+
+def test_add_data_labeled_counts_labeled_samples_in_the_history(owner, make_job, bucket):
+    from apps.datasets.models import DatasetOperation
+    from apps.datasets.operations import operation_execute
+
+    from .conftest import png_bytes, put
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    with pytest.raises(ValidationError) as exc:
+        services.job_data_add(user=owner, job=job, labeled=True, path=f"storage://{bucket.name}/")
+    assert messages(exc) == {"format": ["Labeled data is imported with its annotations: choose their format "
+                                        "(voc, yolo, coco, manifest, labelstudio, cvat)."]}
+    for name in ("a.png", "b.png", "c.png"):
+        put(f"storage://{bucket.name}/voc/{name}", png_bytes(64, 48))
+    box = "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>"
+    put(f"storage://{bucket.name}/voc/a.xml", f"<annotation><object><name>cat</name>{box}</object>"
+                                              f"<object><name>dog</name>{box}</object></annotation>".encode())
+    put(f"storage://{bucket.name}/voc/b.xml", b"<annotation><object><name>cat</name></object></annotation>")
+    operation = services.job_data_add(user=owner, job=job, labeled=True, path=f"storage://{bucket.name}/voc/",
+                                      import_format="voc")
+    operation_execute(operation.pk)
+    operation = DatasetOperation.objects.get(pk=operation.pk)
+    # b.xml has an object without a shape: an error row, and b.png comes in unlabeled.
+    assert (operation.result["created"], operation.result["labeled"], operation.error_count) == (3, 1, 1)
+    row = selectors.import_row(operation)
+    assert {k: row[k] for k in ("total", "imported", "imported_labeled", "imported_annotations")} == {
+        "total": 3, "imported": 3, "imported_labeled": 1, "imported_annotations": 2}
 
 
 def test_add_data_upload_lands_in_the_input_location(owner, make_job):
@@ -602,12 +630,12 @@ def test_add_data_upload_lands_in_the_input_location(owner, make_job):
 
     job = make_job(LabelType.OBJECT_DETECTION)
     upload = SimpleUploadedFile("up.png", png_bytes(32, 32), content_type="image/png")
-    operation = services.job_data_add(user=owner, job=job, labeled=True, files=[upload])
+    operation = services.job_data_add(user=owner, job=job, labeled=False, files=[upload])
     assert operation.params["path"].startswith(job.dataset.input_location.rstrip("/") + "/upload-")
     operation_execute(operation.pk)
     (sample,) = job.dataset.samples.all()
     assert sample.file_name == "up.png" and _exists(sample.source)
-    assert selectors.import_row(operation)["mode"] == "Upload"
+    assert selectors.import_row(operation)["mode"] == "Local upload"
 
 
 def test_add_data_refusals_name_the_field(owner, make_job, bucket):

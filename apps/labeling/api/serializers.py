@@ -303,6 +303,8 @@ class ImportRowSerializer(serializers.Serializer):
     labeled = serializers.BooleanField(allow_null=True)
     total = serializers.IntegerField()
     imported = serializers.IntegerField()
+    imported_labeled = serializers.IntegerField(allow_null=True, help_text="Imported samples that came with "
+                                                "annotations; null for imports older than this count.")
     imported_annotations = serializers.IntegerField()
     status = serializers.CharField()
     status_display = serializers.CharField()
