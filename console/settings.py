@@ -209,6 +209,8 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/htmx-ext-ws", BASE_DIR / "node_modules" / "htmx-ext-ws"),
+    ("vendor/xterm", BASE_DIR / "node_modules" / "@xterm" / "xterm"),
+    ("vendor/xterm-addon-fit", BASE_DIR / "node_modules" / "@xterm" / "addon-fit" / "lib"),
 ]
 try:
     import plotly as _plotly
@@ -362,6 +364,8 @@ ATELIER_WORKER_GPUS = env_str("ATELIER_WORKER_GPUS", "")
 ATELIER_WORKER_HOST = env_str("ATELIER_WORKER_HOST", "")
 # Run user processes as this user (name or uid); the worker must then run as root. Empty = worker's user.
 ATELIER_RUN_AS_USER = env_str("ATELIER_RUN_AS_USER", "")
+# A browser shell into a running run closes after this many seconds without a keystroke.
+ATELIER_RUNTIME_SHELL_IDLE_SECONDS = env_int("ATELIER_RUNTIME_SHELL_IDLE_SECONDS", 10 * 60)
 
 # Training. Base URL of the console's API, given to jobs as MA_APIGW_ENDPOINT.
 ATELIER_TRAINING_API_ENDPOINT = env_str("ATELIER_TRAINING_API_ENDPOINT", "http://127.0.0.1:8000/api/v1/")

@@ -34,7 +34,7 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
             "workflow:*",
             "autolearn:*",
             "hub:*",
-            "run:*",
+            "run:*",  # includes run:exec, the browser shell into a running job or service instance
             "resource:view",
         }
     ),

@@ -46,6 +46,7 @@ from .logstream import LogWriter, human_bytes
 from .metrics import MetricLineError, MetricSink, metric_line_parse
 from .models import Run, WorkerNode
 from .scheduling import run_claim, runs_dispatch
+from .shell import ShellHost
 from .services import (
     REASON_MAX_RUNTIME,
     run_clear_hang,
@@ -177,6 +178,7 @@ class RunExecution:
         self.not_ready = False
         self.grace = settings.ATELIER_RUNTIME_STOP_GRACE_SECONDS
         self.started = time.monotonic()
+        self.shells: ShellHost | None = None  # browser shells into the running process (apps/runtime/shell.py)
 
     # -- small helpers ---------------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class RunExecution:
                 self.finish_failed_start(str(exc), exit_code=exc.exit_code)
                 return "failed"
             returncode = self.supervise()
+            self.stop_shells()
             return self.finish(returncode)
         except OwnershipLost:
             self.kill_tree(signal.SIGKILL)
@@ -221,6 +224,7 @@ class RunExecution:
             self.finish_failed_start(f"The worker failed while supervising the run: {exc}")
             return "failed"
         finally:
+            self.stop_shells()
             self.heartbeat.stop()
             if self.uploader is not None:
                 self.uploader.stop()
@@ -348,6 +352,21 @@ class RunExecution:
         if run.outputs:
             self.uploader = OutputUploader(self)
             self.uploader.start()
+        try:
+            self.shells = ShellHost(run=run, run_dir=self.run_dir, cwd=cwd, env=env, run_as=self.run_as,
+                                    pid=self.proc.pid).start()
+        except Exception:  # Redis unreachable: the run goes on, only its shell is unavailable
+            logger.warning("run %s offers no shell: starting the relay failed", run.pk, exc_info=True)
+            self.shells = None
+
+    def stop_shells(self) -> None:
+        """End the browser shells: they live only while the run's process does."""
+        if self.shells is not None:
+            shells, self.shells = self.shells, None
+            try:
+                shells.stop()
+            except Exception:
+                logger.warning("closing the shells of run %s failed", self.run.pk, exc_info=True)
 
     # -- supervision -------------------------------------------------------------------------------
 

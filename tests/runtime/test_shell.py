@@ -1,0 +1,161 @@
+"""The browser shell over a real ASGI server, a real Celery worker and a running training job.
+
+One worker process runs a long-lived training node; the WebSocket client types into its shell
+the way xterm.js does. Refusals (outsider, viewer, a run that is not Running), the idle
+disconnect (a tiny ATELIER_RUNTIME_SHELL_IDLE_SECONDS on the worker) and the end of the run
+closing open shells are checked against the same worker.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import pytest
+from django.conf import settings
+from websockets.exceptions import ConnectionClosed
+
+from apps.core.consumers import DENIED_CLOSE_CODE
+from apps.core.models import AuditEntry
+from apps.runtime.choices import RunStatus
+from apps.runtime.shell_consumer import ENDED_CLOSE_CODE, FORBIDDEN_CLOSE_CODE, NOT_RUNNING_CLOSE_CODE
+from apps.training.choices import TrainingStatus
+from apps.training.selectors import job_runs
+from apps.training.services import training_job_create, training_job_stop
+from tests.training.conftest import bucket, put_tree, training_worker, wait_job  # noqa: F401
+
+from .conftest import wait_status
+from .test_consumers import open_socket
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+# The training node: says it started, then waits (a long-lived job to open shells into).
+TRAIN = "import time\nprint('node up', flush=True)\ntime.sleep(600)\n"
+IDLE_SECONDS = 4
+# Terminal control sequences (bracketed paste, colours, titles) between the words we look for.
+CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+
+class Shell:
+    """A WebSocket shell session: collects terminal output and JSON messages."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.output = ""
+        self.messages: list[dict] = []
+        self.close_code: int | None = None
+
+    def read_until(self, predicate, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; output so far: {self.output[-600:]!r}, messages {self.messages}")
+            try:
+                frame = self.ws.recv(timeout=remaining)
+            except ConnectionClosed as exc:
+                self.close_code = exc.rcvd.code if exc.rcvd else None
+                return self
+            if isinstance(frame, bytes):
+                self.output += frame.decode("utf-8", "replace")
+            else:
+                self.messages.append(json.loads(frame))
+        return self
+
+    @property
+    def text(self) -> str:
+        return CONTROL.sub("", self.output)
+
+    def message(self, kind: str) -> dict | None:
+        return next((m for m in self.messages if m["type"] == kind), None)
+
+    def type(self, text: str) -> None:
+        self.ws.send(json.dumps({"type": "input", "data": text}))
+
+    def closed(self) -> "Shell":
+        return self.read_until(lambda s: s.close_code is not None)
+
+
+def shell(server, run, user, **query) -> Shell:
+    params = "&".join(f"{k}={v}" for k, v in query.items())
+    return Shell(open_socket(server, f"/ws/runtime/runs/{run.pk}/shell/" + (f"?{params}" if params else ""), user))
+
+
+@pytest.fixture
+def running_node(training_worker, owner, workspace, bucket, local_pool, cpu_flavor, settings):  # noqa: F811
+    """A training job whose single node is Running on a real worker with a short shell idle limit."""
+    settings.ATELIER_RUNTIME_SHELL_IDLE_SECONDS = IDLE_SECONDS
+    training_worker(env={"ATELIER_RUNTIME_SHELL_IDLE_SECONDS": str(IDLE_SECONDS),
+                         "ATELIER_SHELL_TEST_SECRET": "console-only-value"})
+    put_tree("storage://train-data/shell-code", {"train.py": TRAIN})
+    job = training_job_create(user=owner, workspace=workspace, name="shell-job", pool=local_pool, flavor=cpu_flavor,
+                              experiment="new", experiment_name="shell-exp",
+                              code_dir="storage://train-data/shell-code", boot_file="train.py")
+    job = wait_job(job, TrainingStatus.RUNNING, timeout=60)
+    run = wait_status(job_runs(job)[0], RunStatus.RUNNING)
+    return job, run
+
+
+def test_shell_runs_in_the_job_environment_and_ends_with_the_run(asgi_server, running_node, owner, teammate,
+                                                                outsider, workspace):
+    from apps.accounts.services import membership_set
+    from apps.core.choices import Role
+
+    job, run = running_node
+    term = shell(asgi_server, run, teammate, cols=100, rows=30)
+    ready = term.read_until(lambda s: s.message("ready")).message("ready")
+    assert ready["idle_seconds"] == IDLE_SECONDS
+    term.ws.send(json.dumps({"type": "resize", "cols": 132, "rows": 40}))
+    term.type('echo "jobdir=$MA_JOB_DIR"; pwd; whoami; echo "secret=[$ATELIER_SHELL_TEST_SECRET$DATABASE_URL'
+              '$REDIS_URL]"; echo "rank=$RANK size=$(stty size)"\r')
+    term.read_until(lambda s: re.search(r"rank=\d+ size=\d+ \d+\n", s.text))
+    lines = [line.strip() for line in term.text.split("\n")]
+    job_dir = f"{settings.ATELIER_RUNTIME_WORK_ROOT}/run-{run.pk}/user-job-dir"
+    assert f"jobdir={job_dir}" in lines
+    assert f"{job_dir}/shell-code" in lines  # the job's own working directory ($WORKSPACE)
+    import pwd
+
+    assert pwd.getpwuid(os.geteuid()).pw_name in lines
+    assert "secret=[]" in lines  # neither the worker's settings nor its secrets reach the shell
+    assert "rank=0 size=40 132" in lines
+
+    # Outsiders see nothing (4404); a viewer of the workspace may not exec (4403); both audited or not.
+    refused = shell(asgi_server, run, outsider).closed()
+    assert refused.close_code == DENIED_CLOSE_CODE and refused.messages == []
+    viewer = outsider
+    membership_set(actor=owner, workspace=workspace, user=viewer, role=Role.VIEWER)
+    refused = shell(asgi_server, run, viewer).closed()
+    assert refused.close_code == FORBIDDEN_CLOSE_CODE
+    assert refused.message("error")["message"] == "Your role does not allow run:exec."
+    assert AuditEntry.objects.filter(action="run:exec", result="denied", actor=viewer).count() == 1
+
+    # No keystroke for IDLE_SECONDS: the worker ends the session and says why.
+    idle = shell(asgi_server, run, owner)
+    idle.read_until(lambda s: s.message("ready"))
+    started = time.monotonic()
+    idle.closed()
+    assert idle.close_code == ENDED_CLOSE_CODE
+    assert idle.message("exit") == {"type": "exit", "reason": "idle",
+                                    "message": f"Disconnected after {IDLE_SECONDS} s without input."}
+    assert IDLE_SECONDS - 1 <= time.monotonic() - started <= IDLE_SECONDS + 4
+
+    # The first session went idle meanwhile too; a fresh one is open when the job stops, which ends it.
+    assert term.closed().message("exit")["reason"] == "idle"
+    last = shell(asgi_server, run, owner)
+    last.read_until(lambda s: s.message("ready"))
+    last.type("echo still-here\r")
+    last.read_until(lambda s: "\nstill-here" in s.text)
+    training_job_stop(user=owner, job=job)
+    last.closed()
+    assert last.close_code == ENDED_CLOSE_CODE
+    assert last.message("exit")["reason"] == "run-ended"
+    wait_status(run, RunStatus.STOPPED)
+    refused = shell(asgi_server, run, owner).closed()
+    assert refused.close_code == NOT_RUNNING_CLOSE_CODE
+    assert "only while the run is Running" in refused.message("error")["message"]
+
+    opened = AuditEntry.objects.filter(action="run:shell_open", object_id=str(run.pk))
+    closed = AuditEntry.objects.filter(action="run:shell_close", object_id=str(run.pk))
+    assert sorted(e.actor.username for e in opened) == ["alice", "alice", "bob"]
+    assert sorted(e.detail["reason"] for e in closed) == ["idle", "idle", "run-ended"]
