@@ -84,3 +84,12 @@ class Comparison(models.TextChoices):
 class AlarmState(models.TextChoices):
     OK = "ok", "OK"
     ALARM = "alarm", "Alarm"
+
+
+class AsyncRequestStatus(models.TextChoices):
+    """An asynchronous call: queued (accepted, 202) → running → succeeded | failed."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"

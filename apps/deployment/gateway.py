@@ -17,6 +17,9 @@ rate limit), 502 ModelArts.4302 (instance refused the connection), 503 ModelArts
 circuit breaker holds back an instance that keeps failing), 503 ModelArts.4503 (no ready
 instance), 504 ModelArts.4503 (no answer within ATELIER_GATEWAY_TIMEOUT_SECONDS).
 
+Versions of AI applications in async request mode are answered 202 with a task id instead;
+`gateway_async` forwards the stored call and serves `GET …/tasks/<id>`.
+
 Routes and credentials are cached in the process for ATELIER_GATEWAY_CACHE_SECONDS, so a
 request normally touches neither the database nor Redis (Redis only for rate limits).
 """
@@ -38,7 +41,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import upstream
+from . import gateway_async, upstream
 from .keys import KEY_PREFIX
 from .monitoring import LATENCY_BUCKETS_MS
 from .routing import Condition, WeightedPicker, variables_for
@@ -74,6 +77,7 @@ class VersionRoute:
     api_method: str
     endpoints: list[str]
     cursor: int = 0
+    request_mode: str = "sync"
 
     def next_endpoint(self) -> str | None:
         if not self.endpoints:
@@ -102,6 +106,10 @@ class Route:
     rules: list[Rule]
     picker: WeightedPicker
     loaded: float = field(default_factory=time.monotonic)
+
+    @property
+    def has_async(self) -> bool:
+        return any(v.request_mode == "async" for v in self.versions.values())
 
     def pick(self) -> VersionRoute | None:
         chosen = self.picker.pick()
@@ -141,7 +149,8 @@ def route_load(service_id: str) -> Route | None:
         versions[mv.pk] = VersionRoute(
             model_version_id=mv.pk, label=mv.label, app_name=mv.app.name, version=mv.version, weight=sv.weight,
             scheme="https" if (not mv.serves_package and mv.protocol == "https") else "http",
-            api_url=api.get("url", "/"), api_method=api.get("method", "POST"), endpoints=[])
+            api_url=api.get("url", "/"), api_method=api.get("method", "POST"), endpoints=[],
+            request_mode=mv.app.request_mode)
     ready = (ServiceInstance.objects.filter(service=service, draining_since__isnull=True,
                                             run__status=RunStatus.RUNNING, run__ready_at__isnull=False)
              .exclude(service_version__isnull=True)
@@ -235,10 +244,10 @@ class TtlCache:
 def _db(func):
     """Run an ORM function off the event loop, with the connection hygiene of a request."""
 
-    def wrapped(*args):
+    def wrapped(*args, **kwargs):
         close_old_connections()
         try:
-            return func(*args)
+            return func(*args, **kwargs)
         finally:
             close_old_connections()
 
@@ -519,6 +528,9 @@ class Gateway:
             route = await self._route(service_id)
             self._authorize(route, caller)
             state = self._state()
+            if route.has_async and scope["method"] == "GET" and gateway_async.TASK_RE.match(sub):
+                await gateway_async.task_answer(send, route, sub, base=self._base(scope, rest))
+                return
             length = headers.get(b"content-length", b"").decode("latin-1")
             limit = settings.ATELIER_GATEWAY_MAX_BODY_BYTES
             if length.isdigit() and int(length) > limit:
@@ -531,6 +543,12 @@ class Gateway:
             if sub == version.api_url and scope["method"] != version.api_method and not sub.startswith("/v2"):
                 raise GatewayRefusal(405, "ModelArts.2803", f"Method Not Allowed: {sub} takes {version.api_method}.")
             body = await self._read_body(receive, limit)
+            if (version.request_mode == "async" and not sub.startswith("/v2")
+                    and b"text/event-stream" not in headers.get(b"accept", b"")):
+                await gateway_async.accept(self, state, scope, send, route, version, target,
+                                           self._out_headers(scope, headers, extra_header), body, caller,
+                                           base=self._base(scope, rest))
+                return
         except GatewayRefusal as refusal:
             status, payload = _json_response(refusal.status, refusal.code, refusal.message)
             await _respond(send, status, payload, refusal.headers)
@@ -566,8 +584,16 @@ class Gateway:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _forward(self, state, scope, send: Send, route: Route, version: VersionRoute, path: str,
-                       headers: dict[bytes, bytes], body: bytes, extra_header, started: float) -> None:
+    @staticmethod
+    def _base(scope, rest: str) -> str:
+        """The service's address as the caller spelled it (`/infer/<id>` or `/v1/infers/<id>`)."""
+        service_id = rest.partition("/")[0]
+        return scope["path"][:len(scope["path"]) - len(rest)] + service_id
+
+    @staticmethod
+    def _out_headers(scope, headers: dict[bytes, bytes], extra_header) -> list[tuple[bytes, bytes]]:
+        """The request headers an instance gets: no hop-by-hop or credentials, X-Forwarded-For and
+        X-Request-Id added, a personalised rule's header set."""
         out_headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k not in CREDENTIALS]
         client_ip = (scope.get("client") or ("", 0))[0]
         forwarded = headers.get(b"x-forwarded-for")
@@ -576,6 +602,11 @@ class Gateway:
             out_headers.append((b"x-request-id", uuid.uuid4().hex.encode()))
         if extra_header is not None:
             out_headers = [(k, v) for k, v in out_headers if k != extra_header[0]] + [extra_header]
+        return out_headers
+
+    async def _forward(self, state, scope, send: Send, route: Route, version: VersionRoute, path: str,
+                       headers: dict[bytes, bytes], body: bytes, extra_header, started: float) -> None:
+        out_headers = self._out_headers(scope, headers, extra_header)
         query = scope.get("query_string", b"")
         target = path + (f"?{query.decode('latin-1')}" if query else "")
         timeout = settings.ATELIER_GATEWAY_TIMEOUT_SECONDS

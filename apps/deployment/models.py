@@ -21,6 +21,7 @@ from apps.core.scoping import WorkspaceQuerySet
 from .choices import (
     AlarmMetric,
     AlarmState,
+    AsyncRequestStatus,
     Comparison,
     DeployType,
     ModelSource,
@@ -380,3 +381,36 @@ class Alarm(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class AsyncRequest(models.Model):
+    """One call to an AI application in async request mode: the gateway answers 202 with this
+    row's id, forwards the stored request to an instance, and keeps the answer for
+    ATELIER_GATEWAY_ASYNC_RESULT_DAYS (`GET /infer/<service>/tasks/<id>`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service = models.ForeignKey(InferenceService, on_delete=models.CASCADE, related_name="async_requests")
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(AiAppVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    version_label = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, choices=AsyncRequestStatus.choices, default=AsyncRequestStatus.QUEUED)
+    method = models.CharField(max_length=8, default="POST")
+    target = models.CharField(max_length=2048)  # path and query as sent to the instance
+    content_type = models.CharField(max_length=255, blank=True)
+    body = models.BinaryField(blank=True)  # the request, ≤ ATELIER_GATEWAY_MAX_BODY_BYTES
+    caller = models.CharField(max_length=160, blank=True)  # "key <prefix>…" or "user <name>"
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_content_type = models.CharField(max_length=255, blank=True)
+    response_body = models.BinaryField(blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_msg = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["service", "-created_at"]), models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}/{self.pk} ({self.status})"

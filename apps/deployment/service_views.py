@@ -224,6 +224,9 @@ def service_detail(request, pk):
         context["api_url"] = context["call_url"] + ((version.api.get("url", "/") if version else "/").rstrip("/"))
         context["request_params"] = schema_rows(((context["api"].get("request") or {}).get("data")) or {})
         context["response_params"] = schema_rows(((context["api"].get("response") or {}).get("data")) or {})
+        context["async_labels"] = [sv.model_version.label for sv in versions if sv.model_version.app.request_mode == "async"]
+        context["async_timeout"] = settings.ATELIER_GATEWAY_ASYNC_TIMEOUT_SECONDS
+        context["async_days"] = settings.ATELIER_GATEWAY_ASYNC_RESULT_DAYS
         context["param_tables"] = [("Input parameters", context["request_params"], "input-params"),
                                    ("Output parameters", context["response_params"], "output-params")]
     elif tab == "predict":

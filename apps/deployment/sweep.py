@@ -51,9 +51,11 @@ def deployment_sweep(*, now=None) -> dict[str, int]:
             continue
         for key, value in counts_for.items():
             counts[key] += value
+    from .async_requests import async_requests_expire
     from .batch import batch_sweep
 
     counts.update(batch_sweep(now))
+    counts.update(async_requests_expire(now))
     return counts
 
 
