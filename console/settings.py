@@ -420,6 +420,12 @@ ATELIER_GATEWAY_BREAKER_FAILURES = env_int("ATELIER_GATEWAY_BREAKER_FAILURES", 5
 ATELIER_GATEWAY_BREAKER_SECONDS = env_int("ATELIER_GATEWAY_BREAKER_SECONDS", 10)
 # Idle upstream keep-alive connections kept per instance and web process.
 ATELIER_GATEWAY_MAX_CONNECTIONS = env_int("ATELIER_GATEWAY_MAX_CONNECTIONS", 64)
+# Async request mode: longest an instance may take over one request (ModelArts: async ≈ over 60 s).
+ATELIER_GATEWAY_ASYNC_TIMEOUT_SECONDS = env_int("ATELIER_GATEWAY_ASYNC_TIMEOUT_SECONDS", 600)
+# Async requests one gateway process forwards at a time (the rest wait queued, in order).
+ATELIER_GATEWAY_ASYNC_CONCURRENCY = env_int("ATELIER_GATEWAY_ASYNC_CONCURRENCY", 8)
+# Days an async request and its result are kept for `GET /infer/<service>/tasks/<id>`.
+ATELIER_GATEWAY_ASYNC_RESULT_DAYS = env_int("ATELIER_GATEWAY_ASYNC_RESULT_DAYS", 7)
 
 # Periodic work, one place. Each entry says why it runs at that interval.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
