@@ -139,6 +139,7 @@ def job_detail(request, pk):
                "can_create": has_perm(request.user, job.workspace, "trainjob:create")}
     if request.htmx and request.htmx.target == "job-status":
         return render(request, "training/trainingjob_detail.html#status-card", context)
+    _shell_tab(request, job, runs, context)
     if tab == "events":
         events = list(events_for(job).order_by("-created_at", "-id")[:500])[::-1]
         context["timeline"] = {"source": "training.trainingjob", "pk": job.pk, "events": events,
@@ -152,6 +153,22 @@ def job_detail(request, pk):
     elif tab == "evaluation":
         context["evaluation"] = _evaluation(job)
     return render(request, "training/trainingjob_detail.html", context)
+
+
+def _shell_tab(request, job, runs, context) -> None:
+    """The Shell tab: a terminal into a node (seed-05 §17 items 24, 41), listed only while the job
+    is Running and the role allows run:exec (the WebSocket checks both again)."""
+    if job.status != TrainingStatus.RUNNING or not has_perm(request.user, job.workspace, "run:exec"):
+        return
+    from apps.runtime.shell import shell_panel
+
+    active = request.GET.get("tab") == "shell"
+    for item in context["tabs"]:
+        item["active"] = item["active"] and not active
+    context["tabs"].append({"label": "Shell", "url": "?tab=shell", "active": active})
+    if active:
+        context["tab"] = "shell"
+        context["shell"] = shell_panel(runs, node_label="Node")
 
 
 def _node_events(runs):

@@ -1,0 +1,53 @@
+"""The Shell tab of a running training job in a real browser: type into xterm.js, read the
+output, the idle notice and Reconnect (same worker fixture as test_shell.py)."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.harness import ARTIFACTS
+from tests.training.conftest import bucket, training_worker  # noqa: F401
+
+from .test_shell import IDLE_SECONDS, running_node  # noqa: F401
+
+pytestmark = [pytest.mark.worker, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_shell_tab_types_into_the_node_and_reconnects_after_idle(asgi_server, running_node, owner, page,  # noqa: F811
+                                                                  login):
+    from django.conf import settings
+
+    job, run = running_node
+    login(page, owner, asgi_server.url)
+    page.goto(asgi_server.url + reverse("training:detail", args=[job.pk]))
+    page.get_by_role("link", name="Shell", exact=True).click()
+    panel = page.get_by_test_id("run-shell")
+    state = page.get_by_test_id("shell-state")
+    state.filter(has_text="Connected as").wait_for()
+    assert page.get_by_test_id("shell-node").locator("option").all_inner_texts() == ["worker-0"]
+
+    rows = page.locator(".xterm-rows")
+    rows.filter(has_text="shell-code").wait_for()  # the prompt (it shows the directory): bash is ready
+    page.locator(".xterm").click()
+    page.keyboard.type('echo "dir=$MA_JOB_DIR"; pwd')
+    page.keyboard.press("Enter")
+    job_dir = f"{settings.ATELIER_RUNTIME_WORK_ROOT}/run-{run.pk}/user-job-dir"
+    rows.filter(has_text=f"dir={job_dir}").wait_for()
+    rows.filter(has_text=f"{job_dir}/shell-code").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "shell-training-tab.png"), full_page=True)
+
+    # No keystroke for IDLE_SECONDS: the session ends with a notice and the Reconnect button.
+    notice = page.get_by_test_id("shell-notice")
+    notice.filter(has_text=f"Disconnected after {IDLE_SECONDS} s without input.").wait_for(
+        timeout=(IDLE_SECONDS + 8) * 1000)
+    assert panel.get_attribute("data-state") == "idle"
+    assert "Reconnect to open a new shell on worker-0." in notice.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "shell-training-idle.png"), full_page=True)
+    page.get_by_test_id("shell-reconnect").click()
+    state.filter(has_text="Connected as").wait_for()
+    assert notice.is_hidden()
+    page.locator(".xterm").click()
+    page.keyboard.type("echo again-$RANK")
+    page.keyboard.press("Enter")
+    rows.filter(has_text="again-0").wait_for()
