@@ -358,6 +358,8 @@ ATELIER_RUNTIME_RENDEZVOUS_SECONDS = env_int("ATELIER_RUNTIME_RENDEZVOUS_SECONDS
 ATELIER_RUNTIME_READY_SECONDS = env_int("ATELIER_RUNTIME_READY_SECONDS", 300)
 # Hours of per-node resource samples kept for the monitoring charts.
 ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS = env_int("ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS", 72)
+# Seconds between resource samples of a run's own process tree (CPU, memory, GPU); 0 turns them off.
+ATELIER_RUNTIME_RUN_SAMPLE_SECONDS = env_int("ATELIER_RUNTIME_RUN_SAMPLE_SECONDS", 10)
 # GPUs of this worker: empty = discover with nvidia-smi; a number declares that many (0 = none).
 ATELIER_WORKER_GPUS = env_str("ATELIER_WORKER_GPUS", "")
 # Address other nodes and the console use to reach runs on this worker; empty = detect.
@@ -366,6 +368,15 @@ ATELIER_WORKER_HOST = env_str("ATELIER_WORKER_HOST", "")
 ATELIER_RUN_AS_USER = env_str("ATELIER_RUN_AS_USER", "")
 # A browser shell into a running run closes after this many seconds without a keystroke.
 ATELIER_RUNTIME_SHELL_IDLE_SECONDS = env_int("ATELIER_RUNTIME_SHELL_IDLE_SECONDS", 10 * 60)
+
+# Outgoing mail (training job notifications): Django's SMTP backend with these settings.
+EMAIL_BACKEND = env_str("ATELIER_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("ATELIER_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("ATELIER_EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("ATELIER_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("ATELIER_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("ATELIER_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("ATELIER_EMAIL_FROM", "atelier@localhost")
 
 # Training. Base URL of the console's API, given to jobs as MA_APIGW_ENDPOINT.
 ATELIER_TRAINING_API_ENDPOINT = env_str("ATELIER_TRAINING_API_ENDPOINT", "http://127.0.0.1:8000/api/v1/")
@@ -378,6 +389,26 @@ ATELIER_TRAINING_PRECHECK_SHM_BYTES = env_int("ATELIER_TRAINING_PRECHECK_SHM_BYT
 ATELIER_TRAINING_PRECHECK_CACHE_BYTES = env_int("ATELIER_TRAINING_PRECHECK_CACHE_BYTES", 1024 ** 3)
 # Seconds between passes of the training queue (jobs waiting for room in their pool, by priority).
 ATELIER_TRAINING_SCHEDULE_SECONDS = env_int("ATELIER_TRAINING_SCHEDULE_SECONDS", 10)
+# A job re-queued by auto-restart that waits longer than this for resources fails (ModelArts: 30 min).
+ATELIER_TRAINING_RESTART_WAIT_SECONDS = env_int("ATELIER_TRAINING_RESTART_WAIT_SECONDS", 30 * 60)
+# Seconds in one "hour" of a job's maximum runtime; only tests shorten it, so auto-stop fires in seconds.
+ATELIER_TRAINING_RUNTIME_HOUR_SECONDS = env_int("ATELIER_TRAINING_RUNTIME_HOUR_SECONDS", 3600)
+# Lifetime of a shared log link (a signed URL that opens one node's log without signing in).
+ATELIER_TRAINING_LOG_SHARE_SECONDS = env_int("ATELIER_TRAINING_LOG_SHARE_SECONDS", 3600)
+# Pools treated as dedicated (ModelArts "专属资源池"): custom-command jobs may run as any uid 0–65535
+# there; on the other (shared) pools the uid is 1000–65535.
+ATELIER_TRAINING_DEDICATED_POOLS = env_list("ATELIER_TRAINING_DEDICATED_POOLS", [])
+# Host folders a job may link into its run directory ("extra mounts"); empty = host mounts are refused,
+# because a link gives the job the worker user's access to that folder.
+ATELIER_TRAINING_HOST_MOUNT_ROOTS = env_list("ATELIER_TRAINING_HOST_MOUNT_ROOTS", [])
+# Scratch disk of a node ($MA_MOUNT_PATH/cache); "get input data size" compares the inputs with it.
+# 50 GiB is what ModelArts gives its CPU flavors.
+ATELIER_TRAINING_SCRATCH_BYTES = env_int("ATELIER_TRAINING_SCRATCH_BYTES", 50 * 1024 ** 3)
+# Node logs of finished jobs are purged after this many days unless the job persists its logs (ModelArts: 30).
+ATELIER_TRAINING_LOG_RETENTION_DAYS = env_int("ATELIER_TRAINING_LOG_RETENTION_DAYS", 30)
+# Signs job-event webhooks (header X-Atelier-Signature: sha256=<HMAC-SHA256 of the body>); empty = derived
+# from the secret key.
+ATELIER_TRAINING_WEBHOOK_SECRET = env_str("ATELIER_TRAINING_WEBHOOK_SECRET", "")
 
 # Deployment: AI applications, services and the inference gateway (spec seed-06).
 # Largest single file of a model package (5 GiB, as ModelArts).
@@ -455,6 +486,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "apps.deployment.tasks.deployment_alarms",
         "schedule": 60.0,
         "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": 60.0},
+    },
+    # Training node logs are kept 30 days (ATELIER_TRAINING_LOG_RETENTION_DAYS); a daily pass is precise enough.
+    "training-log-purge": {
+        "task": "apps.training.tasks.training_log_purge",
+        "schedule": 24 * 3600.0,
+        "options": {"queue": ATELIER_CONTROL_QUEUE, "expires": 3600.0},
     },
     # Event retention is counted in months; once a day keeps the tables trimmed.
     "deployment-events-cleanup": {

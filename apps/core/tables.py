@@ -51,6 +51,7 @@ class Column:
     `key` is an attribute path on the row ("actor.username"; callables are called),
     `sort` the ORM field used when the user sorts by this column (None: not sortable),
     `cell` an optional template rendering the cell with `row` and `value` in context.
+    `hideable` lets the column chooser hide it (keep it False for the name and actions columns).
     """
 
     key: str
@@ -58,6 +59,7 @@ class Column:
     sort: str | None = None
     cell: str | None = None
     classes: str = ""
+    hideable: bool = True
 
     def value_for(self, row):
         value = row
@@ -181,6 +183,33 @@ class DateFilter(Filter):
         return queryset.filter(**{f"{self.lookup}__{'lt' if self.upper else 'gte'}": value})
 
 
+@dataclass
+class TextFilter(Filter):
+    """Contains-text filter on one field (case-insensitive), rendered as a small search input.
+
+    With `exact_int`, the value must be a whole number matched exactly (an ID filter).
+    """
+
+    name: str
+    label: str
+    lookup: str
+    exact_int: bool = False
+    max_length: int = 200
+    widget: str = field(default="text", init=False)
+
+    def parse(self, raw: str):
+        if len(raw) > self.max_length:
+            raise ValueError(f"The {self.label.lower()} filter has more than {self.max_length} characters.")
+        if self.exact_int:
+            if not raw.isdigit():
+                raise ValueError(f'"{raw}" is not a valid {self.label.lower()}; give a whole number.')
+            return int(raw)
+        return raw
+
+    def apply(self, queryset, value):
+        return queryset.filter(**{self.lookup if self.exact_int else f"{self.lookup}__icontains": value})
+
+
 @dataclass(frozen=True)
 class Row:
     obj: object
@@ -201,6 +230,11 @@ class Table:
     empty_text: str = ""
     row_template: str | None = None  # overrides the per-cell rendering of a whole <tr>
     caption: str = ""
+    # Column chooser: a "Columns" menu in the toolbar; the columns a user hides are remembered per
+    # user and table in the browser (localStorage, static/core/column_chooser.js). Needs per-cell
+    # rendering (no row_template). `default_hidden` lists column keys hidden until a user shows them.
+    column_chooser: bool = False
+    default_hidden: Sequence[str] = ()
 
     def __init__(self, queryset: QuerySet, params: QueryDict | dict, *, id: str = "table"):
         self.id = id
@@ -319,6 +353,12 @@ class Table:
                         "active": active, "desc": active and self.sort_desc, "next_sort": next_sort,
                         "aria_sort": aria})
         return out
+
+    @property
+    def chooser_columns(self) -> list[dict]:
+        """The columns the chooser lists: key, label and whether hidden by default."""
+        return [{"key": c.key, "label": c.label or c.key, "default_hidden": c.key in self.default_hidden}
+                for c in self.columns if c.hideable and c.label]
 
     @property
     def current_sort(self) -> str:

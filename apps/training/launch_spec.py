@@ -70,6 +70,8 @@ def launch_spec(job: TrainingJob) -> dict:
         },
         "platform_env": platform_env(),
         "user_env": dict(job.env),
+        "mounts": list(job.mounts),
+        "run_as_uid": job.run_as_uid if job.boot_mode == BootMode.CUSTOM else None,
     }
 
 

@@ -11,6 +11,7 @@ import re
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -428,13 +429,26 @@ def training_job_create(
     max_runtime_hours: int | None = None,
     launch_mode: str = LaunchMode.MODELARTS,
     tags: Any = None,
+    run_as_uid: Any = None,
+    custom_flavor: Any = None,
+    mounts: Any = None,
+    persist_logs: bool = False,
+    log_path: str = "",
+    notify_channel: str = "",
+    notify_target: str = "",
+    notify_events: Any = None,
 ) -> TrainingJob:
     """Validate and save a job in Creating, then hand it to the run engine once its pool has room.
 
     Needs trainjob:create (and priority 3 needs trainjob:set_high_priority). With `algorithm`,
     the algorithm's boot settings, channels and hyperparameter definitions are used and the
     corresponding arguments are ignored. Every refusal names the field and the rule.
+    Optional sections (see job_options.py): `run_as_uid` (custom-command jobs), `custom_flavor`
+    ({cpus, memory_mb, gpus} ≤ the pool's largest node; replaces `flavor`), `mounts` (host folders),
+    `persist_logs` + `log_path`, and `notify_channel`/`notify_target`/`notify_events`.
     """
+    from . import job_options
+
     require_perm(user, workspace, "trainjob:create")
     errors: dict[str, list[str]] = {}
 
@@ -495,6 +509,16 @@ def training_job_create(
     clash = channel_names & {v["name"] for v in values}
     if clash:
         errors.setdefault("hyperparameters", []).append(f'"{sorted(clash)[0]}" is already a channel name.')
+    uid = None  # only custom-command jobs choose their uid; other modes run as the worker's account
+    if boot.get("boot_mode") == BootMode.CUSTOM:
+        uid = collect(job_options.run_as_uid_clean, run_as_uid, pool=pool)
+    custom = collect(job_options.custom_flavor_clean, custom_flavor, pool=pool) or {}
+    if custom and not errors:
+        flavor = job_options.custom_flavor_resolve(custom, pool)
+    mounts = collect(job_options.mounts_clean, mounts, local_code_dir=local_code_dir or "user-job-dir") or []
+    log_path = collect(job_options.log_path_clean, user, bool(persist_logs), log_path) or ""
+    notify = collect(job_options.notification_clean, notify_channel, notify_target, notify_events or [],
+                     gpus=custom.get("gpus", flavor.gpus) if custom else flavor.gpus) or ("", "", [])
     if node_count and "pool" not in errors:
         collect(_pool_capacity_check, pool, flavor, node_count)
     if node_count and node_count > 1 and algorithm is not None and not algorithm.distributed:
@@ -532,7 +556,9 @@ def training_job_create(
             algorithm=algorithm, local_code_dir=local_code_dir, working_dir=working_dir, inputs=job_inputs,
             outputs=job_outputs, hyperparameters=values, hyperparameter_specs=hp_defs, env=env, launch_mode=launch_mode,
             pool=pool, flavor=flavor, node_count=node_count, priority=priority, auto_restart=auto_restart,
-            max_runtime_hours=max_runtime_hours, tags=tags, status=S.CREATING, **boot,
+            max_runtime_hours=max_runtime_hours, tags=tags, status=S.CREATING, run_as_uid=uid,
+            custom_flavor=custom, mounts=mounts, persist_logs=bool(persist_logs), log_path=log_path,
+            notify_channel=notify[0], notify_target=notify[1], notify_events=notify[2], **boot,
         )
         _experiment_touch(target)
         event_add(obj=job, message="Training job created.")
@@ -579,6 +605,10 @@ def training_jobs_dispatch(*, pool_ids: list[int] | None = None) -> int:
     that pool's queue (strict priority: a big job is not overtaken by smaller later ones).
     """
     started = 0
+    if pool_ids is None:  # the periodic pass: restarts waiting too long fail first (see recovery.py)
+        from .recovery import training_restart_waits_expire
+
+        training_restart_waits_expire()
     qs = TrainingJob.objects.filter(status__in=[S.CREATING, S.PENDING], run_group__isnull=True,
                                     stop_requested_at__isnull=True).select_related("pool", "flavor", "workspace",
                                                                                      "created_by")
@@ -634,7 +664,8 @@ def _job_submit(job: TrainingJob) -> bool:
                 command=launch_command(fresh), flavor=fresh.flavor, pool=fresh.pool, job_type=JobType.TRAINING,
                 inputs=_run_inputs(fresh), outputs=_run_outputs(fresh), node_count=fresh.node_count,
                 max_restarts=fresh.auto_restart,
-                max_runtime_seconds=fresh.max_runtime_hours * 3600 if fresh.max_runtime_hours else None,
+                max_runtime_seconds=(fresh.max_runtime_hours * settings.ATELIER_TRAINING_RUNTIME_HOUR_SECONDS
+                                     if fresh.max_runtime_hours else None),
                 owner_type=OWNER_TYPE, owner_id=str(fresh.pk),
             )
         except (ValidationError, PermissionDenied) as exc:
@@ -646,6 +677,7 @@ def _job_submit(job: TrainingJob) -> bool:
                       level=EventLevel.ERROR)
             fresh.refresh_from_db()
             _publish(fresh)
+            _after_status_change(fresh)
             return False
         now = timezone.now()
         TrainingJob.objects.filter(pk=fresh.pk).update(run_group=runs[0].group, submitted_at=now, status=S.PENDING,
@@ -709,6 +741,7 @@ def _job_stop(job: TrainingJob, *, who: str) -> None:
                                                            status_reason=f"Terminated by {who}.")
             fresh.refresh_from_db()
             _publish(fresh)
+            _after_status_change(fresh)
             return
         reason = f"Terminated by {who}."
         for run in runs:
@@ -792,7 +825,10 @@ def training_job_initial_from(job: TrainingJob) -> dict:
         "hyperparameters": {h["name"]: h["value"] for h in job.hyperparameters}, "env": dict(job.env),
         "pool": job.pool_id, "flavor": job.flavor_id, "node_count": job.node_count, "priority": job.priority,
         "auto_restart": job.auto_restart, "max_runtime_hours": job.max_runtime_hours,
-        "launch_mode": job.launch_mode, "tags": dict(job.tags),
+        "launch_mode": job.launch_mode, "tags": dict(job.tags), "run_as_uid": job.run_as_uid,
+        "custom_flavor": dict(job.custom_flavor), "mounts": list(job.mounts), "persist_logs": job.persist_logs,
+        "log_path": job.log_path, "notify_channel": job.notify_channel, "notify_target": job.notify_target,
+        "notify_events": list(job.notify_events),
     }
 
 
@@ -807,6 +843,16 @@ def training_job_on_run_change(change) -> None:
 
     job = TrainingJob.objects.filter(pk=change.owner_id).first()
     if job is None:
+        return
+    if change.kind == "hang":
+        from .recovery import training_job_on_hang
+
+        training_job_on_hang(job, run_id=change.run_id, reason=change.reason)
+        # Forwarded by the run engine's hang detector: a warning for subscribers, the job keeps running.
+        from .notifications import HANG, training_job_notify
+
+        with transaction.atomic():
+            training_job_notify(job, HANG)
         return
     if change.kind == "status" and change.status == RunStatus.QUEUED and change.previous == RunStatus.FAILED:
         _veto_pointless_restart(job, change.run_id)
@@ -914,7 +960,21 @@ def training_job_sync(job: TrainingJob) -> TrainingJob:
                 event_add(obj=job, message=message, level=level)
             job.refresh_from_db()
             _publish(job)
+            if "status" in updates:
+                _after_status_change(job)
     return job
+
+
+def _after_status_change(job: TrainingJob) -> None:
+    """Side effects of a new status, queued after commit: the subscribed notification, log persistence."""
+    from .notifications import event_for_status, training_job_notify
+    from .retention import training_job_persist_logs_later
+
+    event = event_for_status(job.status)
+    if event is not None:
+        training_job_notify(job, event)
+    if job.status in TERMINAL_JOB_STATUSES:
+        training_job_persist_logs_later(job)
 
 
 def _final_status(job: TrainingJob, runs, max_runtime_reason: str):

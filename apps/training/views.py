@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -63,7 +64,17 @@ def _editor_data(request) -> dict:
         flavors.append({"id": flavor.pk, "label": f"{flavor.name} ({flavor.summary})", "pools": [p.pk for p in
                                                                                                  flavor.pools.all()],
                         "available": ok, "reason": reason})
-    return {"algorithms": algorithms, "builtins": builtins, "flavors": flavors}
+    return {"algorithms": algorithms, "builtins": builtins, "flavors": flavors,
+            "datasets": dataset_choices(request.user)}
+
+
+def dataset_choices(user) -> list[dict]:
+    """The job form's "dataset + version" picker: published versions the user may read (datasets item 48)."""
+    from apps.datasets.selectors import versions_for_training
+
+    return [{"uri": v.storage_uri, "label": f"{v.dataset.name} / {v.name}", "label_type": v.label_type,
+             "format": v.format, "split": v.split_enabled}
+            for v in versions_for_training(user)[:200] if v.storage_uri]
 
 
 @login_required
@@ -73,6 +84,8 @@ def job_create(request):
     _require_view(request)
     require_perm(request.user, request.workspace, "trainjob:create")
     initial = {"name": services.job_name_suggest(), "experiment_name": f"exp-{services.job_name_suggest()[4:]}"}
+    if request.GET.get("algorithm", "").isdigit():  # "Create training job" from an algorithm's page
+        initial["algorithm"] = selectors.algorithm_get_for_user(request.user, request.GET["algorithm"]).pk
     if request.GET.get("from"):
         source = selectors.training_job_get_for_user(request.user, request.GET["from"])
         initial = services.training_job_initial_from(source)
@@ -80,9 +93,15 @@ def job_create(request):
         initial["outputs"] = json.dumps(initial["outputs"])
         initial["hyperparameters"] = json.dumps(initial["hyperparameters"])
         initial["env"] = "\n".join(f"{k}={v}" for k, v in initial["env"].items())
+        initial["mounts"] = "\n".join(f"{m['source']} => {m['path']}" for m in initial["mounts"])
+        custom = initial.pop("custom_flavor") or {}
+        if custom:
+            initial.update(custom_flavor_on=True, custom_cpus=custom["cpus"], custom_memory_mb=custom["memory_mb"],
+                           custom_gpus=custom["gpus"])
         initial["experiment_name"] = f"exp-{services.job_name_suggest()[4:]}"
     form = TrainingJobForm(request.POST or None, request.FILES or None, initial=initial, user=request.user,
-                           workspace=request.workspace)
+                           workspace=request.workspace,
+                           can_high_priority=has_perm(request.user, request.workspace, "trainjob:set_high_priority"))
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         try:
@@ -106,6 +125,10 @@ def job_create(request):
                 outputs=data["outputs"], hyperparameters=data["hyperparameters"], env=data["env"],
                 pool=data["pool"], flavor=data["flavor"], node_count=data["node_count"], priority=data["priority"],
                 auto_restart=data["auto_restart"], max_runtime_hours=data["max_runtime_hours"],
+                run_as_uid=data["run_as_uid"],
+                custom_flavor=form.custom_flavor(), mounts=data["mounts"], persist_logs=data["persist_logs"],
+                log_path=data["log_path"].uri if data["log_path"] else "", notify_channel=data["notify_channel"],
+                notify_target=data["notify_target"], notify_events=data["notify_events"],
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
@@ -119,7 +142,7 @@ def job_create(request):
 
 
 TABS = [("overview", "Overview"), ("events", "Events"), ("logs", "Logs"), ("metrics", "Metrics"),
-        ("resources", "Resource usage"), ("evaluation", "Evaluation")]
+        ("resources", "Resource usage"), ("evaluation", "Evaluation"), ("recovery", "Fault recovery")]
 
 
 @login_required
@@ -129,10 +152,12 @@ def job_detail(request, pk):
     job = selectors.training_job_get_for_user(request.user, pk)
     runs = list(selectors.job_runs(job))
     tab = request.GET.get("tab", "overview")
-    if tab not in dict(TABS):
+    # The fault-recovery tab exists only once a recovery happened (as ModelArts shows it).
+    shown = [(key, label) for key, label in TABS if key != "recovery" or job.restart_count]
+    if tab not in dict(shown):
         tab = "overview"
     context = {"job": job, "runs": runs, "tab": tab,
-               "tabs": [{"label": label, "url": f"?tab={key}", "active": key == tab} for key, label in TABS],
+               "tabs": [{"label": label, "url": f"?tab={key}", "active": key == tab} for key, label in shown],
                "can_stop": job.status in LIVE_JOB_STATUSES and has_perm(request.user, job.workspace, "trainjob:stop"),
                "can_delete": job.status in TERMINAL_JOB_STATUSES and has_perm(request.user, job.workspace,
                                                                               "trainjob:delete"),
@@ -148,8 +173,15 @@ def job_detail(request, pk):
     elif tab == "metrics":
         context["figures"] = charts.metric_figures({"worker-0": selectors.job_metric_series(job)})
     elif tab == "resources":
-        context["usage"] = [{"run": run, "figure": charts.usage_figure(_samples(run))} for run in runs]
+        from .log_views import resource_nodes
+
+        context["usage"] = resource_nodes(job, runs)
         context["usage_figures"] = [u["figure"] for u in context["usage"]]
+    elif tab == "recovery":
+        from .recovery import job_attempts
+
+        context["attempts"] = job_attempts(job)
+        context["restart_wait_minutes"] = settings.ATELIER_TRAINING_RESTART_WAIT_SECONDS // 60
     elif tab == "evaluation":
         context["evaluation"] = _evaluation(job)
     return render(request, "training/trainingjob_detail.html", context)
@@ -179,17 +211,6 @@ def _node_events(runs):
         out.extend((e.created_at, f"[{run.task_name}] {e.message.removeprefix(f'[{run.task_name}] ')}", e.level)
                    for e in run_events(run))
     return sorted(out)
-
-
-def _samples(run):
-    from apps.runtime.models import NodeSample
-
-    if run.worker_id is None or run.started_at is None:
-        return []
-    qs = NodeSample.objects.filter(node_id=run.worker_id, at__gte=run.started_at)
-    if run.finished_at:
-        qs = qs.filter(at__lte=run.finished_at)
-    return list(qs.order_by("at")[:5000])
 
 
 def _evaluation(job) -> dict | None:
@@ -230,21 +251,6 @@ def job_delete(request, pk):
         return redirect("training:detail", job.pk)
     messages.success(request, f'Training job "{job.name}" deleted.')
     return redirect("training:list")
-
-
-@login_required
-@require_GET
-def node_log(request, pk, rank):
-    """The whole log of one node as text (download)."""
-    from apps.runtime.logstream import log_chunks
-
-    job = selectors.training_job_get_for_user(request.user, pk)
-    run = next((r for r in selectors.job_runs(job) if r.node_rank == int(rank)), None)
-    if run is None:
-        raise Http404("No such node.")
-    response = StreamingHttpResponse(log_chunks(run), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{job.name}-worker-{rank}.log"'
-    return response
 
 
 @login_required
@@ -308,54 +314,14 @@ def compare(request):
 def algorithm_list(request):
     _require_view(request)
     table = AlgorithmTable(selectors.algorithms_in(request.workspace), request.GET, id="algorithms")
-    return render_table(request, "training/algorithm_list.html", {"table": table, "tab": "algorithms"}, table)
+    return render_table(request, "training/algorithm_list.html", {
+        "table": table, "tab": "algorithms",
+        "can_create": has_perm(request.user, request.workspace, "algorithm:create")}, table)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def algorithm_detail(request, pk):
-    algorithm = selectors.algorithm_get_for_user(request.user, pk)
-    if request.method == "POST":
-        try:
-            services.algorithm_delete(user=request.user, algorithm=algorithm)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-            return redirect("training:algorithm_detail", algorithm.pk)
-        messages.success(request, f'Algorithm "{algorithm.name}" deleted.')
-        return redirect("training:algorithm_list")
-    jobs = selectors.training_jobs_in(algorithm.workspace).filter(algorithm=algorithm)[:200]
-    preview = _runtime_preview(algorithm)
-    return render(request, "training/algorithm_detail.html", {"algorithm": algorithm, "jobs": jobs,
-                                                              "preview": preview, "tab": "algorithms"})
-
-
-def _runtime_preview(algorithm) -> list[tuple[str, str]]:
-    """Where code, boot file and channels sit in the run directory ($MA_MOUNT_PATH)."""
-    rows = []
-    if algorithm.code_dir:
-        folder = algorithm.code_dir.rstrip("/").rpartition("/")[2]
-        rows.append(("Code folder", f"$MA_JOB_DIR/{folder}  ($MA_MOUNT_PATH/user-job-dir/{folder})"))
-        if algorithm.boot_file:
-            rows.append(("Boot file", f"$MA_JOB_DIR/{folder}/{algorithm.boot_file}"))
-    for channel in algorithm.inputs:
-        rows.append((f"Input {channel['name']}", f"$MA_MOUNT_PATH/inputs/{channel['name']}_0/"))
-    for channel in algorithm.outputs:
-        rows.append((f"Output {channel['name']}", f"$MA_MOUNT_PATH/outputs/{channel['name']}_0/"))
-    return rows
-
-
-@login_required
-@require_POST
 def save_as_algorithm(request, pk):
-    """"Save as algorithm": create an algorithm from the job's settings, then open it."""
+    """"Save as algorithm": open the create-algorithm form pre-filled from the job."""
     job = selectors.training_job_get_for_user(request.user, pk)
-    values = services.algorithm_initial_from_job(job)
-    name = request.POST.get("name") or values.pop("name")
-    values.pop("name", None)
-    try:
-        algorithm = services.algorithm_create(user=request.user, workspace=job.workspace, name=name, **values)
-    except ValidationError as exc:
-        messages.error(request, " ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items()))
-        return redirect("training:detail", job.pk)
-    messages.success(request, f'Algorithm "{algorithm.name}" created from the job.')
-    return redirect(reverse("training:algorithm_detail", args=[algorithm.pk]))
+    return redirect(f"{reverse('training:algorithm_create')}?from_job={job.pk}")

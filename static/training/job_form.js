@@ -11,6 +11,7 @@ function value(name) {
   const el = field(name);
   if (!el) return "";
   if (el instanceof RadioNodeList) return el.value;
+  if (el.type === "checkbox") return el.checked ? "on" : "";
   return el.value;
 }
 function parse(name, fallback) {
@@ -52,6 +53,15 @@ function channelRow(kind, channel, fixed) {
     el("option", { value: "hyperparameter" }, "--argument"), el("option", { value: "env" }, "env variable"));
   acq.value = channel.acquisition || "hyperparameter";
   row.append(name, uri, acq);
+  if (kind === "inputs" && (data.datasets || []).length) {
+    // "Dataset + version": picking one fills the storage path with that published version's folder.
+    const picker = el("select", { "aria-label": `${channel.name || "channel"} dataset version`, "data-role": "dataset" },
+      el("option", { value: "" }, "— or a dataset version —"),
+      ...data.datasets.map((d) => el("option", { value: d.uri }, d.label)));
+    picker.value = data.datasets.some((d) => d.uri === uri.value) ? uri.value : "";
+    picker.addEventListener("change", () => { if (picker.value) { uri.value = picker.value; sync(); } });
+    row.append(picker);
+  }
   if (kind === "outputs") {
     const pre = el("input", { type: "checkbox", "data-role": "predownload", checked: Boolean(channel.predownload) });
     row.append(el("label", { class: "inline-check" }, pre, " pre-download"));
@@ -194,10 +204,25 @@ if (form) {
       renderChannels("inputs", true);
       renderChannels("outputs", true);
       renderHyperparameters(false);
-    } else if (["experiment"].includes(name)) toggle();
+    } else if (["experiment", "custom_flavor_on", "persist_logs", "notify_channel"].includes(name)) toggle();
     if (name === "pool" || name === "flavor") renderFlavors();
     sync();
   });
   form.addEventListener("input", sync);
   form.addEventListener("submit", sync);
+  // "Get input data size": the inputs' total against a node's scratch disk.
+  const sizeButton = form.querySelector("[data-input-size]");
+  sizeButton?.addEventListener("click", async () => {
+    const result = form.querySelector("[data-input-size-result]");
+    const params = new URLSearchParams();
+    for (const c of collectChannels("inputs")) if (c.uri) params.append("uri", c.uri);
+    if (![...params.keys()].length) { result.textContent = "Give an input storage path first."; return; }
+    result.textContent = "Measuring…";
+    try {
+      const response = await fetch(`${sizeButton.dataset.url}?${params}`, { headers: { Accept: "application/json" } });
+      const body = await response.json();
+      result.textContent = [body.message, ...(body.errors || [])].join(" ");
+      result.className = body.fits && !(body.errors || []).length ? "" : "field-error";
+    } catch { result.textContent = "Could not measure the inputs; try again."; }
+  });
 }

@@ -3,7 +3,8 @@
 // log first ({kind: "log", first, lines, backlog: true}) and then every new batch, metric points
 // ({kind: "metric", points: [{name, step, value}]}) and status changes. Lines carry sequence numbers
 // (first + offset): a line already shown is never shown twice. Metric points extend one plotly chart
-// per metric name in [data-live-charts].
+// per metric name in [data-live-charts]. The toolbar follows the selected node: its "Full log",
+// download and "Share link" buttons ([data-node-links]); a share link is made by POST and shown to copy.
 const DENIED = 4404;
 const MAX_LINES = 20000; // lines kept in the page; the download link has the full log
 
@@ -81,17 +82,43 @@ function setup(panel) {
     });
   }
 
+  function showNodeLinks() {
+    const rank = select ? select.value : "0";
+    for (const links of panel.querySelectorAll("[data-node-links]")) links.hidden = links.dataset.nodeLinks !== rank;
+  }
+
   select?.addEventListener("change", () => {
     if (ws) { ws.replaced = true; ws.close(1000); }
     view.textContent = "";
     last = 0;
+    showNodeLinks();
     connect();
   });
+
+  const shareResult = panel.querySelector("[data-share-result]");
+  for (const button of panel.querySelectorAll("[data-share-url]")) {
+    button.addEventListener("click", async () => {
+      const token = document.querySelector("[name=csrfmiddlewaretoken]")?.value
+        || document.cookie.match(/csrftoken=([^;]+)/)?.[1] || "";
+      const response = await fetch(button.dataset.shareUrl, { method: "POST", headers: { "X-CSRFToken": token } });
+      if (!response.ok) { state.textContent = "Could not make a share link."; return; }
+      const data = await response.json();
+      shareResult.hidden = false;
+      const input = shareResult.querySelector("[data-share-link]");
+      input.value = data.url;
+      input.select();
+      const minutes = Math.round(data.expires_in_seconds / 60);
+      shareResult.querySelector("[data-share-note]").textContent =
+        `${data.node}: opens without signing in for ${minutes} min (until ${new Date(data.expires_at).toLocaleTimeString()}).`;
+    });
+  }
   system?.addEventListener("change", () => view.classList.toggle("hide-system", !system.checked));
 
   function runSearch() {
-    for (const el of view.querySelectorAll("mark")) el.replaceWith(el.textContent);
-    view.normalize();
+    for (const row of view.querySelectorAll(".hit")) {
+      row.textContent = row.textContent; // drops the <mark> pieces of the previous search
+      row.classList.remove("hit", "current");
+    }
     hits = [];
     hit = -1;
     const term = search.value.trim().toLowerCase();
@@ -100,10 +127,25 @@ function setup(panel) {
         if (row.textContent.toLowerCase().includes(term)) hits.push(row);
       }
     }
-    for (const row of view.querySelectorAll(".hit")) row.classList.remove("hit");
-    hits.forEach((row) => row.classList.add("hit"));
+    hits.forEach((row) => { row.classList.add("hit"); highlight(row, term); });
     count.textContent = term ? `${hits.length} match${hits.length === 1 ? "" : "es"}` : "";
     step(1);
+  }
+
+  function highlight(row, term) {
+    const text = row.textContent;
+    const lower = text.toLowerCase();
+    const parts = [];
+    let at = 0;
+    for (let i = lower.indexOf(term); i !== -1; i = lower.indexOf(term, i + term.length)) {
+      parts.push(document.createTextNode(text.slice(at, i)));
+      const mark = document.createElement("mark");
+      mark.textContent = text.slice(i, i + term.length);
+      parts.push(mark);
+      at = i + term.length;
+    }
+    parts.push(document.createTextNode(text.slice(at)));
+    row.replaceChildren(...parts);
   }
 
   function step(delta) {
@@ -115,6 +157,9 @@ function setup(panel) {
   }
 
   search?.addEventListener("input", runSearch);
+  search?.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); step(event.shiftKey ? -1 : 1); }
+  });
   panel.querySelector("[data-search-next]")?.addEventListener("click", () => step(1));
   panel.querySelector("[data-search-prev]")?.addEventListener("click", () => step(-1));
   connect();

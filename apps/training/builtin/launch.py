@@ -2,7 +2,9 @@
 
 Usage (built by apps/training/launch_spec.py): ``python launch.py '<json spec>'``.
 Standard library only; it imports nothing from Atelier's console. Steps, each logged with an
-``[atelier]`` line:
+``[atelier]`` line; the pipeline steps are also printed as ``ATELIER_EVENT {json}`` lines, which
+the run's supervisor records as ``[worker-N]`` job events with their durations
+(see apps/runtime/runevents.py):
 
 1. place the code folder (staged by the run engine as input ``code``) at
    ``$MA_JOB_DIR/<last segment of the code path>`` (= ``$WORKSPACE``);
@@ -15,6 +17,13 @@ Standard library only; it imports nothing from Atelier's console. Steps, each lo
 6. run the pre-start hook ma-pre-start.sh / ma-pre-start.py next to the boot file;
 7. exec the boot file / boot command / built-in algorithm with ``--name=value`` arguments
    (sorted by name) plus ``--init_method --rank --world_size`` on multi-node jobs.
+
+Extra mounts (host folders) are realised as symbolic links at ``$MA_MOUNT_PATH/<mount path>``
+pointing to the host folder: a process-based run has no mount namespace, so a link is the
+equivalent the code sees at the same path. A custom-command job's run-as uid is applied when
+the launcher starts as root (the worker did not already switch users, see ATELIER_RUN_AS_USER):
+the run directory is handed to that uid and the process drops to it before exec; otherwise the
+uid is reported as not applied and the process keeps the worker's account.
 
 Exit codes of the launcher itself (its own failures, before the code runs): 13 pre-check,
 14 requirements, 15 pre-start hook, 16 bad layout (boot file missing).
@@ -46,6 +55,14 @@ def fail(code: int, message: str) -> None:
     sys.exit(code)
 
 
+def event(message: str, *, seconds: float | None = None, level: str = "info") -> None:
+    """A pipeline step for the Events tab (the supervisor also logs it as an [atelier] line)."""
+    record = {"message": message, "level": level}
+    if seconds is not None:
+        record["seconds"] = round(seconds, 1)
+    print("ATELIER_EVENT " + json.dumps(record, ensure_ascii=False), flush=True)
+
+
 def _free(path: str) -> int:
     try:
         return shutil.disk_usage(path).free
@@ -56,6 +73,8 @@ def _free(path: str) -> int:
 def precheck(spec: dict, run_dir: Path, env: dict) -> None:
     """ModelArts-style environment checks, logged as `code: <n>, message: <m>, item: <item>`."""
     limits = spec.get("precheck") or {}
+    started = time.monotonic()
+    event("Environment pre-check running")
     say("[task] Detect")
     problems = []
 
@@ -86,7 +105,9 @@ def precheck(spec: dict, run_dir: Path, env: dict) -> None:
         ok = shutil.which("nvidia-smi") is not None or any(Path("/dev").glob("nvidia[0-9]*"))
         report("gpu-check", ok, "no GPU driver found on this node")
     if problems:
+        event("Check failed. Error found: " + "; ".join(problems), seconds=time.monotonic() - started, level="error")
         fail(EXIT_PRECHECK, "pre-check failed: " + "; ".join(problems))
+    event("Pre-check done", seconds=time.monotonic() - started)
 
 
 def place_code(spec: dict, run_dir: Path, job_dir: Path) -> Path:
@@ -103,7 +124,7 @@ def place_code(spec: dict, run_dir: Path, job_dir: Path) -> Path:
         staged.rename(target)
     else:
         target.mkdir(parents=True)
-    say(f"[{time.monotonic() - started:.1f} s] Code placed at {target}.")
+    event(f"Training code placed at {target}", seconds=time.monotonic() - started)
     return target
 
 
@@ -113,7 +134,7 @@ def install_requirements(workspace: Path, run_dir: Path, env: dict) -> None:
         return
     target = run_dir / ".pydeps"
     for path in found:
-        say(f"Installing Python dependencies, file: {path.name}")
+        event(f"Installing Python dependencies, file: {path.name}")
         started = time.monotonic()
         command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-warn-script-location",
                    "--target", str(target), "--find-links", str(workspace), "-r", str(path)]
@@ -121,9 +142,11 @@ def install_requirements(workspace: Path, run_dir: Path, env: dict) -> None:
             command += ["--index-url", env["MA_PIP_URL"]]
         result = subprocess.run(command, cwd=workspace, env=env, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
+            event(f"Installing Python dependencies failed, file: {path.name}, pip exit code {result.returncode}",
+                  seconds=time.monotonic() - started, level="error")
             fail(EXIT_REQUIREMENTS, f"Installing Python dependencies from {path.name} failed (pip exited with code "
                                     f"{result.returncode}).")
-        say(f"[{time.monotonic() - started:.1f} s] Python dependencies installed, file: {path.name}")
+        event(f"Python dependencies installed, file: {path.name}", seconds=time.monotonic() - started)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH", "")]))
 
 
@@ -132,14 +155,50 @@ def run_hook(folder: Path, env: dict) -> None:
         hook = folder / name
         if not hook.is_file():
             continue
-        say(f"Running the pre-start hook {name}.")
+        event(f"Running the pre-start hook {name}")
         started = time.monotonic()
         command = ["/bin/sh", str(hook)] if name.endswith(".sh") else [sys.executable, str(hook)]
         result = subprocess.run(command, cwd=folder, env=env, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
+            event(f"Pre-start hook {name} failed, exit code {result.returncode}", seconds=time.monotonic() - started,
+                  level="error")
             fail(EXIT_HOOK, f"The pre-start hook {name} exited with code {result.returncode}.")
-        say(f"[{time.monotonic() - started:.1f} s] Pre-start hook {name} done.")
+        event(f"Pre-start hook {name} done", seconds=time.monotonic() - started)
         return
+
+
+def link_mounts(spec: dict, run_dir: Path) -> None:
+    """Extra mounts: a symbolic link per mount path, pointing to the host folder."""
+    for mount in spec.get("mounts") or []:
+        source, link = Path(mount["source"]), run_dir / mount["path"]
+        if not source.is_dir():
+            fail(EXIT_LAYOUT, f"Mount source {source} is not a folder on this node.")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists():
+            fail(EXIT_LAYOUT, f"Mount path {link} already exists in the run directory.")
+        link.symlink_to(source, target_is_directory=True)
+        say(f"Mounted {source} at {link}.")
+
+
+def switch_user(uid, run_dir: Path, env: dict):
+    """The (uid, gid) to drop to before exec, or None; hands the run directory to that uid."""
+    if uid is None:
+        return None
+    current = os.geteuid()
+    if uid == current:
+        say(f"Running as uid {uid}.")
+        return None
+    if current != 0:
+        say(f"Run-as uid {uid} not applied: this worker runs as uid {current} and cannot switch users.")
+        return None
+    for folder, dirs, files in os.walk(run_dir):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            os.lchown(name, uid, uid)
+    env["HOME"] = str(run_dir)
+    say(f"Running as uid {uid}.")
+    return uid, uid
 
 
 def arguments(spec: dict, run_dir: Path) -> list[str]:
@@ -174,6 +233,7 @@ def main() -> None:
 
     for folder in ("log", "cache"):
         (run_dir / folder).mkdir(exist_ok=True)
+    link_mounts(spec, run_dir)
     env = dict(os.environ)
     env.update(spec.get("platform_env") or {})
     env.update({
@@ -227,8 +287,14 @@ def main() -> None:
     cwd.mkdir(parents=True, exist_ok=True)
     shown = argv if target is not None else argv[2:]
     say(f"Training process starts: {' '.join(shlex.quote(a) for a in shown)}")
+    event("Training process started")
+    drop = switch_user(spec.get("run_as_uid"), run_dir, env)
     sys.stdout.flush()
     os.chdir(cwd)
+    if drop is not None:
+        os.setgroups([])
+        os.setgid(drop[1])
+        os.setuid(drop[0])
     os.execvpe(argv[0], argv, env)
 
 
