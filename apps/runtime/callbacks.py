@@ -23,12 +23,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunChange:
-    """What happened to a run: a status change (`previous` → `status`) or readiness ("ready")."""
+    """What happened to a run: a status change (`previous` → `status`), readiness ("ready") or a suspected hang."""
 
     run_id: int
     owner_type: str
     owner_id: str
-    kind: str  # "status" or "ready"
+    kind: str  # "status", "ready" or "hang" (suspected hang reported; the run goes on)
     previous: str
     status: str
     reason: str = ""

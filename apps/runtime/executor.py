@@ -44,7 +44,8 @@ from .launch import StageError, check_program, free_port, launch_argv, run_as_ac
 from .live import Publisher
 from .logstream import LogWriter, human_bytes
 from .metrics import MetricLineError, MetricSink, metric_line_parse
-from .models import Run, WorkerNode
+from .models import Run, RunSample, WorkerNode
+from .runevents import EVENT_PREFIX, MAX_EVENTS_PER_ATTEMPT, EventLineError, event_line_parse
 from .scheduling import run_claim, runs_dispatch
 from .shell import ShellHost
 from .services import (
@@ -179,6 +180,9 @@ class RunExecution:
         self.grace = settings.ATELIER_RUNTIME_STOP_GRACE_SECONDS
         self.started = time.monotonic()
         self.shells: ShellHost | None = None  # browser shells into the running process (apps/runtime/shell.py)
+        self.run_events = 0
+        self.event_error_reported = False
+        self.sample_cpu: tuple[float, float] | None = None  # (monotonic time, tree CPU seconds) of the last sample
 
     # -- small helpers ---------------------------------------------------------------------------
 
@@ -392,6 +396,8 @@ class RunExecution:
         self.hang_reported = False
         self.ready = False
         max_runtime = run.max_runtime_seconds
+        sample_every = settings.ATELIER_RUNTIME_RUN_SAMPLE_SECONDS
+        next_sample = now + min(sample_every, 1.0) if sample_every else None
         while True:
             if self.log.has_pending:
                 timeout = max(0.0, last_flush + FLUSH_INTERVAL - time.monotonic())
@@ -436,6 +442,9 @@ class RunExecution:
             if now >= next_hang:
                 next_hang = now + self.hang_interval
                 self._hang_check(now)
+            if next_sample is not None and now >= next_sample:
+                next_sample = now + sample_every
+                self._sample(now)
         if rest:
             self._lines(rest)
         selector.close()
@@ -453,13 +462,68 @@ class RunExecution:
         lines = text.split("\n")
         if "\r" in text:
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        if "ATELIER_METRIC " not in text:
+        if "ATELIER_METRIC " not in text and EVENT_PREFIX not in text:
             self.log.add_many(lines, ascii_size=len(text) + 1 if text.isascii() and "\r" not in text else None)
             return
         for line in lines:
+            if line.startswith(EVENT_PREFIX):
+                self._run_event(line)
+                continue
             self.log.add(line)
             if line.startswith("ATELIER_METRIC "):
                 self._metric(line)
+
+    def _run_event(self, line: str) -> None:
+        """An ATELIER_EVENT line: a `[worker-N]` event of the run, and its readable form in the log."""
+        try:
+            parsed = event_line_parse(line)
+        except EventLineError as exc:
+            self.log.add(line)
+            if not self.event_error_reported:
+                self.event_error_reported = True
+                self.event(f"Ignored a malformed event line: {exc}. Later malformed lines are ignored silently.",
+                           level=EventLevel.WARNING)
+            return
+        self.log.add(f"[atelier] {parsed.text}")
+        self.run_events += 1
+        if self.run_events <= MAX_EVENTS_PER_ATTEMPT:
+            event_add(obj=self.run, message=f"[{self.run.task_name}] {parsed.text}", level=parsed.level)
+
+    def _sample(self, now: float) -> None:
+        """One resource sample of the run's process tree, as shares of what its flavor grants."""
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        cpu_seconds = rss = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                cpu_seconds += times.user + times.system
+                rss += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        previous, self.sample_cpu = self.sample_cpu, (now, cpu_seconds)
+        if previous is None or now <= previous[0]:
+            return  # the first reading only primes the CPU counter
+        flavor = self.run.flavor
+        cores = max(1, flavor.cpus)
+        cpu = 100.0 * (cpu_seconds - previous[1]) / (now - previous[0]) / cores
+        memory_mb = rss / 1024 ** 2
+        memory = 100.0 * memory_mb / flavor.memory_mb if flavor.memory_mb else 0.0
+        gpu_util = gpu_mem = None
+        if self.run.gpu_indices:
+            from .scheduling import gpus_sample
+
+            leased = [g for g in self.node.gpus if int(g.get("index", -1)) in set(self.run.gpu_indices)]
+            gpu_util, gpu_mem = gpus_sample(leased)
+        try:
+            RunSample.objects.create(run_id=self.run.pk, attempt=self.run.attempt, at=timezone.now(),
+                                     cpu_percent=round(max(0.0, cpu), 2), memory_percent=round(memory, 2),
+                                     memory_mb=round(memory_mb, 1), gpu_percent=gpu_util, gpu_memory_percent=gpu_mem)
+        except Exception:  # a database blip loses one point of a chart, never the run
+            logger.warning("resource sample of run %s failed", self.run.pk, exc_info=True)
 
     def _metric(self, line: str) -> None:
         try:
@@ -598,6 +662,9 @@ class RunExecution:
                 self.platform_line(f"Uploading outputs failed: {exc}")
                 return self._end(S.FAILED, f"Uploading outputs failed: {exc}", code, level=EventLevel.ERROR)
         self.platform_line(f"Process exited with {exit_code_label(code)}.")
+        took = int(round(time.monotonic() - self.started))
+        event_add(obj=run, message=f"[{run.task_name}] [耗时: {took} 秒] Process ended, exit code {code} "
+                                   f"(took {took} s)", level=EventLevel.INFO if code == 0 else EventLevel.WARNING)
         self.log.close()
         fields = {"log_lines": self.log.seq, "log_bytes": self.log.bytes, "log_truncated": self.log.truncated}
         if self.timed_out:

@@ -311,3 +311,53 @@ class Metric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}[{self.step}] = {self.value:g}"
+
+
+class RunSample(models.Model):
+    """Resource use of one run's own process tree at one moment, sampled by its supervisor.
+
+    Percentages are of what the run's flavor grants (cores, memory), not of the whole machine,
+    so two runs sharing a worker each show their own share; GPU values cover the run's leased
+    GPUs and are None on CPU runs. Kept ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS (the sweep prunes).
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="samples")
+    attempt = models.PositiveIntegerField(default=1)
+    at = models.DateTimeField(db_index=True)
+    cpu_percent = models.FloatField()
+    memory_percent = models.FloatField()
+    memory_mb = models.FloatField(default=0)
+    gpu_percent = models.FloatField(null=True, blank=True)
+    gpu_memory_percent = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "at"]
+        indexes = [models.Index(fields=["run", "at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} at {self.at:%H:%M:%S}: cpu {self.cpu_percent:.0f}%"
+
+
+class RunAttempt(models.Model):
+    """How one execution (attempt) of a run ended: the history behind restarts and fault recovery.
+
+    Written by `services.run_transition` whenever a run reaches a terminal status, one row per
+    (run, attempt); the run row itself is reused by the next attempt and keeps only the latest.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    worker_name = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "attempt"]
+        constraints = [models.UniqueConstraint(fields=["run", "attempt"], name="runattempt_unique_run_attempt")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} attempt {self.attempt}: {self.status}"

@@ -19,14 +19,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
 from apps.core.choices import EventLevel
 from apps.core.services import event_add
 
 from .choices import ACTIVE_STATUSES, JobType, NodeStatus, PoolStatus, RunStatus
-from .models import Flavor, GpuLease, NodeSample, Pool, Run, WorkerNode
+from .models import Flavor, GpuLease, NodeSample, Pool, Run, RunSample, WorkerNode
 from .services import run_finish, run_transition
 
 logger = logging.getLogger(__name__)
@@ -303,7 +303,9 @@ def runs_dispatch(run_ids: list[int] | None = None) -> int:
     if run_ids is not None:
         qs = qs.filter(pk__in=run_ids)
     by_group: dict = defaultdict(list)
-    for run in qs.order_by("queued_at", "node_rank"):
+    # Restarted groups (attempt > 1) go first: they already held resources and lost them to a fault.
+    restarted_first = Case(When(attempt__gt=1, then=Value(0)), default=Value(1))
+    for run in qs.order_by(restarted_first, "queued_at", "node_rank"):
         by_group[run.group].append(run)
     sent = 0
     now = timezone.now()
@@ -429,4 +431,5 @@ def runtime_sweep() -> dict[str, int]:
     sent = runs_dispatch(waiting) if waiting else 0
     keep_after = now - timedelta(hours=settings.ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS)
     pruned, _ = NodeSample.objects.filter(at__lt=keep_after).delete()
+    pruned += RunSample.objects.filter(at__lt=keep_after).delete()[0]
     return {"offline": offline, "lost": lost, "sent": sent, "pruned": pruned}

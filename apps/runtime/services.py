@@ -432,6 +432,8 @@ def run_transition(run: Run, to: str, *, reason: str | None = None, event: str |
         if to in TERMINAL_STATUSES:
             GpuLease.objects.filter(run_id=run.pk).delete()
         run.refresh_from_db()
+        if to in TERMINAL_STATUSES:
+            _attempt_record(run)
         if event:
             event_add(obj=run, message=f"{_node_prefix(run)}{event}", level=level)
         publish_on_commit(run.group_channel, run_status_payload(run))
@@ -439,6 +441,16 @@ def run_transition(run: Run, to: str, *, reason: str | None = None, event: str |
                                          kind="status", previous=previous, status=to, reason=run.status_reason,
                                          exit_code=run.exit_code))
     return True
+
+
+def _attempt_record(run: Run) -> None:
+    """Keep how this attempt ended (the run row is reused by the next one): fault-recovery history."""
+    from .models import RunAttempt
+
+    RunAttempt.objects.update_or_create(run=run, attempt=run.attempt, defaults={
+        "status": run.status, "reason": run.status_reason[:500], "exit_code": run.exit_code, "host": run.host,
+        "worker_name": run.worker.hostname if run.worker_id and run.worker else "",
+        "started_at": run.started_at or run.claimed_at, "finished_at": run.finished_at})
 
 
 def run_status_payload(run: Run) -> dict[str, Any]:
@@ -598,6 +610,10 @@ def run_report_hang(run: Run, *, idle_seconds: int) -> bool:
                   message=f"{_node_prefix(run)}Suspected hang: no output and almost no CPU use for "
                           f"{idle}.{action}")
         publish_on_commit(run.group_channel, run_status_payload(run) | {"hang": True})
+        # The owner records its own event and notifies subscribers; the run is not stopped here.
+        owner_notify_on_commit(RunChange(run_id=run.pk, owner_type=run.owner_type, owner_id=run.owner_id,
+                                         kind="hang", previous=run.status, status=run.status,
+                                         reason=f"no output and almost no CPU use for {idle}"))
     return True
 
 

@@ -25,15 +25,22 @@ def metric_figures(series_by_label: dict[str, dict[str, list[tuple[int, float]]]
     return figures
 
 
-def usage_figure(samples) -> dict:
-    """cpuUsage / memUsage / gpuUtil / gpuMemUsage of the machine that ran a node."""
+def run_usage_figure(samples, *, title: str) -> dict:
+    """cpuUsage / memUsage (and gpuUtil / gpuMemUsage on GPU nodes) of one node's own processes, in % of
+    its flavor. `uirevision` keeps legend toggles and zoom when the page refreshes the data."""
     fig = go.Figure()
     times = [s.at.isoformat() for s in samples]
-    fig.add_trace(go.Scatter(x=times, y=[s.cpu_percent for s in samples], name="cpuUsage"))
-    fig.add_trace(go.Scatter(x=times, y=[s.memory_percent for s in samples], name="memUsage"))
+    fig.add_trace(go.Scatter(x=times, y=[s.cpu_percent for s in samples], name="cpuUsage", mode="lines",
+                             hovertemplate="%{y:.1f}% cpu<extra></extra>"))
+    fig.add_trace(go.Scatter(x=times, y=[s.memory_percent for s in samples], name="memUsage", mode="lines",
+                             customdata=[s.memory_mb for s in samples],
+                             hovertemplate="%{y:.1f}% memory (%{customdata:.0f} MiB)<extra></extra>"))
     if any(s.gpu_percent is not None for s in samples):
-        fig.add_trace(go.Scatter(x=times, y=[s.gpu_percent for s in samples], name="gpuUtil"))
-        fig.add_trace(go.Scatter(x=times, y=[s.gpu_memory_percent for s in samples], name="gpuMemUsage"))
-    data = _layout(fig, "Resource usage (%)", "%")
+        fig.add_trace(go.Scatter(x=times, y=[s.gpu_percent for s in samples], name="gpuUtil", mode="lines"))
+        fig.add_trace(go.Scatter(x=times, y=[s.gpu_memory_percent for s in samples], name="gpuMemUsage",
+                                 mode="lines"))
+    data = _layout(fig, f"{title}: resource usage (%)", "%")
     data["layout"]["xaxis"]["title"] = {"text": "time"}
+    data["layout"]["hovermode"] = "x unified"
+    data["layout"]["uirevision"] = title
     return data
