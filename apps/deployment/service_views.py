@@ -217,6 +217,7 @@ def service_detail(request, pk):
     }
     if request.htmx and request.htmx.target == "service-status":
         return render(request, "deployment/service_detail.html#service-status", context)
+    _cloudshell_tab(request, service, context)
     if tab == "guide":
         version = versions[0].model_version if versions else None
         context["api"] = version.api if version else {}
@@ -258,6 +259,29 @@ def service_detail(request, pk):
         context["progress"] = batch.batch_progress(service)
         context["mapping_json"] = json.dumps(service.mapping, indent=2) if service.mapping else ""
     return render(request, "deployment/service_detail.html", context)
+
+
+def _cloudshell_tab(request, service, context) -> None:
+    """The CloudShell tab: a terminal into a chosen instance (seed-06 §12 item 22), listed while an
+    online service is Running and the role allows run:exec (the WebSocket checks both again)."""
+    if not service.is_online or service.status not in (ServiceStatus.RUNNING, ServiceStatus.ALARM) \
+            or not has_perm(request.user, service.workspace, "run:exec"):
+        return
+    from apps.runtime.shell import shell_panel
+
+    active = request.GET.get("tab") == "cloudshell"
+    for item in context["tabs"]:
+        item["active"] = item["active"] and not active
+    base = reverse("deployment:service_detail", args=[service.pk])
+    context["tabs"].append({"label": "CloudShell", "url": f"{base}?tab=cloudshell", "active": active})
+    if active:
+        context["tab"] = "cloudshell"
+        instances = [i for i in selectors.service_instances(service) if i.run.is_active]
+        labels = {i.run_id: f"{i.model_version.label if i.model_version else 'version ?'} · instance #{i.pk}"
+                  for i in instances}
+        context["shell"] = shell_panel([i.run for i in instances], node_label="Version · instance", noun="instance",
+                                       label=lambda run: labels[run.pk],
+                                       empty="A shell opens while an instance of the service is Running.")
 
 
 def schema_rows(schema: dict, prefix: str = "") -> list[dict]:

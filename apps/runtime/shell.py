@@ -82,16 +82,17 @@ def alive_key(sid: str) -> str:
     return f"{namespace()}:session:{sid}:alive"
 
 
-def shell_panel(runs, *, node_label: str = "Node", label=None,
+def shell_panel(runs, *, node_label: str = "Node", noun: str = "node", label=None,
                 empty: str = "A shell opens while the job is Running.") -> dict:
     """Context of templates/runtime/_shell.html: `runs` as pickable nodes (Running ones enabled).
 
-    `label(run)` names a node (default: its task name, worker-0 …); `empty` is shown when none runs.
+    `node_label` heads the picker, `noun` names one choice in the hint ("node", "instance"),
+    `label(run)` names a choice (default: its task name, worker-0 …); `empty` is shown when none runs.
     """
     idle = settings.ATELIER_RUNTIME_SHELL_IDLE_SECONDS
     nodes = [{"id": run.pk, "label": label(run) if label else run.task_name, "running": run.status == "running"}
              for run in runs]
-    return {"nodes": nodes, "running": any(node["running"] for node in nodes), "node_label": node_label,
+    return {"nodes": nodes, "running": any(node["running"] for node in nodes), "node_label": node_label, "noun": noun,
             "empty": empty, "idle": f"{idle // 60} minutes" if idle >= 120 else f"{idle} seconds"}
 
 
