@@ -1,5 +1,5 @@
 // Quick review (spec §5.7, item 32): a staging layer over one page of labeled images. Every edit
-// (moving a shape, deleting or relabeling the annotations of the selected images) changes only
+// (moving or resizing a shape, deleting or relabeling the annotations of the selected images) changes only
 // this page's copy, with undo/redo and "Restore page"; cards show Modified/Deleted badges.
 // "Apply all" sends every changed image in one atomic batch save (PUT /annotations/, each with
 // the version it was read at, so a concurrent change is a 409 and nothing is written);
@@ -23,6 +23,8 @@ if (node) {
   const undoStack = [];
   const redoStack = [];
   let leaving = false;
+  // The shape last pressed shows resize handles: {item: sample id, index: annotation index}.
+  let focus = null;
 
   // A target annotation is one the page is about: of the filtered label, or any when unfiltered.
   const isTarget = (a) => a.target;
@@ -103,6 +105,10 @@ if (node) {
       el.dataset.index = index;
       layer.append(el);
     });
+    if (focus && focus.item === item.id && current[item.id][focus.index]) {
+      layer.querySelector(`[data-index="${focus.index}"]`)?.classList.add("focused");
+      layer.append(...handlesOf(current[item.id][focus.index], item));
+    }
     const isChanged = changed(item.id);
     const badge = box.querySelector("[data-part=badge]");
     const kind = !isChanged ? "" : deleted.has(item.id) ? "Deleted" : "Modified";
@@ -150,6 +156,61 @@ if (node) {
     refresh();
   }
 
+  // Resize handles of the focused shape: a box's corners and edge midpoints, a circle's rim,
+  // each vertex of a polygon or line. They are drawn in image pixels, sized to stay grabbable
+  // on the small cards (about 7 screen pixels on a 240-pixel card of a 640-pixel image).
+  const CURSORS = { nw: "nwse-resize", se: "nwse-resize", ne: "nesw-resize", sw: "nesw-resize",
+                    n: "ns-resize", s: "ns-resize", e: "ew-resize", w: "ew-resize", r: "ew-resize" };
+  function handlesOf(a, item) {
+    const g = a.geometry;
+    let spots = [];
+    if (a.shape === "bndbox") {
+      const mx = (g.xmin + g.xmax) / 2; const my = (g.ymin + g.ymax) / 2;
+      spots = [["nw", g.xmin, g.ymin], ["n", mx, g.ymin], ["ne", g.xmax, g.ymin], ["e", g.xmax, my],
+               ["se", g.xmax, g.ymax], ["s", mx, g.ymax], ["sw", g.xmin, g.ymax], ["w", g.xmin, my]];
+    } else if (a.shape === "circle") {
+      spots = [["r", g.cx + g.r, g.cy]];
+    } else if (a.shape === "polygon" || a.shape === "line") {
+      spots = g.points.map((p, i) => [`v${i}`, p[0], p[1]]);
+    }
+    const size = Math.max(item.width, item.height) / 45;
+    return spots.map(([key, x, y]) => {
+      const el = document.createElementNS(SVG, "rect");
+      el.setAttribute("x", x - size / 2); el.setAttribute("y", y - size / 2);
+      el.setAttribute("width", size); el.setAttribute("height", size);
+      el.classList.add("lb-review-handle");
+      el.dataset.handle = key;
+      el.style.cursor = CURSORS[key] || "move";
+      return el;
+    });
+  }
+  // The shape with one handle dragged by (dx, dy) image pixels, clamped to the image. The delta,
+  // not the pointer position, moves the edge, so grabbing a handle off-centre does not jump it.
+  // A box or circle never turns inside out or shrinks below one pixel.
+  function resized(a, handle, dx, dy, item) {
+    const g = JSON.parse(JSON.stringify(a.geometry));
+    const cx = (v) => Math.min(Math.max(v, 0), item.width); const cy = (v) => Math.min(Math.max(v, 0), item.height);
+    if (a.shape === "bndbox") {
+      if (handle.includes("w")) g.xmin = Math.min(cx(g.xmin + dx), g.xmax - 1);
+      if (handle.includes("e")) g.xmax = Math.max(cx(g.xmax + dx), g.xmin + 1);
+      if (handle.includes("n")) g.ymin = Math.min(cy(g.ymin + dy), g.ymax - 1);
+      if (handle.includes("s")) g.ymax = Math.max(cy(g.ymax + dy), g.ymin + 1);
+    } else if (a.shape === "circle") {
+      const room = Math.min(g.cx, g.cy, item.width - g.cx, item.height - g.cy);
+      g.r = Math.max(1, Math.min(Math.hypot(g.r + dx, dy), room));
+    } else if (g.points && handle.startsWith("v")) {
+      const [x, y] = g.points[Number(handle.slice(1))];
+      g.points[Number(handle.slice(1))] = [cx(x + dx), cy(y + dy)];
+    }
+    return { ...a, geometry: rounded(g) };
+  }
+  function rounded(g) {
+    const round = (v) => Math.round(v * 100) / 100;
+    ["xmin", "ymin", "xmax", "ymax", "cx", "cy", "r", "x", "y"].forEach((k) => { if (k in g) g[k] = round(g[k]); });
+    if (g.points) g.points = g.points.map(([x, y]) => [round(x), round(y)]);
+    return g;
+  }
+
   // Moving a shape: pointer deltas are converted into image pixels and the shape is kept inside.
   let drag = null;
   function toImage(svg, event) {
@@ -173,21 +234,24 @@ if (node) {
     } else if (a.shape === "point") {
       g.x = Math.min(Math.max(g.x + dx, 0), item.width); g.y = Math.min(Math.max(g.y + dy, 0), item.height);
     }
-    const round = (v) => Math.round(v * 100) / 100;
-    ["xmin", "ymin", "xmax", "ymax", "cx", "cy", "x", "y"].forEach((k) => { if (k in g) g[k] = round(g[k]); });
-    if (g.points) g.points = g.points.map(([x, y]) => [round(x), round(y)]);
-    return { ...a, geometry: g };
+    return { ...a, geometry: rounded(g) };
   }
   grid?.addEventListener("pointerdown", (event) => {
-    const shape = event.target.closest(".lb-review-shape");
-    if (!shape || !config.can_annotate) return;
-    const box = shape.closest("[data-sample]");
+    const handle = event.target.closest(".lb-review-handle");
+    const shape = handle ? null : event.target.closest(".lb-review-shape");
+    if ((!shape && !handle) || !config.can_annotate) return;
+    const box = event.target.closest("[data-sample]");
     const item = items.find((i) => i.id === box.dataset.sample);
+    const index = handle ? focus.index : Number(shape.dataset.index);
     const svg = box.querySelector("svg");
     const start = toImage(svg, event);
-    drag = { item, index: Number(shape.dataset.index), start, svg, before: snapshot(),
-             base: current[item.id][Number(shape.dataset.index)], moved: false };
+    const previous = focus && items.find((i) => i.id === focus.item);
+    focus = { item: item.id, index };
+    if (previous && previous !== item) draw(previous);
+    drag = { item, index, start, svg, before: snapshot(), base: current[item.id][index], moved: false,
+             handle: handle ? handle.dataset.handle : null };
     svg.setPointerCapture(event.pointerId);
+    draw(item);
     event.preventDefault();
   });
   grid?.addEventListener("pointermove", (event) => {
@@ -196,7 +260,8 @@ if (node) {
     const dx = at.x - drag.start.x; const dy = at.y - drag.start.y;
     if (!drag.moved && Math.hypot(dx, dy) < 1) return;
     drag.moved = true;
-    current[drag.item.id][drag.index] = moved(drag.base, dx, dy, drag.item);
+    current[drag.item.id][drag.index] = drag.handle
+      ? resized(drag.base, drag.handle, dx, dy, drag.item) : moved(drag.base, dx, dy, drag.item);
     draw(drag.item);
   });
   grid?.addEventListener("pointerup", () => {
@@ -270,6 +335,7 @@ if (node) {
       deleteSelected();
     } else if (event.key === "Escape") {
       selected.clear();
+      focus = null;
       refresh();
     }
   });

@@ -407,6 +407,46 @@ def test_quick_review_moves_deletes_relabels_undoes_and_applies_atomically(asgi_
     assert Annotation.objects.filter(sample=other).count() == 1
 
 
+def test_quick_review_resizes_a_box_with_its_handles(asgi_server, page, login, owner, make_job, add_sample):
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=640, height=480)
+    _seed_boxes(owner, job, sample, [("cat", (100, 100, 300, 250))])
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/{job.pk}/review")
+    page.wait_for_selector("[data-testid=review-grid][data-ready=true]")
+    card = _review_item(page, sample)
+    # Pressing the box shows its eight handles; dragging the south-east one grows the box.
+    card.locator(".lb-review-shape").first.click()
+    scale = card.locator("svg").evaluate("svg => svg.getScreenCTM().a")  # screen pixels per image pixel
+    assert card.locator(".lb-review-handle").count() == 8
+    corner = card.locator("[data-handle=se]").bounding_box()
+    x, y = corner["x"] + corner["width"] / 2, corner["y"] + corner["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 100 * scale, y + 60 * scale, steps=6)
+    page.mouse.up()
+    # Then the west edge handle pulls the left side out by 40 pixels.
+    west = card.locator("[data-handle=w]").bounding_box()
+    x, y = west["x"] + west["width"] / 2, west["y"] + west["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 40 * scale, y + 25 * scale, steps=4)
+    page.mouse.up()
+    assert card.locator("[data-part=badge]").inner_text() == "Modified"
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+Shift+z")
+    page.screenshot(path=SHOTS.format("review-resize"))
+    assert Annotation.objects.get(sample=sample).geometry["xmax"] == 300  # nothing written before "Apply all"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("[data-testid=review-apply]").click()
+    page.wait_for_url(f"**/labeling/{job.pk}/?status=labeled")
+    (box,) = api_sample(owner, job, sample)["annotations"]
+    # The resize moved only the dragged sides: y of the west edge handle's drag is ignored.
+    assert (box["label"], box["shape"]) == ("cat", "bndbox")
+    assert box["geometry"] == {"xmin": pytest.approx(60, abs=2), "ymin": pytest.approx(100, abs=0.01),
+                               "xmax": pytest.approx(400, abs=2), "ymax": pytest.approx(310, abs=2)}
+
+
 def test_quick_review_discard_and_restore_write_nothing(asgi_server, page, login, owner, make_job, add_sample):
     job = make_job(LabelType.OBJECT_DETECTION)
     sample = add_sample(job.dataset, width=640, height=480)
