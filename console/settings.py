@@ -445,6 +445,11 @@ ATELIER_DEPLOYMENT_SERVICE_EVENT_DAYS = env_int("ATELIER_DEPLOYMENT_SERVICE_EVEN
 ATELIER_DEPLOYMENT_WAITING_SECONDS = env_int("ATELIER_DEPLOYMENT_WAITING_SECONDS", 30)
 # Seconds between deployment sweeps (deploy timeouts, auto-stop, stopping drained instances).
 ATELIER_DEPLOYMENT_SWEEP_SECONDS = env_int("ATELIER_DEPLOYMENT_SWEEP_SECONDS", 10)
+# Lines read from the end of each instance log by the service Logs tab's search.
+ATELIER_DEPLOYMENT_LOG_SEARCH_LINES = env_int("ATELIER_DEPLOYMENT_LOG_SEARCH_LINES", 20000)
+# Stopping a service whose versions declare a health check waits this long before its instances
+# stop (ModelArts: 3 minutes), so callers and health checks see it leave gracefully; 0 = at once.
+ATELIER_DEPLOYMENT_STOP_DELAY_SECONDS = env_int("ATELIER_DEPLOYMENT_STOP_DELAY_SECONDS", 180)
 # Largest request body through the gateway (12 MB) and through the console's test page (8 MB).
 ATELIER_GATEWAY_MAX_BODY_BYTES = env_int("ATELIER_GATEWAY_MAX_BODY_BYTES", 12 * 1024 * 1024)
 ATELIER_GATEWAY_CONSOLE_MAX_BODY_BYTES = env_int("ATELIER_GATEWAY_CONSOLE_MAX_BODY_BYTES", 8 * 1024 * 1024)

@@ -1,6 +1,6 @@
 """Services pages: online and batch lists, deploy forms, the service detail tabs (call guide,
-prediction test page, configuration records, monitoring, events, instances, API keys, alarm
-rules), the lifecycle buttons and modify/upgrade."""
+prediction test page, configuration records, monitoring, events, instances, log search, API keys,
+alarm rules), the lifecycle buttons and modify/upgrade."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,7 @@ from apps.core.permissions import has_perm, require_perm
 from apps.core.selectors import timeline_for
 from apps.core.tables import render_table
 
-from . import batch, keys, monitoring, selectors, serving
+from . import batch, keys, logsearch, monitoring, selectors, serving
 from .charts import monitoring_figures
 from .choices import RESTARTABLE, STARTABLE, STOPPABLE, ServiceKind, ServiceStatus
 from .forms import AlarmRuleForm, ApiKeyForm, BatchServiceForm, ServiceForm, flavor_choices
@@ -31,9 +31,9 @@ from .views import _apply_errors, _confirm_delete
 
 ONLINE_TABS = [("guide", "Call guide"), ("predict", "Prediction"), ("config", "Config update records"),
                ("monitoring", "Monitoring"), ("events", "Events"), ("instances", "Instances and logs"),
-               ("keys", "API keys"), ("alarms", "Alarm rules")]
+               ("logs", "Logs"), ("keys", "API keys"), ("alarms", "Alarm rules")]
 BATCH_TABS = [("overview", "Overview"), ("config", "Config update records"), ("events", "Events"),
-              ("instances", "Instances and logs")]
+              ("instances", "Instances and logs"), ("logs", "Logs")]
 # File types the test page accepts for upload (seed-06 §3.5).
 IMAGE_SUFFIXES = (".png", ".psd", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".svg", ".tiff", ".tif")
 
@@ -255,10 +255,40 @@ def service_detail(request, pk):
     elif tab == "alarms":
         context["rules"] = selectors.service_alarm_rules(service)
         context["rule_form"] = AlarmRuleForm(service=service)
+    elif tab == "logs":
+        context.update(_log_context(request, service))
+        if request.htmx and request.htmx.target == "log-results":
+            return render(request, "deployment/service_detail.html#log-results", context)
     elif tab == "overview":
         context["progress"] = batch.batch_progress(service)
         context["mapping_json"] = json.dumps(service.mapping, indent=2) if service.mapping else ""
     return render(request, "deployment/service_detail.html", context)
+
+
+def _log_context(request, service) -> dict:
+    """The Logs tab: the search form's values, the instance runs to choose from, and the matches
+    (or the reason the search could not run)."""
+    params = request.GET
+    window = params.get("window", "5m")
+    runs = list(logsearch.service_log_runs(service)[:50])
+    chosen = params.get("run", "")
+    run_id = int(chosen) if chosen.isdigit() and any(r.pk == int(chosen) for r in runs) else None
+    context = {"log_window": window, "log_query": params.get("q", ""), "log_start": params.get("start", ""),
+               "log_end": params.get("end", ""), "log_run": run_id,
+               "log_runs": [(r.pk, logsearch.run_label(r), r.get_status_display()) for r in runs],
+               "log_windows": [("5m", "Last 5 minutes"), ("30m", "Last 30 minutes"), ("1h", "Last hour"),
+                               ("custom", "Custom")]}
+    try:
+        since, until = logsearch.window_bounds(window, context["log_start"], context["log_end"])
+        context["log"] = logsearch.service_log_search(service, query=context["log_query"], since=since,
+                                                      until=until, run_id=run_id)
+        context["log_since"], context["log_until"] = since, until
+    except logsearch.QueryError as exc:
+        context["log_error"] = f"Search: {exc}"
+    except ValidationError as exc:
+        context["log_error"] = "; ".join(f"{'Time' if k == 'window' else k.capitalize()}: {' '.join(v)}"
+                                         for k, v in exc.message_dict.items())
+    return context
 
 
 def _cloudshell_tab(request, service, context) -> None:

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 EXIT_LOAD_FAILED = 3
@@ -39,7 +40,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _say(message: str) -> None:
+def _say(message: str, *, stamp: bool = True) -> None:
+    # Timestamped like the logging lines, so the service's Logs tab can place them in time;
+    # ATELIER_METRIC lines stay bare (the run engine reads them at the start of a line).
+    if stamp:
+        message = f"{time.strftime('%Y-%m-%d %H:%M:%S')} INFO atelier_modelserver: {message}"
     sys.stdout.write(message + "\n")
     sys.stdout.flush()
 
@@ -100,7 +105,7 @@ def _report_metrics(every: float) -> None:
     while not stop.wait(every):
         cpu = process.cpu_percent(None) / (psutil.cpu_count() or 1)
         for name, value in (("cpu_usage", cpu), ("mem_usage", process.memory_percent()), *_gpu_usage()):
-            _say("ATELIER_METRIC " + json.dumps({"name": name, "value": round(value, 3)}))
+            _say("ATELIER_METRIC " + json.dumps({"name": name, "value": round(value, 3)}), stamp=False)
 
 
 def main(argv: list[str] | None = None) -> None:
