@@ -15,7 +15,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -39,8 +40,6 @@ def _node(job, rank: int):
 
 
 def _log_response(request, run, *, filename: str, inline: bool) -> StreamingHttpResponse:
-    from django.core.handlers.asgi import ASGIRequest
-
     fh = open_log(run)
     if fh is None:
         body = iter([b""])
@@ -86,8 +85,13 @@ def logs_zip(request, pk):
                 with fh:
                     while chunk := fh.read(ZIP_CHUNK):
                         target.write(chunk)
+    size = spool.seek(0, 2)
     spool.seek(0)
-    return FileResponse(spool, as_attachment=True, filename=f"{job.name}-logs.zip", content_type="application/zip")
+    body = _achunks(spool) if isinstance(request, ASGIRequest) else _chunks(spool)
+    response = StreamingHttpResponse(body, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{job.name}-logs.zip"'
+    response["Content-Length"] = str(size)
+    return response
 
 
 def share_token_make(run) -> str:

@@ -65,7 +65,10 @@ function setup(panel) {
       if (payload.kind === "log") {
         const stick = view.scrollTop + view.clientHeight >= view.scrollHeight - 20;
         payload.lines.forEach((text, i) => addLine(payload.first + i, text));
-        if (payload.backlog && payload.first > 1) state.textContent = `Live · showing the latest ${payload.lines.length} of ${payload.total} lines (download for all)`;
+        if (payload.backlog && payload.first > 1) {
+          state.textContent = `Live · showing the latest ${payload.lines.length} of ${payload.total} lines; open "Full log" or download for the rest`;
+          panel.dataset.tail = "partial";
+        }
         if (stick) view.scrollTop = view.scrollHeight;
       } else if (payload.kind === "metric") {
         addPoints(payload.points);
@@ -91,6 +94,9 @@ function setup(panel) {
     if (ws) { ws.replaced = true; ws.close(1000); }
     view.textContent = "";
     last = 0;
+    hits = [];
+    hit = -1;
+    count.textContent = "";
     showNodeLinks();
     connect();
   });
