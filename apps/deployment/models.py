@@ -192,6 +192,7 @@ class InferenceService(models.Model):
     generation = models.PositiveIntegerField(default=0)  # instances of older generations drain
     pending_config = models.JSONField(default=list, blank=True)  # versions of a rollout not yet promoted
     deploying_since = models.DateTimeField(null=True, blank=True)
+    stop_due_at = models.DateTimeField(null=True, blank=True)  # Stopping: instances stop then (health-check delay)
     started_at = models.DateTimeField(null=True, blank=True)
 
     input_uri = models.CharField(max_length=1024, blank=True)  # batch: folder or .manifest

@@ -428,13 +428,54 @@ def service_stop(*, user, service: InferenceService, reason: str = "", event: st
         raise ValidationError(f"The service is {service.get_status_display().lower()}; there is nothing to stop.")
     actor = _actor(service, user)
     runs = list(Run.objects.filter(service_instance__service=service))
-    _status_set(service, S.STOPPING, reason=reason, event=event, auto_stop_at=None, pending_config=[])
+    delay = _stop_delay(service)
+    _status_set(service, S.STOPPING, reason=reason, event=event, auto_stop_at=None, pending_config=[],
+                stop_due_at=timezone.now() + timedelta(seconds=delay) if delay else None)
+    if delay:
+        # The instances keep answering until then; the sweep stops them (`service_stop_due`).
+        event_add(obj=service, message=f"A health check is configured, so the instances stop in {_duration(delay)}.")
+        if not system:
+            audit_record(actor=user, action="service:stop", obj=service)
+        return service
     _stop_runs(runs, user=actor, reason=reason or "The service is stopping.")
     if not any(run.status in LIVE_STATUSES for run in Run.objects.filter(pk__in=[r.pk for r in runs])):
         _status_set(service, S.STOPPED, expect=S.STOPPING, event="Service stopped.", reason=reason)
     if not system:
         audit_record(actor=user, action="service:stop", obj=service)
     return service
+
+
+def _stop_delay(service: InferenceService) -> int:
+    """Seconds a stop waits (seed-06 §4.1: 3 minutes when a health check is configured): only
+    for serving services whose versions declare a check."""
+    delay = settings.ATELIER_DEPLOYMENT_STOP_DELAY_SECONDS
+    if delay <= 0 or service.status not in (S.RUNNING, S.ALARM):
+        return 0
+    checked = any((sv.model_version.health or {}).get("check_method")
+                  for sv in service.versions.select_related("model_version"))
+    return delay if checked else 0
+
+
+def _duration(seconds: int) -> str:
+    minutes, rest = divmod(seconds, 60)
+    if minutes and not rest:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+@transaction.atomic
+def service_stop_due(service: InferenceService) -> bool:
+    """Sweep: a delayed stop whose time has come stops the instances now (idempotent)."""
+    _fresh(service)
+    if service.status != S.STOPPING or service.stop_due_at is None or service.stop_due_at > timezone.now():
+        return False
+    InferenceService.objects.filter(pk=service.pk).update(stop_due_at=None)
+    service.stop_due_at = None
+    runs = list(Run.objects.filter(service_instance__service=service))
+    _stop_runs(runs, user=_actor(service), reason=service.status_reason or "The service is stopping.")
+    if not any(run.status in LIVE_STATUSES for run in Run.objects.filter(pk__in=[r.pk for r in runs])):
+        _status_set(service, S.STOPPED, expect=S.STOPPING, event="Service stopped.", reason=service.status_reason)
+    return True
 
 
 @transaction.atomic

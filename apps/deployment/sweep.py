@@ -28,7 +28,17 @@ from apps.runtime.choices import LIVE_STATUSES, RunStatus
 
 from .choices import DEPLOYING, ServiceKind, ServiceStatus
 from .models import InferenceService, ServiceInstance
-from .serving import _actor, _instances_submit, _ready, _rollback, _status_set, _stop_runs, service_refresh, service_stop
+from .serving import (
+    _actor,
+    _instances_submit,
+    _ready,
+    _rollback,
+    _status_set,
+    _stop_runs,
+    service_refresh,
+    service_stop,
+    service_stop_due,
+)
 
 logger = logging.getLogger(__name__)
 S = ServiceStatus
@@ -68,6 +78,9 @@ def _sweep_service(service: InferenceService, now) -> dict[str, int]:
         if drained:
             _stop_runs([i.run for i in drained], user=_actor(service), reason="Drained: no longer takes traffic.")
             counts["drained"] = len(drained)
+        if service.status == S.STOPPING and service.stop_due_at and service.stop_due_at <= now:
+            service_stop_due(service)
+            return counts
         timeout = timedelta(minutes=service.deploy_timeout_minutes)
         deploying = service.status in DEPLOYING or bool(service.pending_config)
         since = service.deploying_since or service.status_changed_at

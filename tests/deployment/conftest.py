@@ -26,6 +26,7 @@ FAST = {
     "ATELIER_WORKER_HOST": "127.0.0.1",
     "ATELIER_GATEWAY_CACHE_SECONDS": "1",
     "ATELIER_DEPLOYMENT_DRAIN_SECONDS": "2",
+    "ATELIER_DEPLOYMENT_STOP_DELAY_SECONDS": "0",  # test_serving covers the delayed stop
 }
 
 

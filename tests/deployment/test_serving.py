@@ -302,3 +302,38 @@ def test_queued_instances_make_it_wait_until_a_worker_takes_them(deploy, echo_ve
     Run.objects.filter(pk=run.pk).update(status=RunStatus.STARTING)
     assert serving.service_refresh(service) == S.DEPLOYING
     assert service_events(service)[-1] == "Resources are available; deploying."
+
+
+def test_stop_waits_when_a_health_check_is_configured(deploy, echo_version, owner, settings):
+    settings.ATELIER_DEPLOYMENT_STOP_DELAY_SECONDS = 120
+    AiAppVersion.objects.filter(pk=echo_version.pk).update(health={
+        "check_method": "HTTP", "url": "/health", "period_seconds": 5, "failure_threshold": 3})
+    service = attach_instances(deploy((echo_version, 100)), {echo_version.pk: ["127.0.0.1:9"]})
+    serving.service_stop(user=owner, service=service)
+    service.refresh_from_db()
+    run = Run.objects.get(service_instance__service=service)
+    assert service.status == S.STOPPING and run.status == RunStatus.RUNNING  # still answering meanwhile
+    assert service_events(service)[-2:] == ["Stopping service.",
+                                            "A health check is configured, so the instances stop in 2 minutes."]
+    assert abs((service.stop_due_at - timezone.now()).total_seconds() - 120) < 5
+    sweep.deployment_sweep()
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING  # not yet
+    InferenceService.objects.filter(pk=service.pk).update(stop_due_at=timezone.now() - timedelta(seconds=1))
+    sweep.deployment_sweep()
+    assert Run.objects.get(pk=run.pk).status == RunStatus.STOPPING
+    service.refresh_from_db()
+    assert service.stop_due_at is None
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.STOPPED)
+    assert serving.service_refresh(service) == S.STOPPED
+
+
+def test_stop_is_immediate_without_a_health_check_or_with_no_delay(deploy, echo_version, owner, settings):
+    settings.ATELIER_DEPLOYMENT_STOP_DELAY_SECONDS = 120
+    service = attach_instances(deploy((echo_version, 100)), {echo_version.pk: ["127.0.0.1:9"]})
+    serving.service_stop(user=owner, service=service)
+    assert Run.objects.get(service_instance__service=service).status == RunStatus.STOPPING
+    settings.ATELIER_DEPLOYMENT_STOP_DELAY_SECONDS = 0
+    AiAppVersion.objects.filter(pk=echo_version.pk).update(health={"check_method": "HTTP", "url": "/health"})
+    other = attach_instances(deploy((echo_version, 100), name="other"), {echo_version.pk: ["127.0.0.1:9"]})
+    serving.service_stop(user=owner, service=other)
+    assert Run.objects.get(service_instance__service=other).status == RunStatus.STOPPING
