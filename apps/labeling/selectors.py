@@ -248,6 +248,21 @@ def import_history(job: LabelingJob):
     return operations_of(job.dataset, kind=OperationKind.IMPORT)
 
 
+def auto_group_history(job: LabelingJob):
+    """The dataset's auto-grouping tasks, newest first (the All tab's "Auto-grouping > Task history")."""
+    from apps.datasets.choices import OperationKind
+    from apps.datasets.selectors import operations_of
+
+    return operations_of(job.dataset, kind=OperationKind.AUTO_GROUP)
+
+
+def auto_group_running(job: LabelingJob):
+    """The newest queued or running auto-grouping task of the job's dataset, else None."""
+    from apps.datasets.choices import OperationStatus
+
+    return auto_group_history(job).filter(status__in=[OperationStatus.QUEUED, OperationStatus.RUNNING]).first()
+
+
 def import_row(operation) -> dict:
     """One history row (spec §3.6): created, mode, path, total, imported, imported labeled, status.
 

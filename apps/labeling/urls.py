@@ -14,6 +14,7 @@ urlpatterns = [
     path("<int:pk>/sync", views.job_sync, name="sync"),
     path("<int:pk>/labels", views.job_labels, name="labels"),
     path("<int:pk>/data", views.job_data, name="data"),
+    path("<int:pk>/auto-group", views.job_auto_group, name="auto_group"),
     path("<int:pk>/guide/images", views.guide_image_upload, name="guide_image_upload"),
     path("<int:pk>/guide/<str:name>", views.guide_image, name="guide_image"),
     path("<int:pk>/review", views.job_review, name="review"),

@@ -16,7 +16,7 @@ from django.middleware.csrf import get_token
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.permissions import has_perm, require_perm
-from apps.datasets.choices import LabelKind, LabelStatus, LabelType
+from apps.datasets.choices import AUTO_GROUP_LABEL_TYPES, LabelKind, LabelStatus, LabelType
 from apps.datasets.models import Dataset, Label
 from apps.datasets.selectors import FilterError, annotators_of
 
@@ -191,8 +191,55 @@ def job_detail(request, pk):
         "delete_text": {Scene.AUDIO: "Delete audio", Scene.VIDEO: "Delete video"}.get(
             scene, "Delete images" if job.labeling_type == LabelType.IMAGE_SEGMENTATION else "Delete"),
         "can_review": status == LabelStatus.LABELED and job.labeling_type in selectors.REVIEW_TYPES,
+        # Datasets spec §8.2 / item 31: auto-grouping is started, and its history seen, from the All tab.
+        "can_group": status == "all" and job.labeling_type in AUTO_GROUP_LABEL_TYPES,
+        "grouping": selectors.auto_group_running(job) if status == "all" else None,
     }
     return render(request, "labeling/job_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_auto_group(request, pk):
+    """Auto-grouping of the job's dataset (datasets spec §8.2, item 31), reached from the All tab:
+    "Start task" (number of groups 2–200, a sample attribute or a result directory, advanced
+    features) and the task history with Stop for a running task."""
+    from apps.datasets.forms import AutoGroupForm
+    from apps.datasets.grouping import auto_group_start
+    from apps.datasets.services import operation_stop
+
+    job = _job(request, pk)
+    if job.labeling_type not in AUTO_GROUP_LABEL_TYPES:
+        raise Http404("Auto-grouping is offered for image classification, detection and segmentation jobs only.")
+    form = AutoGroupForm(request.POST if request.method == "POST" and "stop" not in request.POST else None,
+                         user=request.user)
+    if request.method == "POST":
+        if "stop" in request.POST:
+            operation = selectors.auto_group_history(job).filter(pk=request.POST.get("stop") or 0).first()
+            if operation is None:
+                raise Http404("No such auto-grouping task.")
+            try:
+                operation_stop(user=request.user, operation=operation)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(request, f"Stop of auto-grouping {operation.uid} requested.")
+            return redirect("labeling:auto_group", job.pk)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                operation = auto_group_start(user=request.user, dataset=job.dataset, groups=data["groups"],
+                                             handling=data["handling"], attribute=data["attribute"],
+                                             result_path=data["result_path"], features=data["features"])
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                messages.success(request, f"Auto-grouping {operation.uid} started: its progress shows on the All tab.")
+                return redirect(reverse("labeling:detail", args=[job.pk]) + "?status=all")
+    context = {"job": job, "form": form, "history": selectors.auto_group_history(job)[:20],
+               "can_update": has_perm(request.user, job.workspace, "dataset:update")}
+    return render(request, "labeling/job_auto_group.html", context, status=400 if form.errors else 200)
 
 
 @login_required

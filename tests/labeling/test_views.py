@@ -154,12 +154,17 @@ def test_add_data_page_shows_history_and_inline_errors(client_owner, make_job, b
     assert refused.status_code == 400
     assert "Give the storage path to import from, or choose files to upload." in refused.content.decode()
     put(f"storage://{bucket.name}/new/a.png", png_bytes(20, 20))
+    # Labeled data names the format of its annotations; raw files have none.
+    refused = client_owner.post(f"/labeling/{job.pk}/data", {"source": "storage", "labeled": "labeled", "format": "raw",
+                                                             "path": f"storage://{bucket.name}/new/"})
+    assert refused.status_code == 400 and "Labeled data is imported with its annotations" in refused.content.decode()
     done = client_owner.post(f"/labeling/{job.pk}/data", {"source": "storage", "path": f"storage://{bucket.name}/new/",
-                                                          "labeled": "labeled", "format": "raw"})
+                                                          "labeled": "labeled", "format": "voc"})
     assert done.status_code == 302 and done["Location"] == f"/labeling/{job.pk}/data"
     operation = DatasetOperation.objects.get(dataset=job.dataset)
     assert (operation.params["labeled"], operation.params["path"]) == (True, f"storage://{bucket.name}/new")
-    assert f"storage://{bucket.name}/new" in client_owner.get(f"/labeling/{job.pk}/data").content.decode()
+    history = client_owner.get(f"/labeling/{job.pk}/data").content.decode()
+    assert f"storage://{bucket.name}/new" in history and "Imported labeled samples" in history
     detail = client_owner.get(f"/labeling/{job.pk}/").content.decode()
     assert f'href="/labeling/{job.pk}/data"' in detail and 'data-testid="delete-samples"' in detail
 
@@ -197,3 +202,38 @@ def test_guide_renders_rich_text_safely_and_serves_its_images(client_owner, owne
     outsider_client.force_login(outsider)
     assert outsider_client.get(f"/labeling/{job.pk}/guide/{name}").status_code == 404
     assert client_owner.get(f"/labeling/{job.pk}/guide/..%2Fsecret.png").status_code == 404
+
+
+def test_auto_grouping_starts_from_the_all_tab(client_owner, outsider, make_job, add_sample):
+    from apps.datasets.models import DatasetOperation
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    add_sample(job.dataset)
+    # The entry sits on the All tab only (datasets spec §8.2), not on Unlabeled or Labeled.
+    assert 'data-testid="auto-group"' not in client_owner.get(f"/labeling/{job.pk}/").content.decode()
+    body = client_owner.get(f"/labeling/{job.pk}/?status=all").content.decode()
+    assert f'href="/labeling/{job.pk}/auto-group"' in body and 'data-testid="attr-filter"' in body
+    page = client_owner.get(f"/labeling/{job.pk}/auto-group")
+    assert page.status_code == 200 and "No auto-grouping yet." in page.content.decode()
+    refused = client_owner.post(f"/labeling/{job.pk}/auto-group", {"groups": "201", "handling": "attribute",
+                                                                   "attribute": "grp"})
+    assert refused.status_code == 400 and "Ensure this value is less than or equal to 200." in refused.content.decode()
+    missing = client_owner.post(f"/labeling/{job.pk}/auto-group", {"groups": "3", "handling": "attribute"})
+    assert missing.status_code == 400 and "Name the sample attribute that receives the group." in missing.content.decode()
+    assert not DatasetOperation.objects.filter(dataset=job.dataset, kind="auto_group").exists()
+    started = client_owner.post(f"/labeling/{job.pk}/auto-group", {"groups": "3", "handling": "attribute",
+                                                                   "attribute": "grp", "features": ["brightness"]})
+    assert started.status_code == 302 and started["Location"] == f"/labeling/{job.pk}/?status=all"
+    op = DatasetOperation.objects.get(dataset=job.dataset, kind="auto_group")
+    assert (op.params["groups"], op.params["attribute"], op.params["features"]) == (3, "grp", ["brightness"])
+    # The All tab shows the running task; its history offers Stop, which stops it.
+    assert 'data-testid="auto-group-running"' in client_owner.get(f"/labeling/{job.pk}/?status=all").content.decode()
+    assert 'data-testid="auto-group-stop"' in client_owner.get(f"/labeling/{job.pk}/auto-group").content.decode()
+    assert client_owner.post(f"/labeling/{job.pk}/auto-group", {"stop": op.pk}).status_code == 302
+    op.refresh_from_db()
+    assert op.status == "stopped"
+    client = Client()
+    client.force_login(outsider)
+    assert client.get(f"/labeling/{job.pk}/auto-group").status_code == 404
+    text_job = make_job(LabelType.TEXT_CLASSIFICATION)
+    assert client_owner.get(f"/labeling/{text_job.pk}/auto-group").status_code == 404
