@@ -193,7 +193,15 @@ def switch_user(uid, run_dir: Path, env: dict):
     if current != 0:
         say(f"Run-as uid {uid} not applied: this worker runs as uid {current} and cannot switch users.")
         return None
+    for parent in run_dir.parents:
+        info = parent.stat()
+        if not (info.st_mode & 0o001 or info.st_uid == uid):
+            say(f"Run-as uid {uid} not applied: {parent} is closed to other users, so uid {uid} could not reach "
+                f"the run directory.")
+            return None
     for folder, dirs, files in os.walk(run_dir):
+        # .atelier holds the run engine's own files; they stay the worker's.
+        dirs[:] = [d for d in dirs if not (folder == str(run_dir) and d == ".atelier")]
         for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
             os.lchown(name, uid, uid)
     env["HOME"] = str(run_dir)
