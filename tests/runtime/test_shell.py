@@ -23,9 +23,9 @@ from apps.runtime.shell_consumer import ENDED_CLOSE_CODE, FORBIDDEN_CLOSE_CODE, 
 from apps.training.choices import TrainingStatus
 from apps.training.selectors import job_runs
 from apps.training.services import training_job_create, training_job_stop
-from tests.training.conftest import bucket, put_tree, training_worker, wait_job  # noqa: F401
+from tests.training.conftest import bucket, job_log, put_tree, training_worker, wait_job  # noqa: F401
 
-from .conftest import wait_status
+from .conftest import process_alive, wait_for, wait_status
 from .test_consumers import open_socket
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -83,26 +83,35 @@ def shell(server, run, user, **query) -> Shell:
 
 
 @pytest.fixture
-def running_node(training_worker, owner, workspace, bucket, local_pool, cpu_flavor, settings):  # noqa: F811
-    """A training job whose single node is Running on a real worker with a short shell idle limit."""
+def shell_job(training_worker, owner, workspace, bucket, local_pool, cpu_flavor, settings):  # noqa: F811
+    """Factory: a training job with `nodes` nodes Running on real workers (one node per worker, as
+    the engine places them) that close shells after IDLE_SECONDS; returns (job, runs by rank)."""
     settings.ATELIER_RUNTIME_SHELL_IDLE_SECONDS = IDLE_SECONDS
-    training_worker(env={"ATELIER_RUNTIME_SHELL_IDLE_SECONDS": str(IDLE_SECONDS),
-                         "ATELIER_SHELL_TEST_SECRET": "console-only-value"})
     put_tree("storage://train-data/shell-code", {"train.py": TRAIN})
-    job = training_job_create(user=owner, workspace=workspace, name="shell-job", pool=local_pool, flavor=cpu_flavor,
-                              experiment="new", experiment_name="shell-exp",
-                              code_dir="storage://train-data/shell-code", boot_file="train.py")
-    job = wait_job(job, TrainingStatus.RUNNING, timeout=60)
-    run = wait_status(job_runs(job)[0], RunStatus.RUNNING)
-    return job, run
+
+    def start(nodes: int = 1):
+        for _ in range(nodes):
+            training_worker(env={"ATELIER_RUNTIME_SHELL_IDLE_SECONDS": str(IDLE_SECONDS),
+                                 "ATELIER_SHELL_TEST_SECRET": "console-only-value"})
+        job = training_job_create(user=owner, workspace=workspace, name="shell-job", pool=local_pool,
+                                  flavor=cpu_flavor, experiment="new", experiment_name="shell-exp", node_count=nodes,
+                                  code_dir="storage://train-data/shell-code", boot_file="train.py")
+        job = wait_job(job, TrainingStatus.RUNNING, timeout=60)
+        runs = [wait_status(run, RunStatus.RUNNING) for run in job_runs(job)]
+        # The run is Running from the launcher's start; its environment is the job's once train.py runs.
+        for rank in range(nodes):
+            wait_for(lambda: "node up" in job_log(job, rank), timeout=60, message=f"node {rank} to run train.py")
+        return job, runs
+
+    return start
 
 
-def test_shell_runs_in_the_job_environment_and_ends_with_the_run(asgi_server, running_node, owner, teammate,
+def test_shell_runs_in_the_job_environment_and_ends_with_the_run(asgi_server, shell_job, owner, teammate,
                                                                 outsider, workspace):
     from apps.accounts.services import membership_set
     from apps.core.choices import Role
 
-    job, run = running_node
+    job, [run] = shell_job()
     term = shell(asgi_server, run, teammate, cols=100, rows=30)
     ready = term.read_until(lambda s: s.message("ready")).message("ready")
     assert ready["idle_seconds"] == IDLE_SECONDS
@@ -129,6 +138,17 @@ def test_shell_runs_in_the_job_environment_and_ends_with_the_run(asgi_server, ru
     assert refused.close_code == FORBIDDEN_CLOSE_CODE
     assert refused.message("error")["message"] == "Your role does not allow run:exec."
     assert AuditEntry.objects.filter(action="run:exec", result="denied", actor=viewer).count() == 1
+
+    # Closing the browser's socket ends the shell on the worker (its process is gone).
+    gone = shell(asgi_server, run, owner)
+    gone.read_until(lambda s: s.message("ready"))
+    pid = AuditEntry.objects.filter(action="run:shell_open", actor=owner).get().detail["pid"]
+    assert process_alive(pid)
+    gone.ws.close()
+    wait_for(lambda: not process_alive(pid), timeout=10, message=f"shell pid {pid} to end")
+    wait_for(lambda: AuditEntry.objects.filter(action="run:shell_close", actor=owner).exists(), timeout=10,
+             message="the close to be audited")
+    assert AuditEntry.objects.get(action="run:shell_close", actor=owner).detail["reason"] == "disconnected"
 
     # No keystroke for IDLE_SECONDS: the worker ends the session and says why.
     idle = shell(asgi_server, run, owner)
@@ -157,5 +177,5 @@ def test_shell_runs_in_the_job_environment_and_ends_with_the_run(asgi_server, ru
 
     opened = AuditEntry.objects.filter(action="run:shell_open", object_id=str(run.pk))
     closed = AuditEntry.objects.filter(action="run:shell_close", object_id=str(run.pk))
-    assert sorted(e.actor.username for e in opened) == ["alice", "alice", "bob"]
-    assert sorted(e.detail["reason"] for e in closed) == ["idle", "idle", "run-ended"]
+    assert sorted(e.actor.username for e in opened) == ["alice", "alice", "alice", "bob"]
+    assert sorted(e.detail["reason"] for e in closed) == ["disconnected", "idle", "idle", "run-ended"]

@@ -1,5 +1,5 @@
-"""The Shell tab of a running training job in a real browser: type into xterm.js, read the
-output, the idle notice and Reconnect (same worker fixture as test_shell.py)."""
+"""The Shell tab of a running two-node training job in a real browser: type into xterm.js, read
+the output, the idle notice, Reconnect and the node selector (workers as in test_shell.py)."""
 from __future__ import annotations
 
 import pytest
@@ -8,23 +8,24 @@ from django.urls import reverse
 from tests.harness import ARTIFACTS
 from tests.training.conftest import bucket, training_worker  # noqa: F401
 
-from .test_shell import IDLE_SECONDS, running_node  # noqa: F401
+from .test_shell import IDLE_SECONDS, shell_job  # noqa: F401
 
 pytestmark = [pytest.mark.worker, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_shell_tab_types_into_the_node_and_reconnects_after_idle(asgi_server, running_node, owner, page,  # noqa: F811
+def test_shell_tab_types_into_the_node_and_reconnects_after_idle(asgi_server, shell_job, owner, page,  # noqa: F811
                                                                   login):
     from django.conf import settings
 
-    job, run = running_node
+    job, runs = shell_job(nodes=2)
+    run = runs[0]
     login(page, owner, asgi_server.url)
     page.goto(asgi_server.url + reverse("training:detail", args=[job.pk]))
     page.get_by_role("link", name="Shell", exact=True).click()
     panel = page.get_by_test_id("run-shell")
     state = page.get_by_test_id("shell-state")
     state.filter(has_text="Connected as").wait_for()
-    assert page.get_by_test_id("shell-node").locator("option").all_inner_texts() == ["worker-0"]
+    assert page.get_by_test_id("shell-node").locator("option").all_inner_texts() == ["worker-0", "worker-1"]
 
     rows = page.locator(".xterm-rows")
     rows.filter(has_text="shell-code").wait_for()  # the prompt (it shows the directory): bash is ready
@@ -51,3 +52,12 @@ def test_shell_tab_types_into_the_node_and_reconnects_after_idle(asgi_server, ru
     page.keyboard.type("echo again-$RANK")
     page.keyboard.press("Enter")
     rows.filter(has_text="again-0").wait_for()
+
+    # The node selector opens a new shell on the other node (its own worker process).
+    page.get_by_test_id("shell-node").select_option(label="worker-1")
+    rows.filter(has_text=f"run-{runs[1].pk}").wait_for()
+    assert "again-0" not in rows.inner_text()  # a fresh terminal
+    page.locator(".xterm").click()
+    page.keyboard.type("echo node-$RANK-of-$WORLD_SIZE")
+    page.keyboard.press("Enter")
+    rows.filter(has_text="node-1-of-2").wait_for()
