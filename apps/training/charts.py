@@ -42,5 +42,8 @@ def run_usage_figure(samples, *, title: str) -> dict:
     data = _layout(fig, f"{title}: resource usage (%)", "%")
     data["layout"]["xaxis"]["title"] = {"text": "time"}
     data["layout"]["hovermode"] = "x unified"
+    # Legend above the plot, right of the title: below it, it would cover the time axis' title.
+    data["layout"]["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}
+    data["layout"]["margin"]["t"] = 60
     data["layout"]["uirevision"] = title
     return data

@@ -69,7 +69,8 @@ def job_attempts(job: TrainingJob) -> list[Attempt]:
     for previous, attempt in zip(attempts, attempts[1:]):
         lost = previous.status == RunStatus.LOST
         attempt.level = LEVEL_JOB if job.node_count > 1 else LEVEL_NODE_TASK
-        attempt.reason = (f"Worker lost: {previous.reason}" if lost else previous.reason) or "Restarted."
+        reason = previous.reason.removeprefix("Lost: ")
+        attempt.reason = (f"Worker lost: {reason}" if lost else reason) or "Restarted."
     if attempts:
         attempts[0].level = "First run"
     return attempts

@@ -102,3 +102,62 @@ def test_log_viewer_tail_search_system_lines_nodes_share_and_zip(page, browser, 
     with zipfile.ZipFile(io.BytesIO(Path(download.path()).read_bytes())) as zf:
         assert zf.namelist() == ["viewer-worker-0.log", "viewer-worker-1.log"]
         assert len(zf.read("viewer-worker-0.log").splitlines()) == 2103
+
+
+def test_resource_charts_refresh_keep_legend_toggles_and_recovery_tab(page, asgi_server, login, owner, workspace,
+                                                                       bucket, local_pool, cpu_flavor):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.runtime.choices import RunStatus
+    from apps.runtime.models import Run, RunSample
+    from apps.runtime.services import run_transition
+    from apps.training.models import TrainingJob
+
+    job, runs = _job_with_nodes(owner, workspace, local_pool, cpu_flavor, name="charts")
+    now = timezone.now()
+    for rank, run in enumerate(runs):
+        for i in range(5):
+            RunSample.objects.create(run=run, at=now - timedelta(seconds=50 - 10 * i), cpu_percent=20.0 * i + rank,
+                                     memory_percent=5.0 + i, memory_mb=100.0 + i)
+    login(page, owner, asgi_server.url)
+    page.clock.install()
+    page.goto(f"{asgi_server.url}/training/jobs/{job.pk}/?tab=resources")
+    chart = page.locator(".chart[data-node-rank='0']")
+    expect(chart.locator(".legend .traces")).to_have_count(2)  # cpuUsage, memUsage
+    expect(page.locator("[data-sample-count='0']")).to_have_text("(5 samples)")
+
+    # Hide memUsage, then a new sample arrives: the refresh redraws and the series stays hidden.
+    chart.locator(".legend .traces", has_text="memUsage").click()
+    page.clock.run_for(500)  # plotly waits out its double-click window before toggling
+    assert page.evaluate("document.querySelector(\".chart[data-node-rank='0']\").data[1].visible") == "legendonly"
+    RunSample.objects.create(run=runs[0], at=timezone.now(), cpu_percent=99.0, memory_percent=9.0, memory_mb=120)
+    page.clock.run_for(10_500)
+    expect(page.locator("[data-sample-count='0']")).to_have_text("(6 samples)")
+    assert page.evaluate("document.querySelector(\".chart[data-node-rank='0']\").data[0].y.slice(-1)[0]") == 99.0
+    assert page.evaluate("document.querySelector(\".chart[data-node-rank='0']\").data[1].visible") == "legendonly"
+    page.screenshot(path=str(SHOTS / "training-resources.png"), full_page=True)
+
+    # A lost worker and a restart: the fault-recovery tab appears with both attempts.
+    page.goto(f"{asgi_server.url}/training/jobs/{job.pk}/?tab=overview")
+    expect(page.locator("nav.tabs")).not_to_contain_text("Fault recovery")
+    for run in runs:
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, host="127.0.0.1", started_at=now)
+        run.refresh_from_db()
+        run_transition(run, RunStatus.LOST if run.node_rank == 0 else RunStatus.STOPPED,
+                       reason="Lost: w0@test stopped sending heartbeats (35 s ago)." if run.node_rank == 0
+                       else "Node 0 ended; stopping the others.")
+    Run.objects.filter(group=runs[0].group).update(status=RunStatus.RUNNING, attempt=2, started_at=timezone.now(),
+                                                   finished_at=None)
+    # (The hand-made ending above made the job Abnormal; the engine's auto-restart keeps it Running.)
+    TrainingJob.objects.filter(pk=job.pk).update(restart_count=1, auto_restart=2, status="running", failure={},
+                                                 status_reason="", finished_at=None)
+    page.goto(f"{asgi_server.url}/training/jobs/{job.pk}/")
+    page.locator("nav.tabs").get_by_text("Fault recovery").click()
+    table = page.locator("[data-testid=fault-recovery] table")
+    expect(table.locator("tr[data-attempt='2']")).to_contain_text("Job reschedule")
+    expect(table.locator("tr[data-attempt='2']")).to_contain_text("Worker lost: w0@test stopped sending")
+    expect(table.locator("tr[data-attempt='2']")).to_contain_text("running (current)")
+    expect(table.locator("tr[data-attempt='1']")).to_contain_text("lost")
+    page.screenshot(path=str(SHOTS / "training-fault-recovery.png"), full_page=True)

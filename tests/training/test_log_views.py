@@ -151,7 +151,7 @@ def test_fault_recovery_tab_lists_attempts_and_appears_only_after_a_restart(clie
     page = client.get(f"/training/jobs/{job.pk}/", {"tab": "recovery"}).content.decode()
     assert "Fault recovery" in page and 'data-testid="fault-recovery"' in page
     assert '<tr data-attempt="1"><td class="num">1</td><td>First run</td>' in page
-    assert ('<tr data-attempt="2"><td class="num">2</td><td>Node-task reschedule</td><td>Worker lost: Lost: '
+    assert ('<tr data-attempt="2"><td class="num">2</td><td>Node-task reschedule</td><td>Worker lost: '
             'gpu-a@test stopped sending heartbeats (40 s ago).</td><td>queued (current)</td>') in page
     assert "worker-0: gpu-a@test" in page
 
