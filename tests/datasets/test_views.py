@@ -75,8 +75,10 @@ def test_sample_filters_and_tabs(client_for, owner, detection):
     url = reverse("datasets:detail", args=[detection.pk])
     body = client_for(owner).get(url, {"label": bag.pk}).content.decode()
     assert "260730932.jpg" in body and "plain.jpg" not in body
+    assert f'href="/datasets/{detection.pk}/features/#group-title"' in body  # auto-grouping from the All tab
     body = client_for(owner).get(url, {"status": "unlabeled"}).content.decode()
     assert "plain.jpg" in body and "260730932.jpg" not in body
+    assert 'data-testid="auto-group"' not in body
     response = client_for(owner).get(url, {"hard": "perhaps"})
     assert response.status_code == 400 and '"hard" is yes or no.' in html.unescape(response.content.decode())
 
