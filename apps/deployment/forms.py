@@ -129,6 +129,10 @@ class ServiceForm(forms.Form):
                                    help_text="Cannot change after deployment; no traffic limit.")
     max_unavailable = forms.IntegerField(label="Max invalid instances", min_value=1, initial=1,
                                          help_text="Instances upgraded at once.")
+    mount_source = forms.CharField(label="Storage mount: folder", required=False, max_length=1024,
+                                   help_text="storage://bucket/folder, staged into every instance.")
+    mount_path = forms.CharField(label="Mount path", required=False, max_length=1024,
+                                 help_text="e.g. /home/mind/data; instances find it through MODEL_MOUNTS.")
     versions_json = forms.CharField(widget=forms.HiddenInput, required=False)
     rules_json = forms.CharField(widget=forms.HiddenInput, required=False)
 
@@ -138,6 +142,8 @@ class ServiceForm(forms.Form):
             self.fields["name"].disabled = True
             self.fields["name"].required = False
             self.fields["websocket"].disabled = True
+            self.fields["mount_source"].disabled = True
+            self.fields["mount_path"].disabled = True
 
     def _json(self, field: str) -> list:
         raw = self.cleaned_data.get(field) or "[]"
@@ -167,6 +173,11 @@ class ServiceForm(forms.Form):
 
     def clean_rules_json(self) -> list:
         return self._json("rules_json")
+
+    def mounts(self) -> list[dict]:
+        """The one storage mount the page offers (the API takes up to 8)."""
+        return [{"source": self.cleaned_data.get("mount_source") or "",
+                 "mount_path": self.cleaned_data.get("mount_path") or ""}]
 
     def auto_stop_hours(self):
         choice = self.cleaned_data.get("auto_stop") or ""

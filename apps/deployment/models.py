@@ -188,6 +188,7 @@ class InferenceService(models.Model):
     traffic_limit = models.PositiveIntegerField(null=True, blank=True)  # requests per second, None: no limit
     websocket = models.BooleanField(default=False)
     rules = models.JSONField(default=list, blank=True)  # [{"condition", "version", "header_name", "header_value"}]
+    mounts = models.JSONField(default=list, blank=True)  # [{"source": "storage://…", "mount_path": "/…"}], fixed
     max_unavailable = models.PositiveSmallIntegerField(default=1)
     generation = models.PositiveIntegerField(default=0)  # instances of older generations drain
     pending_config = models.JSONField(default=list, blank=True)  # versions of a rollout not yet promoted

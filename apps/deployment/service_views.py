@@ -87,9 +87,10 @@ def service_create(request):
                     user=request.user, workspace=workspace, name=data["name"], description=data["description"],
                     versions=rows, auto_stop_hours=form.auto_stop_hours(),
                     deploy_timeout_minutes=data["deploy_timeout_minutes"], traffic_limit=data["traffic_limit"],
-                    websocket=data["websocket"], rules=data["rules_json"], max_unavailable=data["max_unavailable"])
+                    websocket=data["websocket"], rules=data["rules_json"], max_unavailable=data["max_unavailable"],
+                    mounts=form.mounts())
             except ValidationError as exc:
-                _apply_errors(form, exc)
+                _apply_errors(form, exc, {"mounts": "mount_path"})
             else:
                 messages.success(request, f'Service "{service.name}" is deploying.')
                 return redirect("deployment:service_detail", service.pk)
@@ -131,7 +132,9 @@ def service_edit(request, pk):
                "auto_stop": auto if auto in ("", "1", "2", "4", "6") else "custom",
                "auto_stop_custom": service.auto_stop_hours, "deploy_timeout_minutes": service.deploy_timeout_minutes,
                "traffic_limit": service.traffic_limit, "websocket": service.websocket,
-               "max_unavailable": service.max_unavailable}
+               "max_unavailable": service.max_unavailable,
+               "mount_source": service.mounts[0]["source"] if service.mounts else "",
+               "mount_path": service.mounts[0]["mount_path"] if service.mounts else ""}
     form = ServiceForm(request.POST or None, initial=initial, editing=True)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

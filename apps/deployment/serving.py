@@ -41,6 +41,9 @@ OWNER_TYPE = "deployment.inferenceservice"
 MODELSERVER_DIR = Path(__file__).resolve().parent / "modelserver"
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 AUTO_STOP_HOURS = (1, 2, 4, 6)
+# Storage mounts (seed-06 §3.3): an absolute path of letters, digits, _, - and /.
+MOUNT_PATH_RE = re.compile(r"^/[A-Za-z0-9_/-]{1,1023}$")
+MAX_MOUNTS = 8
 # How much of an instance log is searched for the model server's load-failure line.
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -170,6 +173,40 @@ def _options_clean(*, auto_stop_hours, deploy_timeout_minutes, traffic_limit, we
             "websocket": bool(websocket)}
 
 
+def mounts_clean(user, mounts) -> list[dict]:
+    """Check storage mounts: [{"source": storage folder, "mount_path": "/abs/path"}], at most 8.
+
+    Rows with neither field are ignored (an empty form row). The caller must be able to view the
+    folder; it is resolved to its canonical storage:// URI.
+    """
+    from apps.storage.selectors import storage_path_resolve
+
+    rows = [m for m in (mounts or []) if isinstance(m, dict)
+            and ((m.get("source") or "").strip() or (m.get("mount_path") or "").strip())]
+    if len(mounts or []) != len([m for m in (mounts or []) if isinstance(m, dict)]):
+        raise ValidationError({"mounts": ["Each storage mount is an object with a source and a mount_path."]})
+    if len(rows) > MAX_MOUNTS:
+        raise ValidationError({"mounts": [f"At most {MAX_MOUNTS} storage mounts."]})
+    clean, seen = [], set()
+    for index, row in enumerate(rows, start=1):
+        path = (row.get("mount_path") or "").strip()
+        if not MOUNT_PATH_RE.match(path) or "//" in path or path.rstrip("/") == "":
+            raise ValidationError({"mounts": [
+                f"Mount {index}: the mount path starts with /, uses only letters, digits, _, - and /, has at most "
+                "1024 characters and is not / itself (e.g. /home/mind/data)."]})
+        path = path.rstrip("/")
+        if path in seen:
+            raise ValidationError({"mounts": [f"Mount {index}: {path} is mounted twice."]})
+        seen.add(path)
+        try:
+            source = storage_path_resolve(user, (row.get("source") or "").strip(), "storage:view", must_exist=True,
+                                          kind="folder")
+        except ValidationError as exc:
+            raise ValidationError({"mounts": [f"Mount {index}: {message}" for message in exc.messages]}) from None
+        clean.append({"source": source.uri, "mount_path": path})
+    return clean
+
+
 def config_snapshot(service: InferenceService, versions: list[dict] | None = None) -> dict:
     """What a config record keeps: the versions with their weights, flavors, counts and env."""
     if versions is None:
@@ -182,6 +219,7 @@ def config_snapshot(service: InferenceService, versions: list[dict] | None = Non
                       "instance_count": row["instance_count"], "env": row["env"]} for row in versions],
         "deploy_timeout_minutes": service.deploy_timeout_minutes, "auto_stop_hours": service.auto_stop_hours,
         "traffic_limit": service.traffic_limit, "websocket": service.websocket, "rules": service.rules,
+        "mounts": service.mounts,
     }
 
 
@@ -190,11 +228,23 @@ def config_snapshot(service: InferenceService, versions: list[dict] | None = Non
 # ---------------------------------------------------------------------------------------------
 
 
-def instance_command(version: AiAppVersion, env_names=()) -> tuple[list[str], str, list[dict], dict[str, str]]:
+def instance_command(version: AiAppVersion, env_names=(), mounts=()) -> tuple[list[str], str, list[dict], dict[str, str]]:
     """(argv, health path, inputs, env) of one instance of `version`; `env_names` are the service
     version's own variables (passed into a container explicitly). An EXEC health check wraps the
     argv in `healthexec`, which restarts the instance after `failure_threshold` failed checks."""
     argv, health_path, inputs, env = _instance_command(version, env_names)
+    if mounts:
+        # Each storage folder is staged into the run directory; MODEL_MOUNTS maps the mount path
+        # to that folder (relative to the working directory), and a container gets a real bind mount.
+        places = {}
+        for index, mount in enumerate(mounts, start=1):
+            inputs = [*inputs, {"name": f"mount_{index}", "uri": mount["source"]}]
+            places[mount["mount_path"]] = f"inputs/mount_{index}"
+        env = {**env, "MODEL_MOUNTS": json.dumps(places)}
+        if version.source_type == ModelSource.IMAGE:
+            at = argv.index("--")
+            extra = [arg for path, place in places.items() for arg in ("--mount", f"{place}:{path}")]
+            argv = [*argv[:at], *extra, *argv[at:]]
     health = version.health or {}
     if health.get("check_method") == "EXEC" and health.get("command"):
         # The check runs beside the instance, in its environment (see healthexec's docstring).
@@ -252,7 +302,7 @@ def _actor(service: InferenceService, user=None):
 def _instances_submit(service: InferenceService, row: dict, *, user, count: int, generation: int,
                       service_version: ServiceVersion | None) -> list[ServiceInstance]:
     version: AiAppVersion = row["model_version"]
-    argv, health_path, inputs, env = instance_command(version, row["env"].keys())
+    argv, health_path, inputs, env = instance_command(version, row["env"].keys(), service.mounts)
     made = []
     for _ in range(count):
         run = run_submit(
@@ -357,12 +407,13 @@ def _rows_from_pending(service: InferenceService) -> list[dict]:
 @transaction.atomic
 def service_create(*, user, workspace, name: str, versions: list[dict], description: str = "",
                    auto_stop_hours=1, deploy_timeout_minutes=20, traffic_limit=None, websocket: bool = False,
-                   rules=None, max_unavailable: int = 1) -> InferenceService:
+                   rules=None, max_unavailable: int = 1, mounts=None) -> InferenceService:
     """Deploy an online service (service:create): validate, save, start one instance per count.
 
     Refusals: name rules, per-user quota (ATELIER_DEPLOYMENT_MAX_ONLINE_SERVICES, stopped and
     abnormal services count), versions not Normal or not meant for online use, weights not
-    adding up to 100, WebSocket together with a traffic limit.
+    adding up to 100, WebSocket together with a traffic limit, storage mounts with a bad path or
+    a folder the user cannot view. Mounts, like the WebSocket flag, are fixed once deployed.
     """
     require_perm(user, workspace, "service:create")
     name = name_clean(name)
@@ -376,13 +427,14 @@ def service_create(*, user, workspace, name: str, versions: list[dict], descript
     options = _options_clean(auto_stop_hours=auto_stop_hours, deploy_timeout_minutes=deploy_timeout_minutes,
                              traffic_limit=traffic_limit, websocket=websocket)
     clean_rules = rules_clean(rules, rows)
+    clean_mounts = mounts_clean(user, mounts)
     max_unavailable = _int(max_unavailable, "max_unavailable", 1, 100, "Give a whole number of instances, 1 or more.")
     try:
         with transaction.atomic():
             service = InferenceService.objects.create(
                 workspace=workspace, name=name, description=(description or "").strip()[:500], kind=ServiceKind.ONLINE,
                 status=S.DEPLOYING, status_changed_at=timezone.now(), deploying_since=timezone.now(),
-                created_by=user, rules=clean_rules, max_unavailable=max_unavailable, **options)
+                created_by=user, rules=clean_rules, max_unavailable=max_unavailable, mounts=clean_mounts, **options)
     except IntegrityError:
         raise ValidationError({"name": [f'A service named "{name}" already exists in this workspace.']}) from None
     event_add(obj=service, message="Start to deploy service.")

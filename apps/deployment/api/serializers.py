@@ -96,7 +96,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         model = InferenceService
         fields = ["id", "name", "description", "kind", "status", "status_reason", "access_address", "versions",
                   "auto_stop_hours", "auto_stop_at", "deploy_timeout_minutes", "traffic_limit", "websocket", "rules",
-                  "max_unavailable", "input_uri", "input_kind", "output_uri", "request_path", "mapping", "task_id",
+                  "mounts", "max_unavailable", "input_uri", "input_kind", "output_uri", "request_path", "mapping", "task_id",
                   "progress", "created_by", "created_at", "updated_at"]
 
     def get_access_address(self, service) -> str:
@@ -124,6 +124,10 @@ class ServiceCreateSerializer(serializers.Serializer):
     websocket = serializers.BooleanField(required=False, default=False)
     rules = serializers.ListField(child=serializers.DictField(), required=False, default=list)
     max_unavailable = serializers.IntegerField(required=False, default=1)
+    mounts = serializers.ListField(child=serializers.DictField(child=serializers.CharField(allow_blank=True)),
+                                   required=False, default=list,
+                                   help_text='Storage mounts: [{"source": "storage://bucket/folder", '
+                                             '"mount_path": "/home/mind/data"}], at most 8; fixed once deployed.')
     workspace = serializers.IntegerField(required=False)
 
 
