@@ -103,6 +103,21 @@ def test_log_viewer_tail_search_system_lines_nodes_share_and_zip(page, browser, 
         assert zf.namelist() == ["viewer-worker-0.log", "viewer-worker-1.log"]
         assert len(zf.read("viewer-worker-0.log").splitlines()) == 2103
 
+    # Events tab: per-node steps with durations; "Refresh" brings new ones without reloading the page.
+    from apps.core.services import event_add
+
+    event_add(obj=_runs[0], message="[worker-0] [耗时: 2 秒] Pre-check done (took 2 s)")
+    page.goto(f"{asgi_server.url}/training/jobs/{job.pk}/?tab=events")
+    node_events = page.locator("[data-testid=node-events]")
+    expect(node_events).to_contain_text("[worker-0] [耗时: 2 秒] Pre-check done (took 2 s)")
+    event_add(obj=_runs[1], message="[worker-1] [耗时: 5 秒] Python dependencies installed, file: requirements.txt "
+                                    "(took 5 s)")
+    page.evaluate("window.refreshMarker = 1")
+    page.locator("[data-testid=node-events]").get_by_role("link", name="Refresh").click()
+    expect(page.locator("[data-testid=node-events]")).to_contain_text("[worker-1] [耗时: 5 秒] Python dependencies")
+    assert page.evaluate("window.refreshMarker") == 1  # swapped in place, not reloaded
+    page.screenshot(path=str(SHOTS / "training-events.png"), full_page=True)
+
 
 def test_resource_charts_refresh_keep_legend_toggles_and_recovery_tab(page, asgi_server, login, owner, workspace,
                                                                        bucket, local_pool, cpu_flavor):
