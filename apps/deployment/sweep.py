@@ -104,8 +104,15 @@ def _sweep_service(service: InferenceService, now) -> dict[str, int]:
                       if i.run.status == RunStatus.QUEUED]
             if queued and _status_set(service, S.WAITING, expect=S.DEPLOYING, level=EventLevel.WARNING,
                                       reason=queued[0].status_reason,
-                                      event=f"Lack of resources, transform state to waiting. "
-                                            f"{queued[0].status_reason}"):
+                                      event="Lack of resources, transform state to waiting."):
+                from apps.runtime.scheduling import nodes_online
+
+                # The two catalogue messages of seed-06 §4.3, the second with the engine's reason.
+                first = service.instances.filter(run=queued[0]).select_related("model_version__app").first()
+                label = first.model_version.label if first and first.model_version else ""
+                event_add(obj=service, level=EventLevel.WARNING,
+                          message=f"{service.name} {label} Schedule failed due to insufficient resources. Retry later. "
+                                  f"{nodes_online().count()} nodes are available: {queued[0].status_reason}")
                 counts["waiting"] = 1
         elif service.auto_stop_at and service.auto_stop_at <= now and service.status in (S.RUNNING, S.ALARM):
             try:

@@ -297,8 +297,10 @@ def test_queued_instances_make_it_wait_until_a_worker_takes_them(deploy, echo_ve
     assert sweep.deployment_sweep(now=service.deploying_since + timedelta(seconds=31))["waiting"] == 1
     service.refresh_from_db()
     assert (service.status, service.status_reason) == (S.WAITING, "No online worker serves pool local.")
-    assert service_events(service)[-1] == ("Lack of resources, transform state to waiting. No online worker serves "
-                                           "pool local.")
+    assert service_events(service)[-2:] == [
+        "Lack of resources, transform state to waiting.",
+        "svc echo 0.0.1 Schedule failed due to insufficient resources. Retry later. 0 nodes are available: No online "
+        "worker serves pool local."]
     Run.objects.filter(pk=run.pk).update(status=RunStatus.STARTING)
     assert serving.service_refresh(service) == S.DEPLOYING
     assert service_events(service)[-1] == "Resources are available; deploying."
