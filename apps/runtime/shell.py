@@ -55,6 +55,11 @@ OUT_TTL_SECONDS = 120
 MAX_SESSIONS_PER_RUN = 8
 # One read from a PTY; output is relayed as it comes, at most this much per frame.
 READ_CHUNK = 1 << 16
+# Backpressure: past this many unread frames (up to 64 KiB each) the worker stops reading the PTY,
+# so a flood (`yes`, a huge `cat`) blocks the shell like a slow terminal instead of filling Redis;
+# it reads again once the console is down to RESUME_FRAMES.
+PAUSE_FRAMES = 256
+RESUME_FRAMES = 32
 # Input bigger than this per message is refused by the console (a paste of 64 KiB is plenty).
 MAX_INPUT_BYTES = 1 << 16
 SETSID = shutil.which("setsid")
@@ -175,6 +180,7 @@ class ShellSession:
     last_input: float = field(default_factory=time.monotonic)
     next_alive_check: float = field(default_factory=lambda: time.monotonic() + ALIVE_REFRESH_SECONDS)
     closed: bool = False
+    paused: bool = False  # output backlog in Redis too long: not reading the PTY for now
 
 
 class ShellHost:
@@ -337,9 +343,17 @@ class ShellHost:
     def _output(self) -> None:
         while not self.stopped.is_set():
             with self.lock:
-                by_fd = {s.master: s for s in self.sessions.values() if not s.closed}
+                live = [s for s in self.sessions.values() if not s.closed]
+            for session in live:
+                if session.paused:
+                    try:
+                        session.paused = self.redis.llen(out_key(session.sid)) > RESUME_FRAMES
+                    except redis.RedisError:
+                        pass
+            by_fd = {s.master: s for s in live if not s.paused}
+            paused = len(by_fd) < len(live)
             try:
-                ready, _, _ = select.select([self.wake_r, *by_fd], [], [], 1.0)
+                ready, _, _ = select.select([self.wake_r, *by_fd], [], [], 0.1 if paused else 1.0)
             except (OSError, ValueError):
                 continue  # a session closed its fd between the snapshot and the select
             for fd in ready:
@@ -354,7 +368,7 @@ class ShellHost:
                 except OSError:  # EIO: every process holding the PTY's other end has exited
                     chunk = b""
                 if chunk:
-                    self._push(out_key(session.sid), b"o" + chunk)
+                    session.paused = self._push(out_key(session.sid), b"o" + chunk) > PAUSE_FRAMES
                 else:
                     self._exited(session)
 
@@ -387,14 +401,16 @@ class ShellHost:
             pass
         logger.info("shell %s of run %s closed (%s)", session.sid, self.run_id, reason)
 
-    def _push(self, key: str, frame: bytes) -> None:
+    def _push(self, key: str, frame: bytes) -> int:
+        """Append a frame for the console; returns the frames now waiting there (0 on failure)."""
         try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.rpush(key, frame)
             pipe.expire(key, OUT_TTL_SECONDS)
-            pipe.execute()
+            return pipe.execute()[0]
         except redis.RedisError:
             logger.warning("shell relay of run %s: could not send to %s", self.run_id, key, exc_info=True)
+            return 0
 
 
 def _kill_session(proc: subprocess.Popen) -> None:

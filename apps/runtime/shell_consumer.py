@@ -47,6 +47,8 @@ ENDED_CLOSE_CODE = 4000  # the session ended on the worker side (exit, idle, run
 READY_TIMEOUT_SECONDS = 15
 # How often the console looks whether the run's supervisor still offers shells (a dead worker).
 HOST_CHECK_SECONDS = 5
+# Frames taken from Redis per round trip after the first (at most 64 KiB each).
+RELAY_BATCH = 63
 
 
 def _size(query: dict, name: str, default: int) -> int:
@@ -121,70 +123,76 @@ class RunShellConsumer(AsyncWebsocketConsumer):
 
     async def _command(self, op: str, **fields) -> None:
         key = shell.in_key(self.run.pk)
-        await self.redis.rpush(key, json.dumps({"sid": self.sid, "op": op, **fields}))
-        # A worker that died leaves the list behind; it goes once nobody writes to it for a while.
-        await self.redis.expire(key, shell.OUT_TTL_SECONDS)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, json.dumps({"sid": self.sid, "op": op, **fields}))
+            # A worker that died leaves the list behind; it goes once nobody writes to it for a while.
+            pipe.expire(key, shell.OUT_TTL_SECONDS)
+            await pipe.execute()
 
     async def _relay(self) -> None:
         """Forward the session's frames from Redis to the browser until it ends."""
         out = shell.out_key(self.sid)
         started = time.monotonic()
-        ready = False
+        self.ready = False
         next_alive = next_host = started
         try:
             while True:
                 item = await self.redis.blpop([out], timeout=1)
-                now = time.monotonic()
+                frames = []
                 if item is not None:
-                    frame = item[1]
-                    if frame[:1] == b"o":
-                        await self.send(bytes_data=frame[1:])
-                        continue
-                    event = json.loads(frame[1:])
-                    if event["event"] == "ready":
-                        ready = True
-                        await database_sync_to_async(_audit)(self.user, self.run, "run:shell_open", sid=self.sid,
-                                                             node=self.run.node_rank, pid=event.get("pid"),
-                                                             as_user=event.get("user"))
-                        await self.send(text_data=json.dumps({"type": "ready", **{
-                            k: event.get(k) for k in ("cwd", "user", "shell", "idle_seconds")}}))
-                        continue
-                    if event["event"] == "error":
-                        self.end_reason = "error"
-                        await self.send(text_data=json.dumps({"type": "error", "message": event["message"]}))
-                        await self.close(code=NOT_RUNNING_CLOSE_CODE)
+                    # Drain what else is queued in one round trip: fast output arrives in batches.
+                    frames = [item[1], *(await self.redis.lpop(out, RELAY_BATCH) or [])]
+                for frame in frames:
+                    if await self._frame(frame):
                         return
-                    if event["event"] == "exit":
-                        self.end_reason = event.get("reason") or "exit"
-                        await self.send(text_data=json.dumps({"type": "exit", "reason": self.end_reason,
-                                                              "message": event.get("message") or ""}))
-                        await self.close(code=ENDED_CLOSE_CODE)
-                        return
-                if not ready and now - started > READY_TIMEOUT_SECONDS:
-                    self.end_reason = "no-answer"
-                    await self.send(text_data=json.dumps({
-                        "type": "error", "message": f"The run's worker did not start a shell within "
-                                                    f"{READY_TIMEOUT_SECONDS} s."}))
-                    await self.close(code=NOT_RUNNING_CLOSE_CODE)
+                now = time.monotonic()
+                if not self.ready and now - started > READY_TIMEOUT_SECONDS:
+                    await self._end("no-answer", "error", NOT_RUNNING_CLOSE_CODE,
+                                    f"The run's worker did not start a shell within {READY_TIMEOUT_SECONDS} s.")
                     return
+                # Checked even while output streams: a busy shell must not look abandoned.
                 if now >= next_alive:
                     await self.redis.set(shell.alive_key(self.sid), "1", ex=shell.ALIVE_TTL_SECONDS)
                     next_alive = now + shell.ALIVE_REFRESH_SECONDS
                 if now >= next_host:
                     next_host = now + HOST_CHECK_SECONDS
                     if await self.redis.get(shell.host_key(self.run.pk)) is None:
-                        self.end_reason = "run-ended"
-                        await self.send(text_data=json.dumps({"type": "exit", "reason": "run-ended",
-                                                              "message": "The run is no longer running."}))
-                        await self.close(code=ENDED_CLOSE_CODE)
+                        await self._end("run-ended", "exit", ENDED_CLOSE_CODE, "The run is no longer running.")
                         return
         except asyncio.CancelledError:
             raise
         except redis.RedisError as exc:
             logger.warning("shell %s of run %s: Redis failed", self.sid, self.run.pk, exc_info=True)
-            self.end_reason = "relay-error"
-            await self.send(text_data=json.dumps({"type": "error", "message": f"The shell relay failed: {exc}."}))
-            await self.close(code=NOT_RUNNING_CLOSE_CODE)
+            await self._end("relay-error", "error", NOT_RUNNING_CLOSE_CODE, f"The shell relay failed: {exc}.")
+
+    async def _frame(self, frame: bytes) -> bool:
+        """Handle one frame from the worker; True when the session is over."""
+        if frame[:1] == b"o":
+            await self.send(bytes_data=frame[1:])
+            return False
+        event = json.loads(frame[1:])
+        if event["event"] == "ready":
+            self.ready = True
+            await database_sync_to_async(_audit)(self.user, self.run, "run:shell_open", sid=self.sid,
+                                                 node=self.run.node_rank, pid=event.get("pid"),
+                                                 as_user=event.get("user"))
+            await self.send(text_data=json.dumps({"type": "ready", **{
+                k: event.get(k) for k in ("cwd", "user", "shell", "idle_seconds")}}))
+            return False
+        if event["event"] == "error":
+            await self._end("error", "error", NOT_RUNNING_CLOSE_CODE, event.get("message") or "")
+        else:
+            await self._end(event.get("reason") or "exit", "exit", ENDED_CLOSE_CODE, event.get("message") or "")
+        return True
+
+    async def _end(self, reason: str, kind: str, code: int, message: str) -> None:
+        """Tell the browser why the session ends (`kind` "exit" or "error"), then close with `code`."""
+        self.end_reason = reason
+        payload = {"type": kind, "message": message}
+        if kind == "exit":
+            payload["reason"] = reason
+        await self.send(text_data=json.dumps(payload))
+        await self.close(code=code)
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.sid is None:
@@ -197,8 +205,9 @@ class RunShellConsumer(AsyncWebsocketConsumer):
         if kind == "input" and isinstance(message.get("data"), str):
             data = message["data"]
             if len(data.encode("utf-8", "replace")) > shell.MAX_INPUT_BYTES:
+                limit = shell.MAX_INPUT_BYTES // 1024
                 await self.send(text_data=json.dumps({
-                    "type": "notice", "message": f"Input over {shell.MAX_INPUT_BYTES // 1024} KiB at once was dropped."}))
+                    "type": "notice", "message": f"Input over {limit} KiB at once was dropped."}))
                 return
             await self._command("input", data=data)
         elif kind == "resize":

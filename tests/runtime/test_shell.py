@@ -129,6 +129,11 @@ def test_shell_runs_in_the_job_environment_and_ends_with_the_run(asgi_server, sh
     assert "secret=[]" in lines  # neither the worker's settings nor its secrets reach the shell
     assert "rank=0 size=40 132" in lines
 
+    # A flood of output arrives whole and in order (the worker pauses reading while Redis holds a backlog).
+    term.type("head -c 2000000 /dev/zero | tr '\\0' x; echo; echo flood-end\r")
+    term.read_until(lambda s: "\nflood-end" in s.output[-300:].replace("\r", ""), timeout=60)
+    assert max(len(run_) for run_ in re.findall("x{1000,}", term.output)) == 2_000_000
+
     # Outsiders see nothing (4404); a viewer of the workspace may not exec (4403); both audited or not.
     refused = shell(asgi_server, run, outsider).closed()
     assert refused.close_code == DENIED_CLOSE_CODE and refused.messages == []
