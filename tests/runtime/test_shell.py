@@ -184,3 +184,28 @@ def test_shell_runs_in_the_job_environment_and_ends_with_the_run(asgi_server, sh
     closed = AuditEntry.objects.filter(action="run:shell_close", object_id=str(run.pk))
     assert sorted(e.actor.username for e in opened) == ["alice", "alice", "alice", "bob"]
     assert sorted(e.detail["reason"] for e in closed) == ["disconnected", "idle", "idle", "run-ended"]
+
+
+def test_shell_runs_as_the_runs_user(asgi_server, engine_worker, owner, workspace, cpu_flavor, local_pool):
+    import pwd
+
+    from apps.runtime.services import run_stop
+
+    from .conftest import submit
+
+    nobody = pwd.getpwnam("nobody")  # its login shell is nologin: the shell falls back to bash
+    engine_worker(env={"ATELIER_RUN_AS_USER": "nobody"})
+    # The system interpreter: the test venv's may live under a directory only root can enter.
+    run = submit(owner, workspace, cpu_flavor, local_pool, ["/usr/bin/python3", "-c", "import time; time.sleep(120)"])
+    run = wait_status(run, RunStatus.RUNNING)
+
+    term = shell(asgi_server, run, owner)
+    assert term.read_until(lambda s: s.message("ready")).message("ready")["user"] == "nobody"
+    # The worker (the shell's parent) keeps the console's settings; the run's user cannot read them.
+    term.type('echo "id=$(id -u):$(id -g) home=$HOME run=$ATELIER_RUN_ID"; cat /proc/$PPID/environ; echo end\r')
+    term.read_until(lambda s: "\nend\n" in s.text)
+    lines = [line.strip() for line in term.text.split("\n")]
+    assert f"id={nobody.pw_uid}:{nobody.pw_gid} home={nobody.pw_dir} run={run.pk}" in lines
+    assert any(line.endswith("Permission denied") and "/environ" in line for line in lines)
+    run_stop(user=owner, run=run)
+    assert term.closed().message("exit")["reason"] == "run-ended"
