@@ -217,8 +217,10 @@ class ShellHost:
         self.stopped.set()
         try:
             self.redis.delete(host_key(self.run_id))
+            # Wakes the command thread out of its blocking pop at once (a run's end is not delayed).
+            self.redis.rpush(in_key(self.run_id), json.dumps({"op": "wake"}))
         except redis.RedisError:
-            pass  # the key expires on its own
+            pass  # the key expires on its own; the pop times out within a second
         os.write(self.wake_w, b"x")
         for thread in self.threads:
             thread.join(timeout=5)
@@ -228,6 +230,10 @@ class ShellHost:
             self._close(session, reason="run-ended", message=message)
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
+        try:
+            self.redis.delete(in_key(self.run_id))
+        except redis.RedisError:
+            pass
         self.redis.close()
 
     # -- commands ------------------------------------------------------------------------------
