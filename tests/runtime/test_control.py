@@ -1,6 +1,7 @@
 """Stopping runs, the SIGKILL after the grace period, the maximum runtime and hang detection (real worker)."""
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -36,7 +37,9 @@ def test_stop_of_a_sleeping_run_terminates_its_process_group(engine_worker, owne
     assert run.exit_code == 143
     assert run.status_reason == "Stopped by alice."
     assert not process_alive(pid)
-    assert events_of(run)[-2:] == ["Stopped by alice.", "Stopped. Exit code 143: terminated (SIGTERM)."]
+    ended = re.sub(r"\d+ (秒|s)\b", r"N \1", events_of(run)[-2])
+    assert ended == "[worker-0] [耗时: N 秒] Process ended, exit code 143 (took N s)"
+    assert events_of(run)[-3::2] == ["Stopped by alice.", "Stopped. Exit code 143: terminated (SIGTERM)."]
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(engine_worker, owner, workspace, cpu_flavor,
