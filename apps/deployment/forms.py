@@ -232,6 +232,9 @@ class BatchServiceForm(forms.Form):
 
 
 class ApiKeyForm(forms.Form):
+    kind = forms.ChoiceField(label="Type", choices=[("token", "API key (X-Auth-Token)"),
+                                                    ("app", "App key + secret (signed requests)")],
+                             initial="token", required=False)
     name = forms.CharField(max_length=64)
     rate_limit = forms.IntegerField(label="Rate limit (requests/minute)", min_value=1, required=False,
                                     help_text="Empty: no limit.")

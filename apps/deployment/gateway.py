@@ -1,8 +1,8 @@
 """The inference gateway: an ASGI app in front of Django for `/infer/<service>/…` (and the
 ModelArts spelling `/v1/infers/<service>/…`).
 
-Per request: authenticate (`X-Auth-Token: <key>` or `Authorization: Token <key>`; a service
-API key or a user API token), find the service, refuse what breaks a limit, pick a version
+Per request: authenticate (`X-Auth-Token: <key>` or `Authorization: Token <key>`: a service
+API key or a user API token; or an app key's SDK-HMAC-SHA256 signature, `signing.py`), find the service, refuse what breaks a limit, pick a version
 (personalised rules first, then the traffic weights; a `/v2/models/<m>/versions/<v>/…` path
 picks that version), pick a ready instance round-robin, and forward over a pooled HTTP client,
 streaming the response back (Server-Sent Events arrive as the instance sends them) over the
@@ -41,7 +41,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import gateway_async, upstream
+from . import gateway_async, signing, upstream
 from .keys import KEY_PREFIX
 from .monitoring import LATENCY_BUCKETS_MS
 from .routing import Condition, WeightedPicker, variables_for
@@ -124,6 +124,7 @@ class Caller:
     key_id: int | None = None
     key_service_id: str | None = None
     key_rate_limit: int | None = None
+    app_secret: str | None = None  # an app key's: the request body must be signed with it
     roles: tuple[tuple[int, str], ...] = ()  # (workspace id, role) of a user
     may_invoke: frozenset[int] = frozenset()  # workspaces whose services the user may call
 
@@ -174,20 +175,22 @@ def route_load(service_id: str) -> Route | None:
                  picker=WeightedPicker({pk: v.weight for pk, v in versions.items()}))
 
 
-def caller_load(digest: str, is_key: bool) -> Caller | None:
-    """The active service key or user token with this digest, or None."""
+def caller_load(digest: str, is_key: bool, app: bool = False) -> Caller | None:
+    """The active service key (app key when `app`) or user token with this digest, or None."""
     from apps.accounts.models import ApiToken, Membership
 
     from .models import ServiceApiKey
+    from .signing import app_secret_for
 
     if is_key:
-        key = (ServiceApiKey.objects.filter(digest=digest, revoked_at__isnull=True)
+        key = (ServiceApiKey.objects.filter(digest=digest, revoked_at__isnull=True, kind="app" if app else "token")
                .select_related("created_by").first())
         if key is None:
             return None
         return Caller(kind="key", user_id=key.created_by_id,
                       username=key.created_by.get_username() if key.created_by else "", key_id=key.pk,
-                      key_service_id=str(key.service_id), key_rate_limit=key.rate_limit)
+                      key_service_id=str(key.service_id), key_rate_limit=key.rate_limit,
+                      app_secret=app_secret_for(key.prefix) if app else None)
     token = ApiToken.objects.select_related("user").filter(digest=digest).first()
     if token is None or not token.is_active or not token.user.is_active:
         return None
@@ -199,7 +202,7 @@ def caller_load(digest: str, is_key: bool) -> Caller | None:
                   may_invoke=may_invoke)
 
 
-def _uses_stamp(caller_key: tuple[str, bool]) -> None:
+def _uses_stamp(caller_key: tuple) -> None:
     """Record last use of keys and tokens (at most once per cache period per credential)."""
     from django.utils import timezone
 
@@ -207,7 +210,7 @@ def _uses_stamp(caller_key: tuple[str, bool]) -> None:
 
     from .models import ServiceApiKey
 
-    digest, is_key = caller_key
+    digest, is_key = caller_key[:2]
     model = ServiceApiKey if is_key else ApiToken
     model.objects.filter(digest=digest).update(last_used_at=timezone.now())
 
@@ -433,6 +436,9 @@ class Gateway:
         return service_id, "/" + sub, target or "/"
 
     async def _caller(self, headers: dict[bytes, bytes]) -> Caller:
+        authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
+        if authorization[:len(signing.ALGORITHM)].upper() == signing.ALGORITHM:
+            return await self._app_caller(authorization)
         raw = headers.get(b"x-auth-token", b"").decode("latin-1").strip()
         if not raw:
             auth = headers.get(b"authorization", b"").decode("latin-1").split()
@@ -451,6 +457,36 @@ class Gateway:
         if fresh:
             asyncio.get_running_loop().create_task(_db(_uses_stamp)((digest, is_key)))
         return caller
+
+    async def _app_caller(self, authorization: str) -> Caller:
+        """The app key of a signed request; the signature itself is checked once the body is in
+        (`_verify`)."""
+        try:
+            app_key = signing.parse_authorization(authorization)[0]
+        except signing.SignatureError as exc:
+            raise GatewayRefusal(401, "APIG.0303", f"Incorrect app authentication information: {exc}.") from None
+        digest = hashlib.sha256(app_key.encode()).hexdigest()
+        caller, fresh = await self.callers.get((digest, True, "app"), lambda: _db(caller_load)(digest, True, True),
+                                               settings.ATELIER_GATEWAY_CACHE_SECONDS)
+        if caller is None:
+            raise GatewayRefusal(401, "APIG.0303", "Incorrect app authentication information: the app key is unknown "
+                                                   "or revoked.")
+        if fresh:
+            asyncio.get_running_loop().create_task(_db(_uses_stamp)((digest, True)))
+        return caller
+
+    @staticmethod
+    def _verify(scope, caller: Caller, body: bytes) -> None:
+        """A signed request's signature must match its method, path, query, signed headers and body."""
+        if caller.app_secret is None:
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        try:
+            signing.verify(caller.app_secret, method=scope.get("method", "GET"), path=path,
+                           query=scope.get("query_string", b"").decode("latin-1"), headers=headers, body=body)
+        except signing.SignatureError as exc:
+            raise GatewayRefusal(401, "APIG.0303", f"Incorrect app authentication information: {exc}.") from None
 
     async def _route(self, service_id: str) -> Route:
         if not UUID_RE.match(service_id):
@@ -529,6 +565,7 @@ class Gateway:
             self._authorize(route, caller)
             state = self._state()
             if route.has_async and scope["method"] == "GET" and gateway_async.TASK_RE.match(sub):
+                self._verify(scope, caller, b"")
                 await gateway_async.task_answer(send, route, sub, base=self._base(scope, rest))
                 return
             length = headers.get(b"content-length", b"").decode("latin-1")
@@ -543,6 +580,7 @@ class Gateway:
             if sub == version.api_url and scope["method"] != version.api_method and not sub.startswith("/v2"):
                 raise GatewayRefusal(405, "ModelArts.2803", f"Method Not Allowed: {sub} takes {version.api_method}.")
             body = await self._read_body(receive, limit)
+            self._verify(scope, caller, body)
             if (version.request_mode == "async" and not sub.startswith("/v2")
                     and b"text/event-stream" not in headers.get(b"accept", b"")):
                 await gateway_async.accept(self, state, scope, send, route, version, target,
@@ -674,6 +712,7 @@ class Gateway:
         headers = dict(scope["headers"])
         try:
             caller = await self._caller(headers)
+            self._verify(scope, caller, b"")
             service_id, sub, target = self._split(scope, rest)
             route = await self._route(service_id)
             self._authorize(route, caller)

@@ -1,4 +1,5 @@
-"""Per-service API keys: shown once, stored as SHA-256 digests, valid for one service only."""
+"""Per-service credentials, valid for one service only: API keys (shown once, stored as SHA-256
+digests) and app keys whose derived secrets sign requests (`signing.py`)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,12 +14,39 @@ from apps.core.services import audit_record, event_add
 
 from .models import InferenceService, ServiceApiKey
 from .serving import _int
+from .signing import app_secret_for
 
 KEY_PREFIX = "ask_"
+# App keys are public identifiers (16 characters, kept whole); their secrets sign requests.
+APP_PREFIX = "app_"
 
 
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _key_options(user, service: InferenceService, name: str, rate_limit):
+    require_perm(user, service.workspace, "service:update")
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 64:
+        raise ValidationError({"name": ["Give the key a name of 1–64 characters."]})
+    if rate_limit in ("", None, 0, "0"):
+        return name, None
+    return name, _int(rate_limit, "rate_limit", 1, 10_000_000, "The rate limit is a whole number of requests per "
+                                                                "minute (1 or more), or empty for none.")
+
+
+@transaction.atomic
+def service_app_create(*, user, service: InferenceService, name: str, rate_limit=None) -> tuple[ServiceApiKey, str]:
+    """Create an app key for signed calls to this service only (service:update); returns the row
+    (its `prefix` is the app key) and the app secret, which is shown once."""
+    name, rate_limit = _key_options(user, service, name, rate_limit)
+    app_key = APP_PREFIX + secrets.token_hex(6)
+    key = ServiceApiKey.objects.create(service=service, kind="app", name=name, prefix=app_key,
+                                       digest=key_digest(app_key), rate_limit=rate_limit, created_by=user)
+    event_add(obj=service, message=f'App key "{name}" created ({app_key}).')
+    audit_record(actor=user, action="service:update", obj=service, detail={"app_key": "created", "name": name})
+    return key, app_secret_for(app_key)
 
 
 @transaction.atomic

@@ -286,9 +286,15 @@ class ServiceConfigRecord(models.Model):
 
 
 class ServiceApiKey(models.Model):
-    """A key that may call one service (and no other); only its digest and prefix are stored."""
+    """A credential that may call one service (and no other).
+
+    kind "token": a key sent as X-Auth-Token; only its digest and first characters are stored.
+    kind "app": an app key (public, kept whole in `prefix`) whose secret signs requests
+    (`signing.py`); the secret is derived, never stored.
+    """
 
     service = models.ForeignKey(InferenceService, on_delete=models.CASCADE, related_name="api_keys")
+    kind = models.CharField(max_length=8, choices=[("token", "Token"), ("app", "App key + secret")], default="token")
     name = models.CharField(max_length=64)
     prefix = models.CharField(max_length=16)
     digest = models.CharField(max_length=64, unique=True)

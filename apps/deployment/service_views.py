@@ -480,15 +480,17 @@ def key_create(request, pk):
     form = ApiKeyForm(request.POST)
     url = reverse("deployment:service_detail", args=[service.pk]) + "?tab=keys"
     if form.is_valid():
+        create = keys.service_app_create if form.cleaned_data.get("kind") == "app" else keys.service_key_create
         try:
-            key, secret = keys.service_key_create(user=request.user, service=service, name=form.cleaned_data["name"],
-                                                     rate_limit=form.cleaned_data["rate_limit"])
+            key, secret = create(user=request.user, service=service, name=form.cleaned_data["name"],
+                                 rate_limit=form.cleaned_data["rate_limit"])
         except ValidationError as exc:
             for message in exc.messages:
                 messages.error(request, message)
         else:
             # Shown once, on the next page only; never stored in clear.
-            request.session[f"deployment-new-key-{service.pk}"] = {"name": key.name, "secret": secret}
+            request.session[f"deployment-new-key-{service.pk}"] = {
+                "name": key.name, "secret": secret, "app_key": key.prefix if key.kind == "app" else ""}
     else:
         for errors in form.errors.values():
             for message in errors:

@@ -162,7 +162,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ServiceApiKey
-        fields = ["id", "name", "prefix", "rate_limit", "state", "created_by", "created_at", "last_used_at",
+        fields = ["id", "kind", "name", "prefix", "rate_limit", "state", "created_by", "created_at", "last_used_at",
                   "revoked_at"]
 
     def get_state(self, key) -> str:
@@ -170,6 +170,9 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["token", "app"], default="token",
+                                   help_text="token: a key sent as X-Auth-Token (answered as `key`); app: an app key "
+                                             "(`prefix`) and secret (`app_secret`) for SDK-HMAC-SHA256 signing")
     name = serializers.CharField(max_length=64)
     rate_limit = serializers.IntegerField(required=False, allow_null=True, help_text="requests per minute")
 

@@ -255,7 +255,12 @@ class ApiKeyListView(APIView):
         service = selectors.service_get_for_user(request.user, pk)
         data = ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        key, secret = keys.service_key_create(user=request.user, service=service, **data.validated_data)
+        values = dict(data.validated_data)
+        if values.pop("kind") == "app":
+            key, secret = keys.service_app_create(user=request.user, service=service, **values)
+            return Response({**ApiKeySerializer(key).data, "app_key": key.prefix, "app_secret": secret},
+                            status=status.HTTP_201_CREATED)
+        key, secret = keys.service_key_create(user=request.user, service=service, **values)
         return Response({**ApiKeySerializer(key).data, "key": secret}, status=status.HTTP_201_CREATED)
 
 
