@@ -10,6 +10,7 @@ const CHANNEL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,61}$/;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
+  if (tag === "input" && !attrs.type) node.type = "text"; // styled like the form's other text inputs
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") node.className = v; else if (v === true) node.setAttribute(k, ""); else if (v !== false && v != null) node.setAttribute(k, v);
   }
@@ -29,7 +30,7 @@ function problem(row, message) {
   if (!note) { note = el("p", { class: "field-error row-error", role: "alert" }); row.append(note); }
   note.textContent = message || "";
   note.hidden = !message;
-  row.classList.toggle("has-error", Boolean(message));
+  row.classList.toggle("row-invalid", Boolean(message));
 }
 function removeButton(row) {
   const button = el("button", { type: "button", class: "btn btn-sm btn-ghost", "data-role": "remove" }, "Remove");
@@ -193,7 +194,7 @@ if (form) {
   form.addEventListener("input", sync);
   form.addEventListener("submit", (event) => {
     sync();
-    const bad = form.querySelector(".editor-row.has-error");
+    const bad = form.querySelector(".editor-row.row-invalid");
     if (bad) { event.preventDefault(); bad.scrollIntoView({ block: "center" }); bad.querySelector("input")?.focus(); }
   });
 }

@@ -1,0 +1,100 @@
+"""The algorithm form's editors and the list pages' column chooser and filters in a real browser.
+Screenshots go to $ATELIER_SCREENSHOTS (default: the system temp dir)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.training.choices import TrainingStatus
+from apps.training.models import Algorithm, TrainingJob
+
+from .conftest import put_tree
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SHOTS = Path(os.environ.get("ATELIER_SCREENSHOTS", tempfile.gettempdir()))
+
+
+def test_algorithm_form_editors_and_list_column_chooser(page, asgi_server, login, owner, workspace, bucket,
+                                                        local_pool, cpu_flavor):
+    put_tree("storage://train-data/code", {"train.py": "print('hi')\n"})
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/training/algorithms/new")
+    page.fill("input[name=name]", "browser-algo")
+    page.select_option("select[name=engine]", "python")
+    page.fill("input[name=code_dir]", "storage://train-data/code")
+    page.fill("input[name=boot_file]", "train.py")
+    # An input channel with a dataset constraint, and an output channel.
+    page.click("[data-testid=algorithm-inputs] [data-add=inputs]")
+    channel = page.locator("[data-channel-row=inputs]").first
+    channel.locator("[data-role=name]").fill("data_url")
+    channel.locator("[data-role=constrained]").check()
+    channel.locator("[data-role=source]").select_option("dataset")
+    channel.locator("[data-role=split]").select_option("split_only")
+    page.click("[data-testid=algorithm-outputs] [data-add=outputs]")
+    page.locator("[data-channel-row=outputs] [data-role=name]").fill("train_url")
+    # A hyperparameter whose default breaks its range: flagged in the row, and the submit is held back.
+    page.click("[data-testid=algorithm-hps] [data-add=hyperparameter]")
+    hp = page.locator("[data-hp-row]").first
+    hp.locator("[data-role=name]").fill("lr")
+    hp.locator("[data-role=type]").select_option("Float")
+    hp.locator("[data-role=constraint-kind]").select_option("range")
+    hp.locator("[data-role=min]").fill("0.001")
+    hp.locator("[data-role=max]").fill("1")
+    hp.locator("[data-role=default]").fill("5")
+    expect(hp.locator(".row-error")).to_have_text("The default 5 is outside the range.")
+    page.screenshot(path=str(SHOTS / "training-algorithm-form-error.png"), full_page=True)
+    page.click("[data-testid=save-algorithm]")
+    assert not Algorithm.objects.exists()
+    hp.locator("[data-role=default]").fill("0.1")
+    hp.locator("[data-role=required]").check()
+    hp.locator("[data-role=description]").fill("learning rate")
+    expect(hp.locator(".row-error")).to_be_hidden()
+    page.screenshot(path=str(SHOTS / "training-algorithm-form.png"), full_page=True)
+    page.click("[data-testid=save-algorithm]")
+    expect(page.locator("[data-testid=runtime-preview]")).to_contain_text("$MA_MOUNT_PATH/inputs/data_url_0/")
+    page.screenshot(path=str(SHOTS / "training-algorithm-detail.png"), full_page=True)
+    algorithm = Algorithm.objects.get(name="browser-algo")
+    assert algorithm.inputs[0]["constraint"] == {"source": "dataset", "label_type": "", "data_format": [],
+                                                 "split": "split_only"}
+    assert algorithm.hyperparameters[0] == {"name": "lr", "type": "Float", "default": 0.1, "required": True,
+                                            "constraint": {"kind": "range", "min": 0.001, "max": 1.0},
+                                            "description": "learning rate"}
+
+    # The algorithm list: hide the code-folder column; the choice survives a reload.
+    page.goto(f"{asgi_server.url}/training/algorithms/")
+    header = page.locator("#algorithms th[data-col=code_dir]")
+    expect(header).to_be_visible()
+    expect(page.locator("#algorithms th[data-col=image]")).to_be_hidden()  # hidden by default
+    page.click("[data-testid=algorithms-columns] summary")
+    page.uncheck("[data-testid=algorithms-columns] input[data-col=code_dir]")
+    expect(header).to_be_hidden()
+    page.reload()
+    expect(page.locator("#algorithms th[data-col=code_dir]")).to_be_hidden()
+    expect(page.locator("#algorithms td[data-col=code_dir]").first).to_be_hidden()
+
+    # The job list: filters and the column chooser, which stays applied after an htmx refresh of the rows.
+    for name, status in (("job-alpha", TrainingStatus.COMPLETED), ("job-beta", TrainingStatus.FAILED)):
+        TrainingJob.objects.create(workspace=workspace, created_by=owner, name=name, pool=local_pool,
+                                   flavor=cpu_flavor, status=status, algorithm=algorithm)
+    page.goto(f"{asgi_server.url}/training/")
+    page.click("[data-testid=jobs-columns] summary")
+    page.check("[data-testid=jobs-columns] input[data-col=id]")
+    page.uncheck("[data-testid=jobs-columns] input[data-col=pool\\.name]")
+    expect(page.locator("#jobs th[data-col=id]")).to_be_visible()
+    page.click("[data-testid=jobs-columns] summary")
+    page.select_option("#jobs-status", "failed")
+    expect(page.locator("#jobs-results")).not_to_contain_text("job-alpha")
+    expect(page.locator("#jobs-results")).to_contain_text("job-beta")
+    expect(page.locator("#jobs th[data-col=pool\\.name]")).to_be_hidden()
+    expect(page.locator("#jobs th[data-col=id]")).to_be_visible()
+    page.select_option("#jobs-status", "")
+    page.fill("#jobs-name", "alpha")
+    page.press("#jobs-name", "Enter")
+    expect(page.locator("#jobs-results")).not_to_contain_text("job-beta")
+    expect(page.locator("#jobs-results")).to_contain_text("job-alpha")
+    page.screenshot(path=str(SHOTS / "training-job-list-columns.png"), full_page=True)
