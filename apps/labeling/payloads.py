@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.datasets.choices import LINE_STYLE_KEY, LabelKind, LabelType, Shape
-from apps.datasets.models import Label, Sample
+from apps.datasets.models import Annotation, Label, Sample
 
 from .choices import CLASS_TYPES, SpeechLabelMode
 
@@ -39,6 +39,8 @@ MAX_POINTS = 10_000  # vertices of one polygon
 AUDIO_TEXT_RE = re.compile(r"^[\u0020-\u007e\u00a0\u2010-\u2027\u3000-\u303f\u4e00-\u9fff\uff00-\uffef\n\t]*$")
 REF_RE = {"E": re.compile(r"^E[1-9]\d{0,5}$"), "R": re.compile(r"^R[1-9]\d{0,5}$"), "S": re.compile(r"^S[1-9]\d{0,5}$")}
 IMAGE_SHAPES = {Shape.BNDBOX, Shape.POLYGON, Shape.CIRCLE, Shape.LINE, Shape.POINT}
+# PASCAL VOC's per-object fields (spec §7.6): every shape may carry them, whatever its label defines.
+VOC_FLAGS = ("pose", "truncated", "occluded", "difficult")
 
 
 @dataclass
@@ -70,6 +72,17 @@ def _number(value, where: str) -> float:
     return float(value)
 
 
+def _voc_flag(name: str, value, where: str):
+    """`pose` is a short text; truncated/occluded/difficult are 0 or 1 (as VOC writes them)."""
+    if name == "pose":
+        if not isinstance(value, str) or len(value) > 64:
+            raise PayloadError({where: ['"pose" is a text of at most 64 characters, e.g. "Unspecified".']})
+        return value
+    if value in (0, 1, "0", "1") and not isinstance(value, bool):
+        return int(value)
+    raise PayloadError({where: [f'"{name}" is 0 or 1, not {value!r}.']})
+
+
 def _r(value: float) -> float:
     """Two decimals are a hundredth of a pixel: finer than any display, and stable in JSON."""
     value = round(value, 2)
@@ -87,6 +100,8 @@ class PayloadParser:
         self.by_id = {label.pk: label for label in labels}
         self.width = sample.width or 0
         self.height = sample.height or 0
+        self._keep_id: int | None = None  # the annotation the item being parsed continues
+        self._stored: dict[int, dict] | None = None  # its stored properties, read only when needed
 
     # ---- entry point -------------------------------------------------------------------------
 
@@ -128,6 +143,7 @@ class PayloadParser:
         }.get(self.type)
         if handler is None:
             raise PayloadError({where: [f"{self.type} datasets cannot be labeled."]})
+        self._keep_id = keep_id
         rows = handler(item, where)
         for row in rows:
             row.keep_id = keep_id
@@ -162,6 +178,12 @@ class PayloadParser:
         defined = {a["name"]: a.get("values") or [] for a in (label.attributes or [])}
         out = {}
         for name, value in raw.items():
+            if name in VOC_FLAGS:
+                out[name] = _voc_flag(name, value, f"{where}.attributes")
+                continue
+            if self._carried(name, value):
+                out[name] = value
+                continue
             if name not in defined:
                 known = ", ".join(sorted(defined)) or "none"
                 raise PayloadError({f"{where}.attributes": [
@@ -176,6 +198,20 @@ class PayloadParser:
                     f'"{value}" is not a value of "{name}"; choose one of {", ".join(defined[name])}.']})
             out[name] = value
         return out
+
+    def _carried(self, name: str, value) -> bool:
+        """True when the annotation being kept already stores exactly this attribute value.
+
+        Imported data (VOC `<attributes>`, manifest `property`) may carry attributes the label set
+        does not define; sending them back unchanged keeps them, while new names and values must
+        follow the label's definitions. The stored rows are read once, and only on this path.
+        """
+        if self._keep_id is None:
+            return False
+        if self._stored is None:
+            self._stored = dict(Annotation.objects.filter(sample_id=self.sample.pk).values_list("pk", "properties"))
+        stored = self._stored.get(self._keep_id) or {}
+        return name in stored and stored[name] == value
 
     # ---- whole-sample classes ----------------------------------------------------------------
 

@@ -658,3 +658,37 @@ def test_add_data_refusals_name_the_field(owner, make_job, bucket):
         else:
             assert got == expected
     assert DatasetOperation.objects.filter(dataset=job.dataset).count() == 0
+
+
+def test_voc_imported_shapes_resave_unchanged_and_keep_their_attributes(owner, make_job, bucket):
+    """VOC flags and imported attributes the label set does not define survive a workbench save;
+    new undefined attributes and bad flag values are refused (labeling item 31, datasets item 15)."""
+    from apps.datasets.operations import operation_execute
+
+    from .conftest import png_bytes, put
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    put(f"storage://{bucket.name}/voc/a.png", png_bytes(64, 48))
+    put(f"storage://{bucket.name}/voc/a.xml", (
+        "<annotation><size><width>64</width><height>48</height></size><object><name>dog</name><pose>Left</pose>"
+        "<difficult>1</difficult><attributes><attribute><name>breed</name><value>collie</value></attribute>"
+        "</attributes><line><x1>1</x1><y1>1</y1><x2>30</x2><y2>40</y2></line><dashed>1</dashed></object>"
+        "</annotation>").encode())
+    operation = services.job_data_add(user=owner, job=job, labeled=True, path=f"storage://{bucket.name}/voc/",
+                                      import_format="voc")
+    operation_execute(operation.pk)
+    (sample,) = job.dataset.samples.all()
+    (served,) = selectors.annotations_of(sample)
+    assert (served["style"], served["attributes"]) == ("dashed", {
+        "pose": "Left", "truncated": 0, "occluded": 0, "difficult": 1, "breed": "collie"})
+    save(owner, job, sample, [served])
+    (annotation,) = Annotation.objects.filter(sample=sample)
+    assert annotation.properties == {"pose": "Left", "truncated": 0, "occluded": 0, "difficult": 1, "breed": "collie",
+                                     "@atelier:line_style": "dashed"}
+    for attributes, message in (({"breed": "husky"}, '"dog" has no attribute "breed"; its attributes: none.'),
+                                ({"difficult": 2}, '"difficult" is 0 or 1, not 2.')):
+        with pytest.raises(ValidationError) as exc:
+            save(owner, job, sample, [served | {"attributes": served["attributes"] | attributes}])
+        assert messages(exc) == {"annotations.0.attributes": [message]}
+    with pytest.raises(ValidationError):  # a new shape cannot bring an undefined attribute either
+        save(owner, job, sample, [{k: v for k, v in served.items() if k != "id"}])
