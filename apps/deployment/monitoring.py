@@ -2,7 +2,8 @@
 retention of events (seed-06 §8.6, checklist items 37–40).
 
 Calls are counted per service, version and minute (`CallStat`); an instance's CPU and memory
-use are the `cpu_usage`/`mem_usage` metric lines its model server prints every
+use come from the run engine's samples of its process tree (`RunSample`, % of its flavor), or
+else from the `cpu_usage`/`mem_usage` lines its model server prints every
 ATELIER_DEPLOYMENT_METRIC_SECONDS (run-engine `Metric` rows). Alarm rules are evaluated each
 minute over their period; crossing the threshold raises an `Alarm` and a service event,
 coming back clears it.
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Avg, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from apps.core.choices import EventLevel
@@ -132,17 +133,55 @@ def call_totals(service: InferenceService, *, minutes: int = 60) -> dict:
             "latency_ms": round(agg["latency"] / total, 2) if total else None}
 
 
+# The run engine's own samples of an instance's process tree (psutil, as % of its flavor), by metric.
+SAMPLE_FIELDS = {"cpu_usage": "cpu_percent", "mem_usage": "memory_percent", "gpu_util": "gpu_percent",
+                 "gpu_mem_usage": "gpu_memory_percent"}
+
+
+def usage_points(run_ids, since) -> list[tuple[int, str, datetime, float]]:
+    """(run id, metric, time, %) of the given instance runs since `since`, oldest first.
+
+    The run engine samples every run's process tree against its flavor, so custom commands get
+    the same metrics as the model server; a run without samples (an engine that does not sample)
+    falls back to the `ATELIER_METRIC` lines the model server prints.
+    """
+    from apps.runtime.models import Metric, RunSample
+
+    run_ids = list(run_ids)
+    points = []
+    sampled = set()
+    for row in (RunSample.objects.filter(run_id__in=run_ids, at__gte=since).order_by("at")
+                .values("run_id", "at", *SAMPLE_FIELDS.values())):
+        sampled.add(row["run_id"])
+        for metric, field in SAMPLE_FIELDS.items():
+            if row[field] is not None:
+                points.append((row["run_id"], metric, row["at"], float(row[field])))
+    rest = [pk for pk in run_ids if pk not in sampled]
+    if rest:
+        for metric in (Metric.objects.filter(run_id__in=rest, name__in=SAMPLE_FIELDS, created_at__gte=since)
+                       .order_by("created_at")):
+            points.append((metric.run_id, metric.name, metric.created_at, float(metric.value)))
+    points.sort(key=lambda p: p[2])
+    return points
+
+
 def resource_series(service: InferenceService, *, minutes: int = 60) -> dict[str, dict[str, list]]:
     """CPU, memory and GPU use (%) per instance over the last `minutes`: {metric: {instance label: [(t, v)]}}."""
-    from apps.runtime.models import Metric
-
     since = timezone.now() - timedelta(minutes=minutes)
-    out: dict[str, dict[str, list]] = {"cpu_usage": {}, "mem_usage": {}, "gpu_util": {}, "gpu_mem_usage": {}}
+    out: dict[str, dict[str, list]] = {name: {} for name in SAMPLE_FIELDS}
     instances = service.instances.select_related("model_version__app")
     labels = {i.run_id: f"#{i.pk} {i.model_version.label if i.model_version else ''}".strip() for i in instances}
-    for metric in Metric.objects.filter(run_id__in=labels, name__in=out, created_at__gte=since).order_by("created_at"):
-        out[metric.name].setdefault(labels[metric.run_id], []).append((metric.created_at, metric.value))
+    for run_id, metric, at, value in usage_points(labels, since):
+        out[metric].setdefault(labels[run_id], []).append((at, value))
     return out
+
+
+def instance_usage_latest(run_ids) -> dict[int, dict[str, float]]:
+    """The latest CPU and memory use (%) of each instance run in the last 10 minutes."""
+    latest: dict[int, dict[str, float]] = {}
+    for run_id, metric, _at, value in usage_points(run_ids, timezone.now() - timedelta(minutes=10)):
+        latest.setdefault(run_id, {})[metric] = round(value, 1)
+    return latest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,15 +250,13 @@ def metric_value(rule: AlarmRule, *, now=None) -> float | None:
     end = now.replace(second=0, microsecond=0)
     since = end - timedelta(minutes=rule.period_minutes)
     if rule.metric in (AlarmMetric.CPU, AlarmMetric.MEMORY, AlarmMetric.GPU, AlarmMetric.GPU_MEMORY):
-        from apps.runtime.models import Metric
-
         runs = rule.service.instances.all()
         if rule.model_version_id:
             runs = runs.filter(model_version_id=rule.model_version_id)
-        value = Metric.objects.filter(run_id__in=runs.values("run_id"), name=rule.metric,
-                                      created_at__gte=now - timedelta(minutes=rule.period_minutes)
-                                      ).aggregate(v=Avg("value"))["v"]
-        return None if value is None else float(value)
+        values = [value for _run, metric, _at, value in
+                  usage_points(runs.values_list("run_id", flat=True), now - timedelta(minutes=rule.period_minutes))
+                  if metric == rule.metric]
+        return sum(values) / len(values) if values else None
     stats = CallStat.objects.filter(service=rule.service, minute__gte=since, minute__lt=end)
     if rule.model_version_id:
         stats = stats.filter(model_version_id=rule.model_version_id)

@@ -250,7 +250,10 @@ def service_detail(request, pk):
     elif tab == "events":
         context["timeline"] = timeline_for(service)
     elif tab == "instances":
-        context["instance_rows"] = selectors.service_instances(service)
+        context["instance_rows"] = rows = list(selectors.service_instances(service))
+        usage = monitoring.instance_usage_latest(i.run_id for i in rows)
+        for row in rows:
+            row.usage = usage.get(row.run_id, {})
     elif tab == "keys":
         context["keys"] = selectors.service_api_keys(service)
         context["key_form"] = ApiKeyForm()

@@ -103,3 +103,33 @@ def test_events_are_kept_three_months_for_models_and_one_for_services(running, e
     remaining = set(Event.objects.values_list("message", flat=True))
     assert {"recent service event", "two-month-old model event"} <= remaining
     assert not {"old service event", "old model event"} & remaining
+
+
+def test_instance_usage_comes_from_engine_samples_or_model_server_metrics(running, owner, client, echo_version,
+                                                                         cpu_flavor, local_pool):
+    from apps.runtime.models import Metric, RunSample
+
+    now = timezone.now()
+    run = running.instances.get().run
+    RunSample.objects.create(run=run, at=now - timedelta(minutes=2), cpu_percent=40, memory_percent=10)
+    RunSample.objects.create(run=run, at=now - timedelta(minutes=1), cpu_percent=60, memory_percent=12.5)
+    Metric.objects.create(run=run, name="cpu_usage", step=1, value=99, created_at=now)  # ignored: the engine samples this run
+    series = monitoring.resource_series(running)
+    label = f"#{running.instances.get().pk} echo 0.0.1"
+    assert [v for _t, v in series["cpu_usage"][label]] == [40.0, 60.0]
+    assert [v for _t, v in series["mem_usage"][label]] == [10.0, 12.5]
+    assert series["gpu_util"] == {}  # a CPU run has no GPU values
+    assert monitoring.instance_usage_latest([run.pk]) == {run.pk: {"cpu_usage": 60.0, "mem_usage": 12.5}}
+    rule = monitoring.alarm_rule_create(user=owner, service=running, name="cpu", metric="cpu_usage", comparison=">",
+                                        threshold=45, period_minutes=5)
+    assert monitoring.metric_value(rule, now=now) == 50.0
+    client.force_login(owner)
+    page = client.get(f"/services/{running.pk}/?tab=instances").content.decode()
+    assert '<td class="num" data-testid="instance-cpu">60.0%</td>' in page and "12.5%" in page
+    # An instance the engine did not sample falls back to its model server's metric lines.
+    other = attach_instances(service_create(user=owner, workspace=running.workspace, name="other", versions=[
+        {"model_version": echo_version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}]),
+        {echo_version.pk: ["127.0.0.1:9"]})
+    other_run = other.instances.get().run
+    Metric.objects.create(run=other_run, name="mem_usage", step=1, value=33, created_at=now)
+    assert monitoring.instance_usage_latest([other_run.pk]) == {other_run.pk: {"mem_usage": 33.0}}
