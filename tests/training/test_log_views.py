@@ -216,3 +216,17 @@ def test_malformed_event_lines_say_what_is_wrong(line, error):
     with pytest.raises(EventLineError, match=error):
         event_line_parse(line)
     assert event_line_parse("plain output") is None
+
+
+def test_the_sweep_prunes_resource_samples_past_the_retention(owner, workspace, bucket, local_pool, cpu_flavor,
+                                                              settings):
+    from apps.runtime.scheduling import runtime_sweep
+
+    job, runs = _job_with_nodes(owner, workspace, local_pool, cpu_flavor, nodes=1)
+    now = timezone.now()
+    old = RunSample.objects.create(run=runs[0], at=now - timedelta(hours=73), cpu_percent=1, memory_percent=1)
+    kept = RunSample.objects.create(run=runs[0], at=now - timedelta(hours=71), cpu_percent=1, memory_percent=1)
+    assert settings.ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS == 72  # three days, as the spec asks at least
+    runtime_sweep()
+    assert list(RunSample.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert not RunSample.objects.filter(pk=old.pk).exists()
