@@ -19,6 +19,7 @@ function parse(name, fallback) {
 }
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
+  if (tag === "input" && !attrs.type) node.type = "text"; // styled like the form's other text inputs
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") node.className = v; else if (v === true) node.setAttribute(k, ""); else if (v !== false && v != null) node.setAttribute(k, v);
   }

@@ -98,3 +98,28 @@ def test_algorithm_form_editors_and_list_column_chooser(page, asgi_server, login
     expect(page.locator("#jobs-results")).not_to_contain_text("job-beta")
     expect(page.locator("#jobs-results")).to_contain_text("job-alpha")
     page.screenshot(path=str(SHOTS / "training-job-list-columns.png"), full_page=True)
+
+
+def test_job_form_optional_sections(page, asgi_server, login, owner, workspace, bucket, local_pool, cpu_flavor):
+    from .conftest import put
+
+    put("storage://train-data/in/a.bin", b"x" * 2048)
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/training/jobs/new")
+    expect(page.locator("input[name=run_as_uid]")).to_be_hidden()
+    page.select_option("select[name=boot_mode]", "custom")
+    expect(page.locator("input[name=run_as_uid]")).to_have_value("1000")
+    expect(page.locator("input[name=custom_cpus]")).to_be_hidden()
+    page.check("input[name=custom_flavor_on]")
+    expect(page.locator("input[name=custom_cpus]")).to_be_visible()
+    page.check("input[name=persist_logs]")
+    expect(page.locator("input[name=log_path]")).to_be_visible()
+    page.select_option("select[name=notify_channel]", "webhook")
+    expect(page.locator("input[name=notify_target]")).to_be_visible()
+    page.click("[data-testid=inputs-editor] [data-add=inputs]")
+    row = page.locator("[data-testid=inputs-editor] .editor-row").first
+    row.locator("[data-role=name]").fill("data_url")
+    row.locator("[data-role=uri]").fill("storage://train-data/in")
+    page.click("[data-testid=input-size]")
+    expect(page.locator("[data-input-size-result]")).to_contain_text("Inputs: 0.0 MiB of 50 GiB scratch disk.")
+    page.screenshot(path=str(SHOTS / "training-job-form-sections.png"), full_page=True)
