@@ -248,3 +248,20 @@ def test_flavor_row_is_reused_for_the_same_shape(owner, workspace, local_pool, c
     _custom(owner, workspace, local_pool, cpu_flavor, custom_flavor={"cpus": 1, "memory_mb": 512})
     _custom(owner, workspace, local_pool, cpu_flavor, name="job-2", custom_flavor={"cpus": 1, "memory_mb": 512})
     assert Flavor.objects.filter(name="custom-1c-512m-0g").count() == 1
+
+
+def test_api_accepts_and_refuses_the_new_sections(api, owner, workspace, local_pool, cpu_flavor, settings, tmp_path):
+    settings.ATELIER_TRAINING_HOST_MOUNT_ROOTS = [str(tmp_path)]
+    base = {"name": "api-job", "pool": "local", "flavor": cpu_flavor.name, "experiment": "none", "boot_mode": "custom",
+            "boot_command": "echo hi"}
+    refused = api.post("/api/v1/training/jobs/", {**base, "mounts": [{"source": str(tmp_path), "path": "/cache"}]},
+                       format="json")
+    assert refused.status_code == 400
+    assert "/cache is the scratch folder" in str(refused.json())
+    created = api.post("/api/v1/training/jobs/", {
+        **base, "run_as_uid": 2000, "mounts": [{"source": str(tmp_path), "path": "data"}],
+        "notify_channel": "email", "notify_target": "ops@example.com", "notify_events": ["failed"]}, format="json")
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert (body["run_as_uid"], body["mounts"], body["notify_events"]) == (
+        2000, [{"source": str(tmp_path), "path": "data"}], ["failed"])

@@ -20,8 +20,9 @@ class TrainingJobSerializer(serializers.ModelSerializer):
                   "experiment", "algorithm", "boot_mode", "engine", "engine_version", "builtin", "code_dir",
                   "boot_file", "boot_command", "local_code_dir", "working_dir", "inputs", "outputs",
                   "hyperparameters", "env", "pool", "flavor", "node_count", "priority", "auto_restart",
-                  "restart_count", "max_runtime_hours", "launch_mode", "tags", "created_at", "started_at",
-                  "finished_at", "duration_seconds"]
+                  "restart_count", "max_runtime_hours", "launch_mode", "tags", "run_as_uid", "custom_flavor", "mounts",
+                  "persist_logs", "log_path", "notify_channel", "notify_target", "notify_events", "logs_persisted_at",
+                  "logs_purged_at", "created_at", "started_at", "finished_at", "duration_seconds"]
 
 
 class TrainingJobCreateSerializer(serializers.Serializer):
@@ -55,6 +56,14 @@ class TrainingJobCreateSerializer(serializers.Serializer):
     max_runtime_hours = serializers.JSONField(required=False, allow_null=True, default=None)
     launch_mode = serializers.CharField(required=False, default="modelarts")
     tags = serializers.JSONField(required=False)
+    run_as_uid = serializers.JSONField(required=False, allow_null=True, default=None)
+    custom_flavor = serializers.JSONField(required=False, allow_null=True, default=None)
+    mounts = serializers.JSONField(required=False)
+    persist_logs = serializers.BooleanField(required=False, default=False)
+    log_path = serializers.CharField(required=False, allow_blank=True, default="")
+    notify_channel = serializers.CharField(required=False, allow_blank=True, default="")
+    notify_target = serializers.CharField(required=False, allow_blank=True, default="")
+    notify_events = serializers.JSONField(required=False)
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
