@@ -517,7 +517,7 @@ class RunExecution:
             from .scheduling import gpus_sample
 
             leased = [g for g in self.node.gpus if int(g.get("index", -1)) in set(self.run.gpu_indices)]
-            gpu_util, gpu_mem = gpus_sample(leased)
+            gpu_util, gpu_mem = gpus_sample(leased, indices=[int(g["index"]) for g in leased])
         try:
             RunSample.objects.create(run_id=self.run.pk, attempt=self.run.attempt, at=timezone.now(),
                                      cpu_percent=round(max(0.0, cpu), 2), memory_percent=round(memory, 2),

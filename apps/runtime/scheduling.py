@@ -68,15 +68,16 @@ def gpus_discover() -> list[dict]:
     return gpus
 
 
-def gpus_sample(gpus: list[dict]) -> tuple[float | None, float | None]:
-    """Mean GPU utilisation and memory use (percent) of real GPUs; (None, None) when unknown."""
+def gpus_sample(gpus: list[dict], *, indices: list[int] | None = None) -> tuple[float | None, float | None]:
+    """Mean GPU utilisation and memory use (percent) of real GPUs — all of them, or only `indices`
+    (a run's leased GPUs); (None, None) when unknown."""
     if not gpus or settings.ATELIER_WORKER_GPUS.strip() or shutil.which("nvidia-smi") is None:
         return None, None
+    command = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used,memory.total", "--format=csv,noheader,nounits"]
+    if indices:
+        command.append("--id=" + ",".join(str(int(i)) for i in indices))
     try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None
     utils, mems = [], []
