@@ -198,6 +198,7 @@ class ShellHost:
         self.sessions: dict[str, ShellSession] = {}
         self.lock = threading.Lock()
         self.stopped = threading.Event()
+        self.closing = False  # set (under the lock) once stop() began
         self.redis = redis_client(socket_timeout=10, health_check_interval=30)
         self.wake_r, self.wake_w = os.pipe()  # wakes the output thread when a session starts
         self.threads = [threading.Thread(target=self._commands, name=f"shell-cmd-run-{run.pk}", daemon=True),
@@ -212,22 +213,28 @@ class ShellHost:
 
     def stop(self, message: str = "The run ended.") -> None:
         """Stop offering shells and end every open one (the run is over)."""
-        if self.stopped.is_set():
-            return
-        self.stopped.set()
+        with self.lock:
+            if self.closing:
+                return
+            self.closing = True  # no session starts from here on
+            sessions = list(self.sessions.values())
         try:
             self.redis.delete(host_key(self.run_id))
+        except redis.RedisError:
+            pass  # the key expires on its own
+        # The shells end before the command thread does: its exit would SIGKILL them (their
+        # parent-death signal follows that thread) and they would look like a plain exit.
+        for session in sessions:
+            self._close(session, reason="run-ended", message=message)
+        self.stopped.set()
+        try:
             # Wakes the command thread out of its blocking pop at once (a run's end is not delayed).
             self.redis.rpush(in_key(self.run_id), json.dumps({"op": "wake"}))
         except redis.RedisError:
-            pass  # the key expires on its own; the pop times out within a second
+            pass  # the pop times out within a second
         os.write(self.wake_w, b"x")
         for thread in self.threads:
             thread.join(timeout=5)
-        with self.lock:
-            sessions = list(self.sessions.values())
-        for session in sessions:
-            self._close(session, reason="run-ended", message=message)
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
         try:
@@ -309,7 +316,14 @@ class ShellHost:
         os.set_blocking(master, False)
         session = ShellSession(sid=sid, proc=proc, master=master, user=str(message.get("user", "")))
         with self.lock:
-            self.sessions[sid] = session
+            late = self.closing  # stop() ran meanwhile: this shell must not outlive the run
+            if not late:
+                self.sessions[sid] = session
+        if late:
+            _kill_session(proc)
+            os.close(master)
+            self._push(out, event_frame("exit", reason="run-ended", message="The run ended.", code=None))
+            return
         os.write(self.wake_w, b"s")
         user = pwd.getpwuid(self.run_as[0] if self.run_as else os.geteuid()).pw_name
         self._push(out, event_frame("ready", pid=proc.pid, cwd=str(cwd), user=user, shell=program,
