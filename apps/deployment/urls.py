@@ -2,6 +2,7 @@
 from django.urls import include, path
 
 from . import service_views, views
+from .api.views import EndpointsView
 
 app_name = "deployment"
 
@@ -37,4 +38,7 @@ service_urls = [
 urlpatterns = [
     path("models/", include(model_urls)),
     path("services/", include(service_urls)),
+    # Direct-access listing at its ModelArts address (seed-06 §3.9); the project id is the workspace id.
+    path("v1/<int:project_id>/services/<uuid:pk>/predict/endpoints", EndpointsView.as_view(),
+         name="service_endpoints_modelarts"),
 ]

@@ -110,6 +110,10 @@ def test_alarm_rules_metrics_and_endpoints(api, deployed, echo_version):
     endpoints = api.get(f"{BASE}/services/{deployed.pk}/predict/endpoints/?type=host_endpoints").json()
     assert endpoints["endpoints"] == [{"scheme": "http", "ip": "10.0.0.7", "port": 31997,
                                        "model_version": "echo 0.0.1"}]
+    modelarts = f"/v1/{deployed.workspace_id}/services/{deployed.pk}/predict/endpoints?type=host_endpoints"
+    assert api.get(modelarts).json() == endpoints
+    assert api.get(f"/v1/{deployed.workspace_id + 1000}/services/{deployed.pk}/predict/endpoints"
+                   "?type=host_endpoints").status_code == 404
 
 
 def test_other_workspaces_get_404(outsider_api, deployed, echo_version):
@@ -117,5 +121,7 @@ def test_other_workspaces_get_404(outsider_api, deployed, echo_version):
                 f"{BASE}/versions/{echo_version.pk}/", f"{BASE}/services/{deployed.pk}/keys/"):
         assert outsider_api.get(url).status_code == 404
     assert outsider_api.post(f"{BASE}/services/{deployed.pk}/stop/").status_code == 404
+    assert outsider_api.get(f"/v1/{deployed.workspace_id}/services/{deployed.pk}/predict/endpoints"
+                            "?type=host_endpoints").status_code == 404
     assert outsider_api.delete(f"{BASE}/models/{echo_version.app_id}/").status_code == 404
     assert AiApp.objects.exists() and InferenceService.objects.get().status == "deploying"

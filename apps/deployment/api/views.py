@@ -333,11 +333,15 @@ class EndpointsView(APIView):
     """GET `?type=host_endpoints`: the instances' host:port for direct access (seed-06 §3.9).
 
     Direct calls bypass the gateway: no authentication, traffic split, load balancing or statistics.
+    Also at the ModelArts address `/v1/<project id>/services/<id>/predict/endpoints`, where the
+    project id is the workspace id (another workspace's id answers 404).
     """
 
     @extend_schema(responses=None, parameters=[OpenApiParameter("type", str)])
-    def get(self, request, pk):
+    def get(self, request, pk, project_id: int | None = None):
         service = selectors.service_get_for_user(request.user, pk)
+        if project_id is not None and project_id != service.workspace_id:
+            raise exceptions.NotFound("Not found.")
         require_perm(request.user, service.workspace, "service:update")
         if request.query_params.get("type") != "host_endpoints":
             raise exceptions.ValidationError({"type": ["Only type=host_endpoints is supported."]})
