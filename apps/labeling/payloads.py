@@ -179,12 +179,17 @@ class PayloadParser:
         out = {}
         for name, value in raw.items():
             if name in VOC_FLAGS:
-                out[name] = _voc_flag(name, value, f"{where}.attributes")
-                continue
-            if self._carried(name, value):
-                out[name] = value
+                try:
+                    out[name] = _voc_flag(name, value, f"{where}.attributes")
+                except PayloadError:
+                    if not self._carried(name, value):
+                        raise
+                    out[name] = value  # as imported, e.g. a manifest's "truncated": "false"
                 continue
             if name not in defined:
+                if self._carried(name, value):
+                    out[name] = value
+                    continue
                 known = ", ".join(sorted(defined)) or "none"
                 raise PayloadError({f"{where}.attributes": [
                     f'"{label.name}" has no attribute "{name}"; its attributes: {known}.']})
@@ -192,11 +197,13 @@ class PayloadParser:
                 continue
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise PayloadError({f"{where}.attributes": [f'The value of "{name}" must be text or a number.']})
-            value = str(value)
-            if defined[name] and value not in defined[name]:
+            if defined[name] and str(value) not in defined[name]:
+                if self._carried(name, value):
+                    out[name] = value
+                    continue
                 raise PayloadError({f"{where}.attributes": [
                     f'"{value}" is not a value of "{name}"; choose one of {", ".join(defined[name])}.']})
-            out[name] = value
+            out[name] = str(value)
         return out
 
     def _carried(self, name: str, value) -> bool:
