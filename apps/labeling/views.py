@@ -178,6 +178,8 @@ def job_detail(request, pk):
         "filter_errors": filter_errors, "annotators": annotators_of(job.dataset) if scene == Scene.IMAGE else [],
         "is_class": job.labeling_type in CLASS_TYPES, "filters": request.GET,
         "can_update": has_perm(request.user, job.workspace, "labeling:update"),
+        # Spec §3.6: text jobs add data from the Unlabeled tab only; other scenes from every tab.
+        "can_add_data": scene != Scene.TEXT or status == LabelStatus.UNLABELED,
         "can_annotate": has_perm(request.user, job.workspace, "annotation:update"),
         "config": {"job": job.pk, "type": job.labeling_type, "labels": labels,
                    "api": reverse("labeling-api:job-detail", args=[job.pk]),

@@ -237,3 +237,12 @@ def test_auto_grouping_starts_from_the_all_tab(client_owner, outsider, make_job,
     assert client.get(f"/labeling/{job.pk}/auto-group").status_code == 404
     text_job = make_job(LabelType.TEXT_CLASSIFICATION)
     assert client_owner.get(f"/labeling/{text_job.pk}/auto-group").status_code == 404
+
+
+def test_text_jobs_add_data_from_the_unlabeled_tab_only(client_owner, make_job, add_sample):
+    job = make_job(LabelType.TEXT_CLASSIFICATION)
+    add_sample(job.dataset, text="some text")
+    assert 'data-testid="add-data"' in client_owner.get(f"/labeling/{job.pk}/?status=unlabeled").content.decode()
+    assert 'data-testid="add-data"' not in client_owner.get(f"/labeling/{job.pk}/?status=labeled").content.decode()
+    image = make_job(LabelType.IMAGE_CLASSIFICATION)
+    assert 'data-testid="add-data"' in client_owner.get(f"/labeling/{image.pk}/?status=labeled").content.decode()
