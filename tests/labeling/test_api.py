@@ -224,6 +224,12 @@ def test_add_data_api_starts_an_import_and_lists_history(api, outsider_api, dete
     (row,) = api.get(url(job, "data/")).json()["results"]
     assert (row["uid"], row["mode"], row["path"], row["status"]) == (
         started.json()["operation"], "Storage path", f"storage://{bucket.name}/more", "queued")
+    from apps.datasets.models import DatasetOperation
+    from apps.datasets.operations import operation_execute
+
+    operation_execute(DatasetOperation.objects.get(uid=row["uid"]).pk)
+    (row,) = api.get(url(job, "data/")).json()["results"]
+    assert (row["status"], row["total"], row["imported"], row["imported_labeled"]) == ("succeeded", 1, 1, 0)
 
 
 def test_save_and_next_sample_query_counts_are_pinned(api, detection, add_sample, django_assert_num_queries):
