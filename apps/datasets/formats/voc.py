@@ -124,8 +124,7 @@ def _attributes(obj: Element, where: str) -> dict:
         if not name:
             raise Problem(ErrorCode.ANNOTATION_PARSE_ERROR, f"attribute {number} of {where} has no <name>.")
         if name in OWN_ELEMENTS:
-            raise Problem(ErrorCode.ANNOTATION_PARSE_ERROR,
-                          f'attribute "{name}" of {where} is reserved; VOC has an element of its own for it.')
+            continue  # CVAT writes e.g. "occluded" here too; the element of its own is the one we read
         out[name] = attribute.findtext("value") or ""
     return out
 
