@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import selectors
+from collections import deque
 import shutil
 import signal
 import socket
@@ -72,6 +73,11 @@ COUNTER_INTERVAL = 2.0
 HANG_SAMPLE_INTERVAL = 10.0
 # Below this share of one core, the process counts as idle for hang detection.
 HANG_CPU_FRACTION = 0.01
+# GPU runs: a collective stuck in a spin loop keeps the CPU (and often the GPU) busy, so their rule is
+# no output, no process I/O, and a flat GPU utilisation: the last HANG_GPU_WINDOW readings of the run's
+# GPUs within HANG_GPU_SPREAD percentage points of each other.
+HANG_GPU_WINDOW = 6
+HANG_GPU_SPREAD = 1.0
 # After the main process exits, wait this long for the pipe to drain (daemonised children).
 DRAIN_SECONDS = 2.0
 class OwnershipLost(Exception):
@@ -393,6 +399,8 @@ class RunExecution:
         self.last_output = now
         self.idle_since = now
         self.cpu_seen = self._tree_cpu()
+        self.io_seen = self._tree_io()
+        self.gpu_window: deque = deque(maxlen=HANG_GPU_WINDOW)
         self.hang_reported = False
         self.ready = False
         max_runtime = run.max_runtime_seconds
@@ -604,23 +612,58 @@ class RunExecution:
                 continue
         return total
 
+    def _tree_io(self) -> tuple[int, int, int, int]:
+        """Summed (read calls, write calls, bytes read, bytes written) of the process tree."""
+        totals = [0, 0, 0, 0]
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return (0, 0, 0, 0)
+        for proc in procs:
+            try:
+                io = proc.io_counters()
+            except (psutil.Error, AttributeError):  # another user's process, or no I/O accounting here
+                continue
+            for index, value in enumerate((io.read_count, io.write_count, io.read_bytes, io.write_bytes)):
+                totals[index] += value
+        return tuple(totals)
+
+    def _activity(self) -> tuple[bool, str]:
+        """(busy since the last check, what "idle" means for this run) for hang detection."""
+        cpu = self._tree_cpu()
+        cpu_busy = cpu - self.cpu_seen > HANG_CPU_FRACTION * self.hang_interval
+        self.cpu_seen = cpu
+        if self.run.gpu_indices:
+            from .scheduling import gpus_sample
+
+            leased = [g for g in self.node.gpus if int(g.get("index", -1)) in set(self.run.gpu_indices)]
+            util, _memory = gpus_sample(leased, indices=[int(g["index"]) for g in leased])
+            if util is not None:  # unreadable GPUs fall back to the CPU rule below
+                io = self._tree_io()
+                io_busy = io != self.io_seen
+                self.io_seen = io
+                self.gpu_window.append(util)
+                flat = (len(self.gpu_window) == HANG_GPU_WINDOW
+                        and max(self.gpu_window) - min(self.gpu_window) < HANG_GPU_SPREAD)
+                return io_busy or not flat, f"no output, no I/O and flat GPU utilisation ({util:.0f} %)"
+        return cpu_busy, "no output and almost no CPU use"
+
     def _hang_check(self, now: float) -> None:
         limit = self.run.hang_seconds or settings.ATELIER_RUNTIME_HANG_SECONDS
         if not limit or self.stop_reason:
             return
-        cpu = self._tree_cpu()
-        busy = cpu - self.cpu_seen > HANG_CPU_FRACTION * self.hang_interval
-        self.cpu_seen = cpu
+        busy, idle_means = self._activity()
         if busy or now - self.last_output < self.hang_interval:
             self.idle_since = now
             if self.hang_reported:
                 self.hang_reported = False
                 run_clear_hang(self.run)
-                self.event("Output or CPU use resumed; no longer suspected hung.")
+                self.event("Activity resumed; no longer suspected hung.")
             return
         if not self.hang_reported and now - self.idle_since >= limit:
             self.hang_reported = True
-            run_report_hang(self.run, idle_seconds=int(now - self.idle_since))
+            run_report_hang(self.run, idle_seconds=int(now - self.idle_since), why=idle_means)
             if self.run.hang_action == HangAction.STOP:
                 run_node_stop(self.run, reason="Stopped: suspected hang.", level=EventLevel.WARNING)
 

@@ -595,8 +595,8 @@ def run_mark_ready(run: Run, *, endpoint: str, port: int) -> bool:
     return True
 
 
-def run_report_hang(run: Run, *, idle_seconds: int) -> bool:
-    """Record a suspected hang once per episode (no output and ~no CPU for `idle_seconds`)."""
+def run_report_hang(run: Run, *, idle_seconds: int, why: str = "no output and almost no CPU use") -> bool:
+    """Record a suspected hang once per episode (`why`, e.g. no output and ~no CPU, for `idle_seconds`)."""
     idle = f"{idle_seconds // 60} min" if idle_seconds >= 120 else f"{idle_seconds} s"
     with transaction.atomic():
         updated = Run.objects.filter(pk=run.pk, attempt=run.attempt, hang_detected_at__isnull=True).update(
@@ -607,13 +607,12 @@ def run_report_hang(run: Run, *, idle_seconds: int) -> bool:
         run.refresh_from_db()
         action = " Stopping it, as configured." if run.hang_action == HangAction.STOP else ""
         event_add(obj=run, level=EventLevel.WARNING,
-                  message=f"{_node_prefix(run)}Suspected hang: no output and almost no CPU use for "
-                          f"{idle}.{action}")
+                  message=f"{_node_prefix(run)}Suspected hang: {why} for {idle}.{action}")
         publish_on_commit(run.group_channel, run_status_payload(run) | {"hang": True})
         # The owner records its own event and notifies subscribers; the run is not stopped here.
         owner_notify_on_commit(RunChange(run_id=run.pk, owner_type=run.owner_type, owner_id=run.owner_id,
                                          kind="hang", previous=run.status, status=run.status,
-                                         reason=f"no output and almost no CPU use for {idle}"))
+                                         reason=f"{why} for {idle}"))
     return True
 
 
