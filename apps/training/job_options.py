@@ -195,3 +195,35 @@ def notification_clean(channel: str, target: Any, events: Any, *, gpus: int) -> 
     if HANG in events and not gpus:
         raise ValidationError({"notify_events": ["Only GPU jobs are watched for a suspected hang."]})
     return channel, target, [e for e in EVENT_LABELS if e in events]
+
+
+# Input-constraint data formats (ModelArts names) → dataset version formats; CarbonData has no equivalent.
+DATA_FORMAT_VERSIONS = {"Default": "default"}
+SPLIT_VERSIONS = {"split_only": "split", "unsplit_only": "unsplit", "any": "any"}
+
+
+def dataset_inputs_check(user, definitions: list[dict], job_inputs: list[dict]) -> None:
+    """Inputs whose definition is constrained to a dataset must point at a matching published version.
+
+    The candidates are `apps.datasets.selectors.versions_for_training()` (published versions the user
+    may read) narrowed by the constraint's label type, data formats and split.
+    """
+    from apps.datasets.selectors import versions_for_training
+
+    by_name = {c["name"]: c for c in job_inputs}
+    for definition in definitions or []:
+        constraint = definition.get("constraint") or {}
+        channel = by_name.get(definition["name"])
+        if constraint.get("source") != "dataset" or channel is None:
+            continue
+        versions = versions_for_training(user, label_type=constraint.get("label_type") or "",
+                                         split=SPLIT_VERSIONS.get(constraint.get("split") or "any", "any"))
+        formats = {DATA_FORMAT_VERSIONS.get(f) for f in constraint.get("data_format") or []}
+        uris = {v.storage_uri.rstrip("/") for v in versions if v.storage_uri and (not formats or v.format in formats)}
+        if channel["uri"].rstrip("/") not in uris:
+            wanted = ", ".join(filter(None, [constraint.get("label_type"), "/".join(constraint.get("data_format") or []),
+                                             {"split_only": "split", "unsplit_only": "unsplit"}.get(
+                                                 constraint.get("split") or "")]))
+            raise ValidationError({"inputs": [
+                f"{definition['name']}: choose a published dataset version{f' ({wanted})' if wanted else ''}; "
+                f"{channel['uri']} is not one."]})

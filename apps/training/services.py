@@ -498,6 +498,7 @@ def training_job_create(
     boot = collect(_boot_clean, user, source) or {}
     boot.pop("warning", None)
     job_inputs = collect(_channels_for_job, user, input_defs, inputs, output=False) or []
+    collect(job_options.dataset_inputs_check, user, input_defs, job_inputs)
     job_outputs = collect(_channels_for_job, user, output_defs, outputs, output=True) or []
     for out in job_outputs:
         for inp in job_inputs:

@@ -44,6 +44,19 @@ function toggle() {
 }
 
 // ---- channels ----------------------------------------------------------------------------------
+// Published dataset versions matching an input's constraint (label type, data format, split).
+function datasetsFor(constraint) {
+  const formats = { Default: "default" };
+  return (data.datasets || []).filter((d) => {
+    if (!constraint) return true;
+    if (constraint.label_type && d.label_type !== constraint.label_type) return false;
+    if ((constraint.data_format || []).length && !constraint.data_format.some((f) => formats[f] === d.format)) return false;
+    if (constraint.split === "split_only" && !d.split) return false;
+    if (constraint.split === "unsplit_only" && d.split) return false;
+    return true;
+  });
+}
+
 function channelRow(kind, channel, fixed) {
   const row = el("div", { class: "editor-row", "data-channel": channel.name || "" });
   const name = el("input", { "aria-label": "Parameter name", placeholder: kind === "inputs" ? "data_url" : "train_url",
@@ -54,11 +67,12 @@ function channelRow(kind, channel, fixed) {
     el("option", { value: "hyperparameter" }, "--argument"), el("option", { value: "env" }, "env variable"));
   acq.value = channel.acquisition || "hyperparameter";
   row.append(name, uri, acq);
-  if (kind === "inputs" && (data.datasets || []).length) {
+  const versions = kind === "inputs" ? datasetsFor(channel.constraint) : [];
+  if (versions.length || channel.constraint?.source === "dataset") {
     // "Dataset + version": picking one fills the storage path with that published version's folder.
     const picker = el("select", { "aria-label": `${channel.name || "channel"} dataset version`, "data-role": "dataset" },
-      el("option", { value: "" }, "— or a dataset version —"),
-      ...data.datasets.map((d) => el("option", { value: d.uri }, d.label)));
+      el("option", { value: "" }, versions.length ? "— or a dataset version —" : "no matching published version"),
+      ...versions.map((d) => el("option", { value: d.uri }, d.label)));
     picker.value = data.datasets.some((d) => d.uri === uri.value) ? uri.value : "";
     picker.addEventListener("change", () => { if (picker.value) { uri.value = picker.value; sync(); } });
     row.append(picker);

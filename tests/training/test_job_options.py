@@ -265,3 +265,35 @@ def test_api_accepts_and_refuses_the_new_sections(api, owner, workspace, local_p
     body = created.json()
     assert (body["run_as_uid"], body["mounts"], body["notify_events"]) == (
         2000, [{"source": str(tmp_path), "path": "data"}], ["failed"])
+
+
+def test_dataset_constrained_input_needs_a_matching_published_version(owner, workspace, local_pool, cpu_flavor,
+                                                                      bucket, code):
+    from apps.datasets.choices import DataType, VersionStatus
+    from apps.datasets.models import Dataset, DatasetVersion
+    from apps.training.models import Algorithm
+
+    dataset = Dataset.objects.create(workspace=workspace, name="flowers", data_type=DataType.values[0],
+                                     label_type="image_classification", input_location="storage://train-data/in",
+                                     output_location="storage://train-data/out")
+    for name, split in (("V001", True), ("V002", False)):
+        put(f"storage://train-data/versions/{name}/manifest.json", "{}")
+        DatasetVersion.objects.create(dataset=dataset, name=name, label_type="image_classification",
+                                      status=VersionStatus.NORMAL, split_enabled=split,
+                                      storage_uri=f"storage://train-data/versions/{name}")
+    put("storage://train-data/plain/a.txt", "x")
+    algorithm = Algorithm.objects.create(
+        workspace=workspace, name="cls", boot_mode="preset", engine="python", code_dir="storage://train-data/code",
+        boot_file="train.py", inputs=[{"name": "data_url", "description": "", "acquisition": "hyperparameter",
+                                       "constraint": {"source": "dataset", "label_type": "image_classification",
+                                                      "data_format": ["Default"], "split": "split_only"}}])
+
+    def create(uri, name="ds-job"):
+        return training_job_create(user=owner, workspace=workspace, name=name, pool=local_pool, flavor=cpu_flavor,
+                                   experiment="none", algorithm=algorithm, inputs=[{"name": "data_url", "uri": uri}])
+
+    for uri in ("storage://train-data/plain", "storage://train-data/versions/V002"):
+        errors = _errors(lambda: create(uri))
+        assert errors["inputs"] == [f"data_url: choose a published dataset version (image_classification, Default, "
+                                    f"split); {uri} is not one."]
+    assert create("storage://train-data/versions/V001").inputs[0]["uri"] == "storage://train-data/versions/V001"
