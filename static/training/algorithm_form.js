@@ -161,11 +161,32 @@ function collectHyperparameters() {
   return out;
 }
 
+// ---- runtime environment preview ---------------------------------------------------------------
+// Where the code, boot file and channels will sit in the run (the same layout the launcher makes).
+function renderPreview(inputs, outputs) {
+  const box = form.querySelector("[data-runtime-preview]");
+  if (!box) return;
+  const rows = [["Run directory", "$MA_MOUNT_PATH"], ["Local code folder", "$MA_JOB_DIR = $MA_MOUNT_PATH/user-job-dir"]];
+  const code = (form.elements.namedItem("code_dir").value || "").trim().replace(/\/+$/, "");
+  const folder = code.split("/").pop();
+  if (code && folder && !folder.endsWith(":")) {
+    rows.push(["Code folder", `$MA_MOUNT_PATH/user-job-dir/${folder}`]);
+    const boot = (form.elements.namedItem("boot_file").value || "").trim();
+    if (boot && form.elements.namedItem("boot_mode").value === "preset") rows.push(["Boot file", `$MA_MOUNT_PATH/user-job-dir/${folder}/${boot}`]);
+  }
+  for (const c of inputs) if (c.name) rows.push([`Input ${c.name}`, `$MA_MOUNT_PATH/inputs/${c.name}_0/`]);
+  for (const c of outputs) if (c.name) rows.push([`Output ${c.name}`, `$MA_MOUNT_PATH/outputs/${c.name}_0/`]);
+  box.replaceChildren(...rows.flatMap(([label, where]) => [el("dt", {}, label), el("dd", { class: "mono" }, where)]));
+}
+
 // ---- wiring ------------------------------------------------------------------------------------
 function sync() {
-  form.elements.namedItem("inputs").value = JSON.stringify(collectChannels("inputs"));
-  form.elements.namedItem("outputs").value = JSON.stringify(collectChannels("outputs"));
+  const inputs = collectChannels("inputs");
+  const outputs = collectChannels("outputs");
+  form.elements.namedItem("inputs").value = JSON.stringify(inputs);
+  form.elements.namedItem("outputs").value = JSON.stringify(outputs);
   form.elements.namedItem("hyperparameters").value = JSON.stringify(collectHyperparameters());
+  renderPreview(inputs, outputs);
 }
 
 function toggle() {
