@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 
 from tests.harness import ARTIFACTS
-from tests.training.conftest import bucket, training_worker  # noqa: F401
+from apps.training.choices import TrainingStatus
+from tests.training.conftest import bucket, training_worker, wait_job  # noqa: F401
 
 from .test_shell import IDLE_SECONDS, shell_job  # noqa: F401
 
@@ -61,3 +62,11 @@ def test_shell_tab_types_into_the_node_and_reconnects_after_idle(asgi_server, sh
     page.keyboard.type("echo node-$RANK-of-$WORLD_SIZE")
     page.keyboard.press("Enter")
     rows.filter(has_text="node-1-of-2").wait_for()
+
+    # Terminating the job ends the open shell; the page says so and Reconnect is offered.
+    from apps.training.services import training_job_stop
+
+    training_job_stop(user=owner, job=job)
+    notice.filter(has_text="The run ended.").wait_for()
+    assert page.get_by_test_id("shell-state").inner_text() == "Session ended"
+    wait_job(job, TrainingStatus.TERMINATED, timeout=30)  # both nodes ended: the workers stop at once

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from apps.deployment.choices import ServiceStatus
-from apps.deployment.serving import service_create
+from apps.deployment.serving import service_create, service_stop
 from apps.runtime.models import Run
 from tests.deployment.conftest import deploy_worker, echo_uri, echo_version, models_bucket  # noqa: F401
 from tests.deployment.test_worker import status_of
@@ -42,3 +42,5 @@ def test_cloudshell_opens_in_the_chosen_instance(deploy_worker, asgi_server, own
     assert f"port={run.port} rank=0" in rows.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "shell-service-cloudshell.png"), full_page=True)
+    service_stop(user=owner, service=service)
+    page.get_by_test_id("shell-notice").filter(has_text="The run ended.").wait_for()
