@@ -16,4 +16,9 @@ class TrainingConfig(AppConfig):
         from .services import OWNER_TYPE, training_job_on_run_change
 
         owner_callback_register(OWNER_TYPE, training_job_on_run_change)
+        from django.core.checks import register
+
+        from .retention import retention_settings_check
+
+        register(retention_settings_check)  # metrics ≥ 3 days, logs ≥ 1 day
         register_live_source("training.trainingjob", lambda user, pk: training_job_get_for_user(user, pk))

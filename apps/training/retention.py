@@ -93,3 +93,16 @@ def training_log_purge(*, now: dt.datetime | None = None) -> int:
     if purged:
         logger.info("training log purge: %s jobs", purged)
     return purged
+
+
+def retention_settings_check(app_configs=None, **kwargs):
+    """System check: node samples live ≥ 3 days (the resource-usage tab), logs at least a day."""
+    from django.core.checks import Error
+
+    errors = []
+    if settings.ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS < 72:
+        errors.append(Error("ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS must be at least 72: training jobs show the last "
+                            "3 days of resource usage.", id="training.E001"))
+    if settings.ATELIER_TRAINING_LOG_RETENTION_DAYS < 1:
+        errors.append(Error("ATELIER_TRAINING_LOG_RETENTION_DAYS must be at least 1.", id="training.E002"))
+    return errors

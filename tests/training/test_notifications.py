@@ -168,3 +168,10 @@ def test_purge_deletes_only_old_unpersisted_logs(owner, workspace, local_pool, c
     # The beat schedule runs the purge daily on the control queue.
     entry = settings.CELERY_BEAT_SCHEDULE["training-log-purge"]
     assert (entry["task"], entry["schedule"]) == ("apps.training.tasks.training_log_purge", 24 * 3600.0)
+
+
+def test_retention_settings_check(settings):
+    assert retention.retention_settings_check() == []
+    settings.ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS = 24
+    settings.ATELIER_TRAINING_LOG_RETENTION_DAYS = 0
+    assert [e.id for e in retention.retention_settings_check()] == ["training.E001", "training.E002"]
