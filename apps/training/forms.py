@@ -72,6 +72,9 @@ class TrainingJobForm(StoragePathFormMixin, forms.Form):
                                 help_text="A .py file inside the code folder, e.g. train.py.")
     boot_command = forms.CharField(max_length=4096, required=False, label="Boot command",
                                    help_text="One line; join commands with ; or &&.")
+    image = forms.CharField(max_length=255, required=False, label="Image",
+                            help_text="organization/image:tag (optional with a preset framework); recorded with "
+                                      "the job.")
     local_code_dir = forms.CharField(max_length=255, initial="user-job-dir", label="Local code folder",
                                      help_text="Below the run directory ($MA_JOB_DIR).")
     working_dir = forms.CharField(max_length=255, required=False, label="Working directory",
@@ -170,7 +173,8 @@ class AlgorithmForm(StoragePathFormMixin, forms.Form):
                                   initial=BootMode.PRESET, label="Boot mode")
     engine = forms.ChoiceField(choices=(), required=False, label="Engine and version")
     image = forms.CharField(max_length=255, required=False, label="Image",
-                            help_text="organization/image:tag, recorded with the algorithm.")
+                            help_text="organization/image:tag. With a preset framework: its custom image (the "
+                                      "engine's conventions still apply). Recorded with the algorithm.")
     code_dir = StoragePathField(label="Code folder", required=False, kind="folder", must_exist=True,
                                 allow_create=False, help_text="At most 1000 entries, 5 GB and 32 levels; keep it "
                                                               "under 50 MB.")

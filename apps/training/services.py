@@ -128,6 +128,8 @@ def _boot_clean(user, values: dict, *, check_code: bool = True) -> dict:
         if not code_uri:
             raise ValidationError({"code_dir": ["A preset-framework algorithm needs a code folder."]})
         out["boot_file"] = boot_file_clean(parse(out["code_dir"]), values.get("boot_file") or "", stats)
+        # "Preset framework + custom image": the engine's conventions with the user's own image (recorded).
+        out["image"] = (values.get("image") or "").strip()[:255]
     else:
         command = (values.get("boot_command") or "").strip()
         if not command:

@@ -119,7 +119,7 @@ def job_create(request):
                 description=data["description"], algorithm=algorithm, experiment=data["experiment"],
                 experiment_name=data["experiment_name"], experiment_description=data["experiment_description"],
                 experiment_id=data["experiment_id"], boot_mode=data["boot_mode"], engine=data["engine"] or "python",
-                builtin=data["builtin"], code_dir=data["code_dir"].uri if data["code_dir"] else "",
+                builtin=data["builtin"], image=data["image"], code_dir=data["code_dir"].uri if data["code_dir"] else "",
                 boot_file=data["boot_file"], boot_command=data["boot_command"],
                 local_code_dir=data["local_code_dir"], working_dir=data["working_dir"], inputs=data["inputs"],
                 outputs=data["outputs"], hyperparameters=data["hyperparameters"], env=data["env"],

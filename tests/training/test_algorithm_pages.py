@@ -44,7 +44,7 @@ def _post(client, url, **overrides):
 def test_create_algorithm_with_every_section(client, owner, workspace, code):
     client.force_login(owner)
     assert client.get("/training/algorithms/new").status_code == 200
-    response = _post(client, "/training/algorithms/new", policies='{"algorithm": "tpe"}')
+    response = _post(client, "/training/algorithms/new", policies='{"algorithm": "tpe"}', image="team/torch:1")
     assert response.status_code == 302, response.content.decode()[:2000]
     algorithm = Algorithm.objects.get(name="algo-1")
     assert response["Location"] == f"/training/algorithms/{algorithm.pk}/"
@@ -53,6 +53,8 @@ def test_create_algorithm_with_every_section(client, owner, workspace, code):
     assert algorithm.inputs == INPUTS and algorithm.outputs == OUTPUTS
     assert [h["name"] for h in algorithm.hyperparameters] == ["lr", "opt"]
     assert algorithm.policies == {"algorithm": "tpe"}
+    assert algorithm.image == "team/torch:1"  # preset framework + custom image
+    assert "Preset framework (custom image)" in client.get(response["Location"]).content.decode()
     assert (algorithm.resource_types, algorithm.distributed, algorithm.multi_card) == (["cpu"], True, False)
 
 

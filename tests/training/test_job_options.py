@@ -156,7 +156,7 @@ def test_job_form_saves_the_new_sections(client, owner, workspace, local_pool, c
     client.force_login(owner)
     response = client.post("/training/jobs/new", {
         "name": "form-job", "experiment": "none", "boot_mode": "custom", "boot_command": "echo hi",
-        "local_code_dir": "my-code", "working_dir": "work/here", "run_as_uid": "1234", "inputs": "[]",
+        "image": "team/custom:2", "local_code_dir": "my-code", "working_dir": "work/here", "run_as_uid": "1234", "inputs": "[]",
         "outputs": "[]", "hyperparameters": "{}", "pool": local_pool.pk, "flavor": cpu_flavor.pk, "node_count": 1,
         "priority": 1, "auto_restart": 0, "custom_flavor_on": "on", "custom_cpus": 2, "custom_memory_mb": 2048,
         "custom_gpus": 0, "mounts": f"{tmp_path} => data/host", "persist_logs": "on",
@@ -166,6 +166,7 @@ def test_job_form_saves_the_new_sections(client, owner, workspace, local_pool, c
     assert response.status_code == 302, response.content.decode()[:3000]
     job = TrainingJob.objects.get(name="form-job")
     assert (job.local_code_dir, job.working_dir, job.run_as_uid) == ("my-code", "work/here", 1234)
+    assert job.image == "team/custom:2"
     assert job.custom_flavor == {"cpus": 2, "memory_mb": 2048, "gpus": 0}
     assert job.mounts == [{"source": str(tmp_path), "path": "data/host"}]
     assert (job.persist_logs, job.log_path) == (True, "storage://train-data/joblogs")
