@@ -136,21 +136,16 @@ def runtime_preview(algorithm, local_code_dir: str = "user-job-dir") -> list[tup
 @login_required
 @require_http_methods(["GET", "POST"])
 def algorithm_detail(request, pk):
-    """Tabs "Basic info" (every field, inline description edit) and "Training jobs"; POST deletes."""
+    """Tabs "Basic info" (every field, inline description edit: POST `description`) and "Training jobs"."""
     algorithm = selectors.algorithm_get_for_user(request.user, pk)
     if request.method == "POST":
         try:
-            if request.POST.get("action") == "describe":
-                services.algorithm_update(user=request.user, algorithm=algorithm,
-                                          description=request.POST.get("description", ""))
-                messages.success(request, "Description saved.")
-                return redirect("training:algorithm_detail", algorithm.pk)
-            services.algorithm_delete(user=request.user, algorithm=algorithm)
+            services.algorithm_update(user=request.user, algorithm=algorithm,
+                                      description=request.POST.get("description", ""))
+            messages.success(request, "Description saved.")
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
-            return redirect("training:algorithm_detail", algorithm.pk)
-        messages.success(request, f'Algorithm "{algorithm.name}" deleted.')
-        return redirect("training:algorithm_list")
+        return redirect("training:algorithm_detail", algorithm.pk)
     tab = request.GET.get("tab", "basic")
     tab = tab if tab in dict(ALGORITHM_TABS) else "basic"
     context = {"algorithm": algorithm, "tab_key": tab, "tab": "algorithms", "preview": runtime_preview(algorithm),
@@ -165,6 +160,27 @@ def algorithm_detail(request, pk):
                                  request.GET, id="algorithm-jobs")
         return render_table(request, "training/algorithm_detail.html", context, table)
     return render(request, "training/algorithm_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def algorithm_delete(request, pk):
+    """Delete after typing the algorithm's name; jobs made from it keep their own copy of its settings."""
+    from apps.core.forms import ConfirmNameForm
+
+    algorithm = selectors.algorithm_get_for_user(request.user, pk)
+    require_perm(request.user, algorithm.workspace, "algorithm:delete")
+    form = ConfirmNameForm(request.POST or None, expected=algorithm.name)
+    if request.method == "POST" and form.is_valid():
+        services.algorithm_delete(user=request.user, algorithm=algorithm)
+        messages.success(request, f'Algorithm "{algorithm.name}" deleted.')
+        return redirect("training:algorithm_list")
+    return render(request, "training/algorithm_confirm_delete.html", {
+        "algorithm": algorithm, "form": form, "tab": "algorithms",
+        "action": reverse("training:algorithm_delete", args=[algorithm.pk]),
+        "consequences": f"The algorithm is removed. The {algorithm.jobs.count()} training job(s) made from it keep "
+                        f"their own copy of its settings; its code folder stays in storage."},
+        status=400 if form.errors else 200)
 
 
 @login_required

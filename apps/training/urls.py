@@ -23,5 +23,6 @@ urlpatterns = [
     path("algorithms/new", algorithm_views.algorithm_create, name="algorithm_create"),
     path("algorithms/<int:pk>/", algorithm_views.algorithm_detail, name="algorithm_detail"),
     path("algorithms/<int:pk>/edit", algorithm_views.algorithm_edit, name="algorithm_edit"),
+    path("algorithms/<int:pk>/delete", algorithm_views.algorithm_delete, name="algorithm_delete"),
     path("jobs/input-size", algorithm_views.input_size, name="input_size"),
 ]

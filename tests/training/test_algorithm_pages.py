@@ -122,7 +122,7 @@ def test_detail_tabs_and_runtime_preview(client, owner, workspace, code, local_p
     assert "uses-algo" in jobs_tab and "Pending" in jobs_tab
     assert f'href="/training/jobs/{job.pk}/"' in jobs_tab
     # Inline description edit.
-    client.post(f"/training/algorithms/{algorithm.pk}/", {"action": "describe", "description": "edited inline"})
+    client.post(f"/training/algorithms/{algorithm.pk}/", {"description": "edited inline"})
     algorithm.refresh_from_db()
     assert algorithm.description == "edited inline"
 
@@ -150,6 +150,7 @@ def test_outsiders_get_404(client, outsider, owner, workspace, code):
     assert client.get(f"/training/algorithms/{algorithm.pk}/").status_code == 404
     assert client.get(f"/training/algorithms/{algorithm.pk}/edit").status_code == 404
     assert client.post(f"/training/algorithms/{algorithm.pk}/").status_code == 404
+    assert client.post(f"/training/algorithms/{algorithm.pk}/delete", {"confirm_name": "mine"}).status_code == 404
     assert Algorithm.objects.filter(pk=algorithm.pk).exists()
 
 
@@ -169,7 +170,14 @@ def test_algorithm_list_filters_sort_and_column_chooser(client, owner, workspace
         assert f">{shown}<" in html and f">{hidden}<" not in html, params
     html = client.get("/training/algorithms/", {"sort": "-name"}).content.decode()
     assert html.index(">beta<") < html.index(">alpha<")
-    assert "Delete algorithm alpha?" in page  # delete with confirmation
+    alpha = Algorithm.objects.get(name="alpha")
+    assert f'href="/training/algorithms/{alpha.pk}/delete"' in page  # delete after typing the name
+    confirm = client.get(f"/training/algorithms/{alpha.pk}/delete").content.decode()
+    assert "Type <strong class=\"mono\">alpha</strong> to confirm" in confirm
+    wrong = client.post(f"/training/algorithms/{alpha.pk}/delete", {"confirm_name": "Alpha"})
+    assert wrong.status_code == 400 and Algorithm.objects.filter(name="alpha").exists()
+    done = client.post(f"/training/algorithms/{alpha.pk}/delete", {"confirm_name": "alpha"})
+    assert done["Location"] == "/training/algorithms/" and not Algorithm.objects.filter(name="alpha").exists()
 
 
 def _gpu_job(owner, workspace, pool, name, util):
