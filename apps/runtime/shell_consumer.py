@@ -29,6 +29,7 @@ from django.http import Http404
 
 from apps.core.choices import AuditResult
 from apps.core.consumers import DENIED_CLOSE_CODE
+from apps.core.permissions import has_perm
 from apps.core.services import audit_record
 
 from . import shell
@@ -77,7 +78,7 @@ class RunShellConsumer(AsyncWebsocketConsumer):
         except (Http404, PermissionDenied):
             await self.close(code=DENIED_CLOSE_CODE)
             return
-        allowed = await database_sync_to_async(self._allowed)(user, run)
+        allowed = await database_sync_to_async(has_perm)(user, run.workspace, EXEC_PERMISSION)
         if not allowed:
             await database_sync_to_async(_audit)(user, run, "run:exec", AuditResult.DENIED,
                                                  reason=f"role does not allow {EXEC_PERMISSION}")
@@ -101,18 +102,15 @@ class RunShellConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.sid = uuid.uuid4().hex
         self.end_reason = "disconnected"
-        await self.redis.set(shell.alive_key(self.sid), "1", ex=shell.ALIVE_TTL_SECONDS)
-        await self._command("open", cols=_size(query, "cols", 80), rows=_size(query, "rows", 24),
-                            user=user.get_username())
-        self.reader = asyncio.create_task(self._relay())
-
-    @staticmethod
-    def _allowed(user, run: Run) -> bool:
         try:
-            run_get_for_user(user, run.pk, action=EXEC_PERMISSION)
-        except (Http404, PermissionDenied):
-            return False
-        return True
+            await self.redis.set(shell.alive_key(self.sid), "1", ex=shell.ALIVE_TTL_SECONDS)
+            await self._command("open", cols=_size(query, "cols", 80), rows=_size(query, "rows", 24),
+                                user=user.get_username())
+        except redis.RedisError as exc:
+            self.sid = None
+            await self._refuse(NOT_RUNNING_CLOSE_CODE, f"The shell relay is unavailable: {exc}.")
+            return
+        self.reader = asyncio.create_task(self._relay())
 
     async def _refuse(self, code: int, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "message": message}))
@@ -209,9 +207,16 @@ class RunShellConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=json.dumps({
                     "type": "notice", "message": f"Input over {limit} KiB at once was dropped."}))
                 return
-            await self._command("input", data=data)
+            await self._send_command("input", data=data)
         elif kind == "resize":
-            await self._command("resize", cols=message.get("cols"), rows=message.get("rows"))
+            await self._send_command("resize", cols=message.get("cols"), rows=message.get("rows"))
+
+    async def _send_command(self, op: str, **fields) -> None:
+        try:
+            await self._command(op, **fields)
+        except redis.RedisError as exc:
+            logger.warning("shell %s of run %s: Redis failed", self.sid, self.run.pk, exc_info=True)
+            await self._end("relay-error", "error", NOT_RUNNING_CLOSE_CODE, f"The shell relay failed: {exc}.")
 
     async def disconnect(self, code):
         if self.sid is None or self.redis is None:
