@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import uuid
 
 import httpx
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core.forms import ConfirmNameForm
 from apps.core.permissions import has_perm, require_perm
 from apps.core.selectors import timeline_for
 from apps.core.tables import render_table
@@ -51,6 +53,7 @@ def service_list(request):
     table = ServiceTable(selectors.services_in(workspace, kind), request.GET, id="services")
     base = reverse("deployment:service_list")
     context = {"table": table, "kind": kind, "can_create": has_perm(request.user, workspace, "service:create"),
+               "can_delete": has_perm(request.user, workspace, "service:delete"),
                "tabs": [{"label": label, "url": f"{base}?kind={value}", "active": value == kind}
                         for value, label in (("online", "Online services"), ("batch", "Batch services"))]}
     return render_table(request, "deployment/service_list.html", context, table)
@@ -396,6 +399,51 @@ def service_delete(request, pk):
                                         "and alarm rules are deleted.",
                            do_delete=lambda: serving.service_delete(user=request.user, service=service),
                            done_url=reverse("deployment:service_list") + f"?kind={service.kind}")
+
+
+@login_required
+@require_POST
+def service_description(request, pk):
+    """Edit the description from the detail header (allowed in any status)."""
+    service = selectors.service_get_for_user(request.user, pk)
+    serving.service_description_update(user=request.user, service=service,
+                                       description=request.POST.get("description", ""))
+    messages.success(request, "Description updated.")
+    return redirect("deployment:service_detail", service.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def service_bulk_delete(request):
+    """Delete the services ticked on the list (`?ids=`), after typing the confirmation phrase."""
+    workspace = request.workspace
+    require_perm(request.user, workspace, "service:delete")
+    wanted = []
+    for value in request.GET.getlist("ids"):
+        try:
+            wanted.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    chosen = list(selectors.services_in(workspace, None).filter(pk__in=wanted).order_by("name"))
+    back = reverse("deployment:service_list")
+    if not chosen:
+        messages.error(request, "Select at least one service to delete.")
+        return redirect(back)
+    phrase = f"delete {len(chosen)} service{'s' if len(chosen) != 1 else ''}"
+    form = ConfirmNameForm(request.POST or None, expected=phrase)
+    if request.method == "POST" and form.is_valid():
+        try:
+            serving.services_delete(user=request.user, services=chosen)
+        except ValidationError as exc:
+            for message in exc.messages:
+                messages.error(request, message)
+            return redirect(back)
+        messages.success(request, f"{len(chosen)} service{'s' if len(chosen) != 1 else ''} deleted.")
+        return redirect(back)
+    context = {"services": chosen, "phrase": phrase, "form": form, "action": request.get_full_path(),
+               "cancel_url": back}
+    return render(request, "deployment/service_bulk_delete.html", context,
+                  status=400 if request.method == "POST" else 200)
 
 
 @login_required

@@ -661,6 +661,14 @@ def service_delete(*, user, service: InferenceService) -> None:
     audit_record(actor=user, action="service:delete", object_repr=name, workspace=workspace)
 
 
+@transaction.atomic
+def services_delete(*, user, services: list[InferenceService]) -> int:
+    """Delete several services at once (bulk delete; service:delete on each): all or none."""
+    for service in services:
+        service_delete(user=user, service=service)
+    return len(services)
+
+
 def _auto_stop_arm(service: InferenceService) -> None:
     """Set the auto-stop time from now (running services) and say so."""
     if service.auto_stop_hours and service.status in (S.RUNNING, S.ALARM, *DEPLOYING):

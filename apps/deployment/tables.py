@@ -30,6 +30,7 @@ class AiAppTable(Table):
 
 class ServiceTable(Table):
     columns = [
+        Column("id", "", cell="deployment/_service_select_cell.html", classes="select"),
         Column("name", "Name", sort="name", cell="deployment/_service_name_cell.html"),
         Column("status", "Status", sort="status", cell="deployment/_service_status_cell.html"),
         Column("kind", "AI applications", cell="deployment/_service_versions_cell.html"),

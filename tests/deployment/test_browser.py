@@ -145,3 +145,29 @@ def test_the_version_page_follows_the_import_live(page, signed_in, owner, worksp
     ai_app_version_import(version_id=version.pk)  # what the worker does; the page is told over WebSocket
     expect(page.locator("[data-testid=version-status] [data-status]")).to_have_attribute("data-status", "normal")
     page.screenshot(path=str(SHOTS / "deployment-version-detail.png"), full_page=True)
+
+
+def test_bulk_delete_and_description_edit(page, signed_in, owner, workspace, echo_version, cpu_flavor, local_pool):
+    rows = [{"model_version": echo_version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}]
+    first = service_create(user=owner, workspace=workspace, name="alpha", versions=rows)
+    service_create(user=owner, workspace=workspace, name="beta", versions=rows)
+    service_create(user=owner, workspace=workspace, name="gamma", versions=rows)
+    page.goto(f"{signed_in}/services/{first.pk}/")
+    page.click("[data-testid=edit-description]")
+    page.fill("#service-description-input", "Scores fraud")
+    page.screenshot(path=str(SHOTS / "deployment-service-description.png"))
+    page.click("[data-testid=save-description]")
+    expect(page.locator("[data-testid=service-description]")).to_contain_text("Scores fraud")
+    page.goto(f"{signed_in}/services/")
+    page.locator("tr", has_text="alpha").locator("[data-testid=select-service]").check()
+    page.locator("tr", has_text="gamma").locator("[data-testid=select-service]").check()
+    page.click("[data-testid=bulk-delete]")
+    expect(page.locator("[data-testid=bulk-delete-list] li")).to_have_count(2)
+    submit = page.locator("[data-confirm-submit]")
+    expect(submit).to_be_disabled()
+    page.fill("input[name=confirm_name]", "delete 2 services")
+    expect(submit).to_be_enabled()
+    page.screenshot(path=str(SHOTS / "deployment-bulk-delete.png"))
+    submit.click()
+    expect(page.locator("body")).to_contain_text("2 services deleted.")
+    assert list(InferenceService.objects.values_list("name", flat=True)) == ["beta"]

@@ -200,3 +200,39 @@ def test_service_lists(client_for, owner, service, django_assert_max_num_queries
     assert "echo 0.0.1" in page.content.decode()
     batch = client.get(reverse("deployment:service_list") + "?kind=batch")
     assert batch.status_code == 200 and "svc" not in batch.content.decode()
+
+
+def test_description_is_editable_from_the_header(client_for, owner, outsider, service):
+    client = client_for(owner)
+    detail = client.get(reverse("deployment:service_detail", args=[service.pk])).content.decode()
+    assert 'data-testid="edit-description"' in detail
+    client.post(reverse("deployment:service_description", args=[service.pk]), {"description": "  Fraud scoring  "})
+    service.refresh_from_db()
+    assert service.description == "Fraud scoring"
+    assert client_for(outsider).post(reverse("deployment:service_description", args=[service.pk]),
+                                     {"description": "x"}).status_code == 404
+    service.refresh_from_db()
+    assert service.description == "Fraud scoring"
+
+
+def test_bulk_delete_confirms_then_deletes_only_this_workspaces_services(client_for, owner, outsider, workspace,
+                                                                         service, echo_version, cpu_flavor,
+                                                                         local_pool):
+    second = service_create(user=owner, workspace=workspace, name="svc2", versions=[
+        {"model_version": echo_version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}])
+    keep = service_create(user=owner, workspace=workspace, name="keep", versions=[
+        {"model_version": echo_version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}])
+    client = client_for(owner)
+    listing = client.get(reverse("deployment:service_list")).content.decode()
+    assert f'<input type="checkbox" name="ids" value="{service.pk}" form="service-bulk"' in listing
+    url = reverse("deployment:service_bulk_delete") + f"?ids={service.pk}&ids={second.pk}&ids=not-a-uuid"
+    confirm = client.get(url).content.decode()
+    assert "Delete 2 services" in confirm and 'data-confirm-name="delete 2 services"' in confirm
+    wrong = client.post(url, {"confirm_name": "delete 2"})
+    assert wrong.status_code == 400 and InferenceService.objects.count() == 3
+    # Another workspace's member selects nothing of ours.
+    stranger = client_for(outsider).get(url, follow=True)
+    assert "Select at least one service to delete." in stranger.content.decode()
+    done = client.post(url, {"confirm_name": "delete 2 services"}, follow=True)
+    assert "2 services deleted." in done.content.decode()
+    assert list(InferenceService.objects.values_list("name", flat=True)) == [keep.name]
