@@ -83,11 +83,11 @@ def test_one_failed_node_terminates_its_peer_and_fails_the_job(training_worker, 
 
 BUSY_THEN_SILENT = '''
 import time
-end = time.monotonic() + 2.5
+end = time.monotonic() + 1.5
 x = 0
 while time.monotonic() < end:
     x += 1
-time.sleep(4)  # silent and idle: reported as a suspected hang, never stopped
+time.sleep(3.5)  # silent and idle: reported as a suspected hang, never stopped
 print("woke up", flush=True)
 '''
 
@@ -137,8 +137,9 @@ def test_pipeline_events_resource_samples_and_a_reported_hang(training_worker, o
 
     samples = list(RunSample.objects.filter(run=run).order_by("at"))
     assert len(samples) >= 3
-    assert max(s.cpu_percent for s in samples) > 50  # the busy loop: most of the flavor's one core
-    assert samples[-1].cpu_percent < 10  # asleep
+    # The busy loop: a clear share of the flavor's one core (less than all of it on a loaded machine).
+    assert max(s.cpu_percent for s in samples) > 15
+    assert samples[-1].cpu_percent < 5  # asleep
     assert all(s.memory_mb > 1 and s.gpu_percent is None for s in samples)
 
     client.force_login(owner)
