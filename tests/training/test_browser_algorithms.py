@@ -79,6 +79,7 @@ def test_algorithm_form_editors_and_list_column_chooser(page, asgi_server, login
     page.reload()
     expect(page.locator("#algorithms th[data-col=code_dir]")).to_be_hidden()
     expect(page.locator("#algorithms td[data-col=code_dir]").first).to_be_hidden()
+    page.screenshot(path=str(SHOTS / "training-algorithm-list.png"), full_page=True)
 
     # The job list: filters and the column chooser, which stays applied after an htmx refresh of the rows.
     for name, status in (("job-alpha", TrainingStatus.COMPLETED), ("job-beta", TrainingStatus.FAILED)):
