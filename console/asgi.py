@@ -4,10 +4,17 @@ Token-authenticated WebSockets (API clients) go through the same middleware stac
 """
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-django_asgi_app = get_asgi_application()
+# PostgreSQL connections come from a pool in the web process (see DATABASES in settings).
+os.environ.setdefault("ATELIER_DB_POOL", "true")
+django.setup(set_prefix=False)
+
+from console.http_handler import ConsoleASGIHandler  # noqa: E402
+
+# Django's handler with one thread hop per request (see console/http_handler.py).
+django_asgi_app = ConsoleASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

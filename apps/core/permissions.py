@@ -71,6 +71,11 @@ def role_of(user, workspace) -> str | None:
     return cache[workspace.pk]
 
 
+def role_remember(user, workspace_id: int, role: str | None) -> None:
+    """Prime role_of's cache with a role read alongside another query (see scoping.get_with_role)."""
+    user.__dict__.setdefault("_atelier_roles", {})[workspace_id] = role
+
+
 def has_perm(user, workspace, action: str) -> bool:
     """May `user` perform `action` in `workspace`? Platform actions use workspace=None and staff."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
