@@ -64,11 +64,11 @@ def _version_options(workspace, kind) -> list[dict]:
             for v in selectors.deployable_versions(workspace, kind)]
 
 
-def _service_form_context(request, form, *, service=None, rows=None, rules=None) -> dict:
+def _service_form_context(request, form, *, service=None, rows=None, rules=None, serving_rows=None) -> dict:
     workspace = service.workspace if service else request.workspace
     return {"form": form, "service": service,
             "options": {"versions": _version_options(workspace, ServiceKind.ONLINE), "pools": flavor_choices(),
-                        "rows": rows or [], "rules": rules or []}}
+                        "rows": rows or [], "rules": rules or [], "serving_rows": serving_rows}}
 
 
 @login_required
@@ -156,7 +156,8 @@ def service_edit(request, pk):
             return redirect("deployment:service_detail", service.pk)
     rows = _posted_rows(request) if request.method == "POST" else current_rows
     rules = _posted_rules(request) if request.method == "POST" else service.rules
-    context = _service_form_context(request, form, service=service, rows=rows, rules=rules)
+    serving_rows = current_rows if service.status in (ServiceStatus.RUNNING, ServiceStatus.ALARM) else None
+    context = _service_form_context(request, form, service=service, rows=rows, rules=rules, serving_rows=serving_rows)
     return render(request, "deployment/service_form.html", context, status=400 if request.method == "POST" else 200)
 
 

@@ -78,6 +78,21 @@ function addRule(form, rule = {}) {
   form.querySelector("[data-rule-rows]").append(node);
 }
 
+// What makes a modification restart instances (serving._needs_restart): the versions with their pool,
+// flavor and environment. Weights and instance counts change in place.
+function restartKey(rows) {
+  const env = (text) => String(text || "").split("\n").map((l) => l.trim()).filter(Boolean)
+    .map((l) => l.split("=").map((p) => p.trim()).join("=")).sort().join(";");
+  return rows.map((r) => `${r.model_version}|${r.pool}|${r.flavor}|${env(r.env)}`).sort().join("\n");
+}
+
+function currentRows(form) {
+  return [...form.querySelectorAll("[data-version-row]")].map((node) => {
+    const value = (key) => node.querySelector(`[data-key=${key}]`).value;
+    return { model_version: value("model_version"), pool: value("pool"), flavor: value("flavor"), env: value("env") };
+  });
+}
+
 function serialise(form) {
   const rows = [...form.querySelectorAll("[data-version-row]")].map((node) => {
     const value = (key) => node.querySelector(`[data-key=${key}]`).value;
@@ -114,4 +129,14 @@ for (const form of document.querySelectorAll("[data-deploy-form]")) {
   };
   form.addEventListener("change", sync);
   sync();
+  // Modifying a running service: warn as soon as the change means new instances (a rolling restart).
+  const warning = form.querySelector("[data-restart-warning]");
+  if (warning && options.serving_rows) {
+    const before = restartKey(options.serving_rows);
+    const check = () => { warning.hidden = restartKey(currentRows(form)) === before; };
+    form.addEventListener("input", check);
+    form.addEventListener("change", check);
+    form.addEventListener("click", () => setTimeout(check));  // rows added or removed
+    check();
+  }
 }

@@ -171,3 +171,22 @@ def test_bulk_delete_and_description_edit(page, signed_in, owner, workspace, ech
     submit.click()
     expect(page.locator("body")).to_contain_text("2 services deleted.")
     assert list(InferenceService.objects.values_list("name", flat=True)) == ["beta"]
+
+
+def test_modify_form_warns_when_a_change_restarts_the_service(page, signed_in, owner, workspace, echo_version,
+                                                              cpu_flavor, local_pool):
+    service = attach_instances(service_create(user=owner, workspace=workspace, name="live", versions=[
+        {"model_version": echo_version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool,
+         "env": {"MODE": "fast"}}]), {echo_version.pk: ["127.0.0.1:9"]})
+    page.goto(f"{signed_in}/services/{service.pk}/edit")
+    warning = page.locator("[data-testid=restart-warning]")
+    row = page.locator("[data-version-row]").first
+    expect(row.locator("[data-key=env]")).to_have_value("MODE=fast")
+    expect(warning).to_be_hidden()
+    row.locator("[data-key=instance_count]").fill("2")  # scaling changes nothing running
+    expect(warning).to_be_hidden()
+    row.locator("[data-key=env]").fill("MODE=slow")
+    expect(warning).to_be_visible()
+    page.screenshot(path=str(SHOTS / "deployment-restart-warning.png"), full_page=True)
+    row.locator("[data-key=env]").fill(" MODE = fast ")
+    expect(warning).to_be_hidden()
