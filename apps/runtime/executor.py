@@ -705,7 +705,7 @@ class RunExecution:
                 self.platform_line(f"Uploading outputs failed: {exc}")
                 return self._end(S.FAILED, f"Uploading outputs failed: {exc}", code, level=EventLevel.ERROR)
         self.platform_line(f"Process exited with {exit_code_label(code)}.")
-        took = int(round(time.monotonic() - self.started))
+        took = int(time.monotonic() - self.started + 0.5)
         event_add(obj=run, message=f"[{run.task_name}] [耗时: {took} 秒] Process ended, exit code {code} "
                                    f"(took {took} s)", level=EventLevel.INFO if code == 0 else EventLevel.WARNING)
         self.log.close()

@@ -43,7 +43,7 @@ class RunEventLine:
             text = f"{text}, exit code {self.exit_code}"
         if self.seconds is None:
             return text
-        whole = int(round(self.seconds))
+        whole = int(self.seconds + 0.5)  # half up: 12.5 s reads "13 秒", as people round
         return f"[耗时: {whole} 秒] {text} (took {whole} s)"
 
 

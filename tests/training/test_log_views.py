@@ -230,3 +230,23 @@ def test_the_sweep_prunes_resource_samples_past_the_retention(owner, workspace, 
     runtime_sweep()
     assert list(RunSample.objects.values_list("pk", flat=True)) == [kept.pk]
     assert not RunSample.objects.filter(pk=old.pk).exists()
+
+
+def test_the_client_helper_prints_lines_the_supervisor_accepts(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import apps.runtime
+
+    path = Path(apps.runtime.__file__).parent / "client" / "atelier" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("atelier_client_under_test", path)
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+
+    client.log_event("Dataset cached", seconds=12.5)
+    client.log_event("Shard 3 skipped", level="warning")
+    first, second = capsys.readouterr().out.splitlines()
+    assert event_line_parse(first).text == "[耗时: 13 秒] Dataset cached (took 13 s)"
+    assert (event_line_parse(second).text, event_line_parse(second).level) == ("Shard 3 skipped", "warning")
+    with pytest.raises(ValueError, match="level must be info, warning or error"):
+        client.log_event("x", level="fatal")

@@ -11,6 +11,13 @@ metric and a live chart point:
 `name`: 1–100 characters; `value`: a finite number; `step`: a whole number >= 0, or left out
 to continue from the last step of that name (0 for the first). Any program can print the
 same line itself; this module only saves writing it by hand. Standard library only.
+
+    from atelier import log_event
+    log_event("Dataset cached", seconds=12.5)
+
+prints an event line, ``ATELIER_EVENT {"message": "Dataset cached", "seconds": 12.5}``, which
+becomes an event of the run (`[worker-0] [耗时: 13 秒] Dataset cached (took 13 s)` on a training
+job's Events tab); see apps/runtime/runevents.py for the rules.
 """
 from __future__ import annotations
 
@@ -19,9 +26,10 @@ import math
 import os
 import sys
 
-__all__ = ["log_metric", "log_metrics", "restart_count", "METRIC_PREFIX"]
+__all__ = ["log_metric", "log_metrics", "log_event", "restart_count", "METRIC_PREFIX", "EVENT_PREFIX"]
 
 METRIC_PREFIX = "ATELIER_METRIC "
+EVENT_PREFIX = "ATELIER_EVENT "
 
 
 def log_metric(name: str, value: float, step: int | None = None) -> None:
@@ -44,6 +52,22 @@ def log_metrics(values: dict[str, float], step: int | None = None) -> None:
     """Report several metrics at the same step."""
     for name, value in values.items():
         log_metric(name, value, step)
+
+
+def log_event(message: str, *, seconds: float | None = None, level: str = "info") -> None:
+    """Record a step of the run as an event (`level` info, warning or error; `seconds` its duration)."""
+    if not isinstance(message, str) or not message.strip():
+        raise ValueError("event message must be non-empty text")
+    if level not in ("info", "warning", "error"):
+        raise ValueError(f"event level must be info, warning or error, not {level!r}")
+    record: dict = {"message": message, "level": level}
+    if seconds is not None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+                or seconds < 0:
+            raise ValueError(f"event seconds must be a number >= 0, not {seconds!r}")
+        record["seconds"] = seconds
+    sys.stdout.write(EVENT_PREFIX + json.dumps(record, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 def restart_count() -> int:
