@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.permissions import require_perm
+from apps.core.services import audit_record
 from apps.runtime.downloads import _achunks, _chunks
 from apps.runtime.logstream import open_log
 
@@ -116,10 +117,14 @@ def share_token_run(token: str):
 @login_required
 @require_POST
 def log_share(request, pk, rank):
-    """Make a share link for one node's log (needs trainjob:view); answers {url, expires_at}."""
+    """Make a share link for one node's log (needs trainjob:view); answers {url, expires_at}.
+
+    Audited: the link lets anyone holding it read the log without an account until it expires."""
     job = selectors.training_job_get_for_user(request.user, pk)
     require_perm(request.user, job.workspace, "trainjob:view")
     run = _node(job, rank)
+    audit_record(actor=request.user, action="trainjob:share_log", obj=job,
+                 detail={"node": run.task_name, "expires_in_seconds": settings.ATELIER_TRAINING_LOG_SHARE_SECONDS})
     url = request.build_absolute_uri(reverse("training:shared_log", args=[share_token_make(run)]))
     expires = timezone.now() + timedelta(seconds=settings.ATELIER_TRAINING_LOG_SHARE_SECONDS)
     return JsonResponse({"url": url, "expires_at": expires.isoformat(), "node": run.task_name,

@@ -77,6 +77,9 @@ def test_outsider_gets_404_for_logs_share_and_resources(client, owner, outsider,
                 f"/training/jobs/{job.pk}/resources.json"):
         assert client.get(url).status_code == 404, url
     assert client.post(f"/training/jobs/{job.pk}/nodes/0/log/share").status_code == 404
+    from apps.core.models import AuditEntry
+
+    assert not AuditEntry.objects.filter(action="trainjob:share_log").exists()
 
 
 def test_share_link_opens_one_log_without_login_and_expires(client, owner, workspace, bucket, local_pool,
@@ -86,6 +89,11 @@ def test_share_link_opens_one_log_without_login_and_expires(client, owner, works
     assert client.get(f"/training/jobs/{job.pk}/nodes/1/log/share").status_code == 405  # POST only
     made = client.post(f"/training/jobs/{job.pk}/nodes/1/log/share").json()
     assert made["node"] == "worker-1" and made["expires_in_seconds"] == 3600
+    from apps.core.models import AuditEntry
+
+    entry = AuditEntry.objects.get(action="trainjob:share_log")
+    assert (entry.actor, entry.object_id, entry.detail) == (owner, str(job.pk), {"node": "worker-1",
+                                                                               "expires_in_seconds": 3600})
     path = made["url"].removeprefix("http://testserver")
     assert path.startswith("/training/shared-logs/")
 
