@@ -307,6 +307,26 @@ class DatasetVersion(models.Model):
         return None if self.train_ratio is None else round(1 - self.train_ratio, 6)
 
 
+class VersionSample(models.Model):
+    """A sample a published version contains, recorded when it was published (spec §9.1, item 46).
+
+    The manifest in storage stays the version's record; these rows let the sample browser and
+    the list API page through one version with the same filters as the live dataset, at
+    100,000-sample scale. A sample deleted from the dataset later leaves the version's rows
+    too: browsing a version shows the members still in the dataset, as they are now.
+    """
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="entries")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="version_entries")
+
+    class Meta:
+        # The unique index (version, sample) is also what the "in this version" filter probes.
+        constraints = [models.UniqueConstraint(fields=["version", "sample"], name="version_sample_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}:{self.sample_id}"
+
+
 class OperationQuerySet(models.QuerySet):
     def visible_to(self, user):
         if not getattr(user, "is_authenticated", False):

@@ -14,10 +14,11 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from apps.core.scoping import get_for_user
+from apps.core.scoping import get_for_user, get_with_role
 
-from .choices import LabelStatus, Usage
-from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample, SampleAttribute, SampleLabel
+from .choices import DataType, LabelStatus, Usage, VersionStatus
+from .models import (Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample, SampleAttribute,
+                     SampleLabel, VersionSample)
 
 
 def datasets_in(workspace) -> QuerySet[Dataset]:
@@ -28,13 +29,40 @@ def datasets_in(workspace) -> QuerySet[Dataset]:
 
 
 def dataset_get_for_user(user, pk) -> Dataset:
-    """The dataset if the user belongs to its workspace, else Http404."""
-    return get_for_user(Dataset.objects.select_related("workspace", "current_version"), user, pk=pk)
+    """The dataset if the user belongs to its workspace, else Http404 (the role comes along: see get_with_role)."""
+    return get_with_role(Dataset.objects.select_related("workspace", "current_version"), user, pk=pk)
 
 
 def operation_get_for_user(user, pk) -> DatasetOperation:
     return get_for_user(DatasetOperation.objects.select_related("dataset", "dataset__workspace", "version"), user,
                         pk=pk)
+
+
+def version_for_browsing(dataset: Dataset, flt: SampleFilter) -> DatasetVersion | None:
+    """The version `flt` narrows to, if any; FilterError when it cannot be browsed (item 46).
+
+    Only a published (Normal) version of this dataset can be browsed, and only one published
+    since versions record their samples (VersionSample); older ones open through their manifest.
+    """
+    if not flt.version:
+        return None
+    version = DatasetVersion.objects.filter(dataset=dataset, pk=flt.version).first()
+    if version is None:
+        raise FilterError({"version": [f"Version {flt.version} is not a version of this dataset."]})
+    if version.status != VersionStatus.NORMAL:
+        raise FilterError({"version": [f"Version {version.name} is {version.get_status_display().lower()}; only a "
+                                       "published (Normal) version can be browsed."]})
+    if version.sample_count and not version.entries.exists():
+        raise FilterError({"version": [f"Version {version.name} was published before versions recorded their "
+                                       "samples; open it from the Versions tab to read its manifest."]})
+    return version
+
+
+def browsable_versions(dataset: Dataset) -> list[DatasetVersion]:
+    """The versions the browser's selector offers: published ones, newest first (table datasets: none)."""
+    if dataset.data_type == DataType.TABLE:
+        return []  # spec §9.1: table datasets cannot switch versions
+    return list(dataset.versions.filter(status=VersionStatus.NORMAL).order_by("-created_at", "-id"))
 
 
 def version_get(dataset: Dataset, pk) -> DatasetVersion:
@@ -59,10 +87,13 @@ def label_counts(dataset: Dataset) -> list[dict]:
     return [{**row, "samples": counts.get(row["id"], 0)} for row in rows]
 
 
-def status_counts(dataset: Dataset) -> dict[str, int]:
-    """Samples per tab: all, unlabeled, labeled, to_confirm."""
+def status_counts(dataset: Dataset, version: DatasetVersion | None = None) -> dict[str, int]:
+    """Samples per tab: all, unlabeled, labeled, to_confirm (of one version's samples when given)."""
+    samples = Sample.objects.filter(dataset=dataset)
+    if version is not None:
+        samples = samples.filter(version_entries__version=version)
     counts = {row["label_status"]: row["n"] for row in
-              Sample.objects.filter(dataset=dataset).values("label_status").annotate(n=Count("id")).order_by()}
+              samples.values("label_status").annotate(n=Count("id")).order_by()}
     out = {status.value: counts.get(status.value, 0) for status in LabelStatus}
     out["all"] = sum(counts.values())
     return out
@@ -87,7 +118,8 @@ class SampleFilter:
 
     Parameters: `status` (tab), `label` (repeatable label ids: any of them), `usage`, `hard`
     (yes/no), `name` (file name or directory substring), `annotator`, `attr` (`name=value`),
-    `time` (1d, 1m) or `since`/`until` (ISO dates), `ids` (explicit selection).
+    `time` (1d, 1m) or `since`/`until` (ISO dates), `ids` (explicit selection), `version` (a
+    published version's id: only the samples it contains; check it with `version_for_browsing`).
     """
 
     status: str = ""
@@ -101,6 +133,7 @@ class SampleFilter:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     ids: list[str] = field(default_factory=list)
+    version: int | None = None
 
     @classmethod
     def from_params(cls, params) -> "SampleFilter":
@@ -159,6 +192,12 @@ class SampleFilter:
                     moment += dt.timedelta(days=1)  # a date-only upper bound includes that whole day
                 setattr(flt, key, moment)
         flt.ids = [i for raw in getlist("ids") for i in str(raw).split(",") if i.strip()]
+        version = (params.get("version") or "").strip()
+        if version and version != "live":
+            if not version.isdigit():
+                errors["version"] = [f'"{version}" is not a version id; leave it empty for the live dataset.']
+            else:
+                flt.version = int(version)
         if errors:
             raise FilterError(errors)
         return flt
@@ -187,12 +226,14 @@ class SampleFilter:
             qs = qs.filter(created_at__lt=self.until)
         if self.ids:
             qs = qs.filter(pk__in=self.ids)
+        if self.version:
+            qs = qs.filter(Exists(VersionSample.objects.filter(version_id=self.version, sample=OuterRef("pk"))))
         return qs
 
     @property
     def is_active(self) -> bool:
         return bool(self.labels or self.usage is not None or self.hard is not None or self.name or self.annotator
-                    or self.attr_name or self.since or self.until or self.ids)
+                    or self.attr_name or self.since or self.until or self.ids or self.version)
 
 
 def samples_filtered(dataset: Dataset, flt: SampleFilter) -> QuerySet[Sample]:
@@ -276,7 +317,7 @@ COUNT_CACHE_SECONDS = 600
 def sample_count_key(dataset: Dataset, flt: SampleFilter) -> str:
     signature = json.dumps([flt.status, sorted(flt.labels), flt.usage, flt.hard, flt.name, flt.annotator,
                             flt.attr_name, flt.attr_value, flt.since.isoformat() if flt.since else None,
-                            flt.until.isoformat() if flt.until else None, sorted(flt.ids)])
+                            flt.until.isoformat() if flt.until else None, sorted(flt.ids), flt.version])
     digest = hashlib.sha1(signature.encode()).hexdigest()
     # The random uid, not the pk: a database rebuilt beside a long-lived cache may reuse pks.
     return f"datasets:sample-count:{dataset.uid}:{dataset.revision}:{digest}"
@@ -312,6 +353,8 @@ def samples_page_source(dataset: Dataset, flt: SampleFilter):
             dataset=dataset, name=flt.attr_name, value=flt.attr_value, sample=OuterRef("sample_id"))))
     if flt.ids:
         index = index.filter(sample_id__in=flt.ids)
+    if flt.version:
+        index = index.filter(Exists(VersionSample.objects.filter(version_id=flt.version, sample=OuterRef("sample_id"))))
     return IndexedSamples(index, distinct=len(set(flt.labels)) > 1)
 
 

@@ -185,9 +185,10 @@ def dataset_detail(request, pk):
     errors: dict = {}
     try:
         flt = selectors.SampleFilter.from_params(request.GET)
+        version = selectors.version_for_browsing(dataset, flt)
     except selectors.FilterError as exc:
         errors = exc.fields
-        flt = selectors.SampleFilter()
+        flt, version = selectors.SampleFilter(), None
     samples = selectors.samples_page_source(dataset, flt)
     try:
         size = int(request.GET.get("page_size") or SAMPLE_PAGE_SIZES[0])
@@ -196,7 +197,7 @@ def dataset_detail(request, pk):
     size = size if size in SAMPLE_PAGE_SIZES else SAMPLE_PAGE_SIZES[0]
     page = selectors.samples_paginator(dataset, flt, samples.prefetch_related("annotations__label"), size).get_page(
         request.GET.get("page"))
-    counts = selectors.status_counts(dataset)
+    counts = selectors.status_counts(dataset, version=version)
     query = request.GET.copy()
     query.pop("page", None)
     status_tabs = []
@@ -216,6 +217,7 @@ def dataset_detail(request, pk):
         "params": request.GET, "query": query.urlencode(), "page_sizes": SAMPLE_PAGE_SIZES, "page_size": size,
         "export_query": filter_query.urlencode(), "grid": dataset.uses_grid,
         "selected_labels": [str(x) for x in flt.labels],
+        "versions": selectors.browsable_versions(dataset), "browsing_version": version,
     }
     template = "datasets/dataset_detail.html"
     if request.htmx and request.htmx.target == "sample-results":

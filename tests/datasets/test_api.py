@@ -176,3 +176,46 @@ def test_label_filter_index_follows_every_write(api, owner, dataset):
     train = api.get(url, {"label": bird.pk, "usage": "TRAIN"}).json()["count"]
     evaluate = api.get(url, {"label": bird.pk, "usage": "EVAL"}).json()["count"]
     assert (train, evaluate) == (3, 2)
+
+
+def test_sample_list_of_a_version(api, outsider_api, owner, dataset, make_dataset, run_import, root,
+                                  django_assert_max_num_queries):
+    """Item 46: `?version=` lists a published version's samples with the same filters; live stays default."""
+    from apps.datasets.versions import version_publish
+
+    def publish(ds):
+        op = version_publish(user=owner, dataset=ds)
+        assert operation_execute(op.pk) == "succeeded"
+        op.refresh_from_db()
+        return op.version
+
+    v1 = publish(dataset)
+    assert v1.entries.count() == 2
+    put(f"{root}/src/Cat/3.jpg", image_bytes(color=(10, 200, 10)))
+    run_import(dataset, f"{root}/src", "imagenet-folder")  # a sample the version does not have
+    url = f"/api/v1/datasets/{dataset.pk}/samples/"
+    assert api.get(url).json()["count"] == 3
+    body = api.get(url, {"version": v1.pk}).json()
+    assert body["count"] == 2 and sorted(r["file_name"] for r in body["results"]) == ["1.jpg", "2.jpg"]
+    cat = dataset.labels.get(name="Cat")
+    assert [r["file_name"] for r in api.get(url, {"version": v1.pk, "label": cat.pk}).json()["results"]] == ["1.jpg"]
+    assert api.get(url, {"label": cat.pk}).json()["count"] == 2
+    assert api.get(url, {"version": v1.pk, "name": "3.j"}).json()["count"] == 0
+    assert api.get(url, {"version": "live"}).json()["count"] == 3
+    with django_assert_max_num_queries(9):
+        api.get(url, {"version": v1.pk, "page_size": 1})
+
+    other = make_dataset(name="other-8153")
+    put(f"{root}/other/Cat/9.jpg", image_bytes())
+    run_import(other, f"{root}/other", "imagenet-folder")
+    foreign = publish(other)
+    for bad, message in ((foreign.pk, f"Version {foreign.pk} is not a version of this dataset."),
+                         ("abc", '"abc" is not a version id; leave it empty for the live dataset.')):
+        refused = api.get(url, {"version": bad})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["fields"] == {"version": [message]}
+    assert outsider_api.get(url, {"version": v1.pk}).status_code == 404
+
+    # A sample deleted from the dataset leaves the version's listing too (members still present).
+    dataset.samples.get(file_name="2.jpg").delete()
+    assert [r["file_name"] for r in api.get(url, {"version": v1.pk}).json()["results"]] == ["1.jpg"]

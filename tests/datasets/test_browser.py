@@ -153,3 +153,33 @@ def test_dataset_list_row_expands_to_locations(page, signed_in, make_dataset, ru
     expect(details).to_be_visible()
     expect(details).to_contain_text(first.output_location)
     page.screenshot(path=str(SHOTS / "datasets-list.png"), full_page=True)
+
+
+def test_sample_browser_switches_to_a_version(page, signed_in, make_dataset, run_import, root, owner):
+    """Item 46: choosing a version in the browser shows its samples (grid and tab counts); live is the default."""
+    for i in range(3):
+        put(f"{root}/cls/Cat/cat{i}.jpg", image_bytes(120, 90, color=(60 * i, 90, 160), fmt="JPEG"))
+    dataset = make_dataset()
+    run_import(dataset, f"{root}/cls", "imagenet-folder")
+    op = version_publish(user=owner, dataset=dataset)
+    assert operation_execute(op.pk) == "succeeded"
+    put(f"{root}/cls/Dog/dog0.jpg", image_bytes(120, 90, color=(200, 200, 40), fmt="JPEG"))
+    run_import(dataset, f"{root}/cls", "imagenet-folder")
+    page.goto(f"{signed_in}/datasets/{dataset.pk}/")
+    grid = page.locator("[data-testid=sample-grid]")
+    expect(grid.locator("li")).to_have_count(4)
+    select = page.locator("[data-testid=version-select]")
+    expect(select.locator("option:checked")).to_have_text("Live dataset")
+    select.select_option(label="V001 (current)")
+    expect(grid.locator("li")).to_have_count(3)
+    expect(page.locator("[data-testid=version-banner]")).to_contain_text("Samples of version V001")
+    expect(page.locator("[data-testid=status-tab-all] .tab-count")).to_have_text("3")
+    assert "version=" in page.url
+    page.locator("label.ds-label-check", has_text="Dog").locator("input").check()
+    expect(page.locator("[data-testid=sample-total]")).to_have_text("0 samples")
+    page.locator("label.ds-label-check", has_text="Dog").locator("input").uncheck()
+    expect(grid.locator("li")).to_have_count(3)
+    page.screenshot(path=str(SHOTS / "datasets-browse-version.png"), full_page=True)
+    select.select_option(label="Live dataset")
+    expect(grid.locator("li")).to_have_count(4)
+    expect(page.locator("[data-testid=status-tab-all] .tab-count")).to_have_text("4")

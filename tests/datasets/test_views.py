@@ -183,3 +183,27 @@ def test_version_page_shows_its_own_data(client_for, owner, outsider, detection)
     body = client_for(owner).get(url).content.decode()
     assert body.count(">yes<") == 1 and "removed" in body
     assert client_for(outsider).get(url).status_code == 404
+
+
+def test_sample_browser_shows_a_chosen_version(client_for, owner, outsider, detection, run_import, root):
+    """Item 46: the browser's version selector narrows the grid and the tab counts; live is the default."""
+    v1 = DatasetVersion.objects.get(dataset=detection)
+    put(f"{root}/voc/later.jpg", image_bytes(90, 60))
+    run_import(detection, f"{root}/voc", "voc")  # added after V001 was published
+    client = client_for(owner)
+    url = reverse("datasets:detail", args=[detection.pk])
+    live = client.get(url).content.decode()
+    assert 'data-testid="version-select"' in live and '<option value="">Live dataset</option>' in live
+    assert "later.jpg" in live and 'data-testid="version-banner"' not in live
+    body = client.get(url, {"version": v1.pk}).content.decode()
+    assert f'<option value="{v1.pk}" selected>V001 (current)</option>' in body
+    assert 'data-testid="version-banner"' in body and "later.jpg" not in body and "plain.jpg" in body
+    assert html.unescape(body).count(">2 samples<") == 1
+    # htmx swaps the results and, out of band, the status tabs with the version's counts.
+    part = client.get(url, {"version": v1.pk, "status": "unlabeled"}, HTTP_HX_REQUEST="true",
+                      HTTP_HX_TARGET="sample-results").content.decode()
+    assert 'id="status-tabs"' in part and 'hx-swap-oob="true"' in part and "<html" not in part
+    assert ">1 sample<" in part and "plain.jpg" in part
+    refused = client.get(url, {"version": 999999})
+    assert refused.status_code == 400 and "Version 999999 is not a version of this dataset." in refused.content.decode()
+    assert client_for(outsider).get(url, {"version": v1.pk}).status_code == 404

@@ -150,18 +150,21 @@ class SamplePagination(PageNumberPagination):
 
 
 SAMPLE_PARAMS = [OpenApiParameter(n, str) for n in ("status", "label", "usage", "hard", "name", "annotator", "attr",
-                                                     "time", "since", "until", "ids", "page", "page_size")]
+                                                     "time", "since", "until", "ids", "page", "page_size")] + [
+    OpenApiParameter("version", int, description="A published version's id: only the samples it contains "
+                                                 "(as they are now); omit for the live dataset.")]
 
 
 class SampleListView(APIView):
     """GET: the dataset's samples, newest first, with the browser's filters (status, label (repeatable),
-    usage, hard, name, annotator, attr=name=value, time=1d|1m, since, until, ids)."""
+    usage, hard, name, annotator, attr=name=value, time=1d|1m, since, until, ids, version)."""
 
     @extend_schema(parameters=SAMPLE_PARAMS, responses=SampleSerializer(many=True))
     def get(self, request, pk):
         dataset = _dataset(request, pk)
         try:
             flt = selectors.SampleFilter.from_params(request.query_params)
+            selectors.version_for_browsing(dataset, flt)
         except selectors.FilterError as exc:
             raise exceptions.ValidationError(exc.fields) from None
         samples = selectors.samples_page_source(dataset, flt)
