@@ -176,6 +176,28 @@ def resource_series(service: InferenceService, *, minutes: int = 60) -> dict[str
     return out
 
 
+def resource_allocation(service: InferenceService) -> list[dict]:
+    """Per service version: what its instances are granted (cores, memory, GPUs of the flavor ×
+    instances) and what they use now (mean of each ready instance's latest sample), for the
+    Monitoring tab's "available vs used" table (seed-06 §10, item 40)."""
+    rows = []
+    instances = list(service.instances.filter(draining_since__isnull=True).select_related("run"))
+    usage = instance_usage_latest(i.run_id for i in instances)
+    for sv in service.versions.select_related("model_version__app", "flavor"):
+        count, flavor = sv.instance_count, sv.flavor
+        mine = [usage[i.run_id] for i in instances if i.model_version_id == sv.model_version_id and i.run_id in usage]
+
+        def used(metric, granted):
+            values = [u[metric] for u in mine if metric in u]
+            return round(sum(values) / len(values) / 100 * granted, 2) if values and granted else None
+
+        cpus, memory_gb, gpus = count * flavor.cpus, round(count * flavor.memory_mb / 1024, 2), count * flavor.gpus
+        rows.append({"label": sv.model_version.label, "instances": count, "flavor": flavor.name,
+                     "cpu": (cpus, used("cpu_usage", cpus)), "memory": (memory_gb, used("mem_usage", memory_gb)),
+                     "gpu": (gpus, used("gpu_util", gpus)) if gpus else None})
+    return rows
+
+
 def instance_usage_latest(run_ids) -> dict[int, dict[str, float]]:
     """The latest CPU and memory use (%) of each instance run in the last 10 minutes."""
     latest: dict[int, dict[str, float]] = {}

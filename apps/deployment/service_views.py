@@ -250,6 +250,7 @@ def service_detail(request, pk):
         context["charts"] = monitoring_figures(service, calls=not service.websocket)
         context["data_url"] = reverse("deployment:service_monitoring", args=[service.pk])
         context["totals"] = monitoring.call_totals(service)
+        context["allocation"] = monitoring.resource_allocation(service)
         context["alarms"] = service.alarms.select_related("rule")[:20]
     elif tab == "events":
         context["timeline"] = timeline_for(service)

@@ -133,3 +133,16 @@ def test_instance_usage_comes_from_engine_samples_or_model_server_metrics(runnin
     other_run = other.instances.get().run
     Metric.objects.create(run=other_run, name="mem_usage", step=1, value=33, created_at=now)
     assert monitoring.instance_usage_latest([other_run.pk]) == {other_run.pk: {"mem_usage": 33.0}}
+
+
+def test_monitoring_tab_shows_available_and_used_resources(running, owner, client):
+    from apps.runtime.models import RunSample
+
+    run = running.instances.get().run
+    RunSample.objects.create(run=run, at=timezone.now(), cpu_percent=50, memory_percent=25)
+    rows = monitoring.resource_allocation(running)
+    assert rows == [{"label": "echo 0.0.1", "instances": 1, "flavor": "cpu-1c-1g", "cpu": (1, 0.5),
+                     "memory": (1.0, 0.25), "gpu": None}]
+    client.force_login(owner)
+    page = client.get(f"/services/{running.pk}/?tab=monitoring").content.decode()
+    assert 'data-testid="allocation"' in page and "0.5 / 1" in page and "0.25 / 1.0" in page
