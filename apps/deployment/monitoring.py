@@ -176,6 +176,34 @@ def resource_series(service: InferenceService, *, minutes: int = 60) -> dict[str
     return out
 
 
+# The metrics of seed-06 §10.1 and their units; NPU metrics exist for parity and have no data here.
+QUERY_METRICS = {"cpu_usage": "%", "mem_usage": "%", "gpu_util": "%", "gpu_mem_usage": "%", "npu_util": "%",
+                 "npu_mem_usage": "%", "successfully_called_times": "count/min", "failed_called_times": "count/min",
+                 "total_called_times": "count/min"}
+CALL_FIELDS = {"successfully_called_times": "success", "failed_called_times": "failed", "total_called_times": "total"}
+
+
+def metric_query(service: InferenceService, model_version, metric: str, since: datetime,
+                 until: datetime) -> list[dict]:
+    """Per-minute datapoints of one metric of one version of a service (both dimensions of
+    seed-06 §10.1): [{"timestamp": epoch ms of the minute, "average": value}], oldest first.
+    Call counts are the gateway's; usage is the mean over the version's instances in that minute."""
+    points: dict[datetime, list[float]] = {}
+    if metric in CALL_FIELDS:
+        field = CALL_FIELDS[metric]
+        for row in CallStat.objects.filter(service=service, model_version=model_version, minute__gte=since,
+                                           minute__lte=until).values("minute", field):
+            points.setdefault(row["minute"], []).append(float(row[field]))
+        values = {minute: sum(v) for minute, v in points.items()}
+    else:
+        runs = service.instances.filter(model_version=model_version).values_list("run_id", flat=True)
+        for _run, name, at, value in usage_points(runs, since):
+            if name == metric and at <= until:
+                points.setdefault(at.replace(second=0, microsecond=0), []).append(value)
+        values = {minute: round(sum(v) / len(v), 3) for minute, v in points.items()}
+    return [{"timestamp": int(minute.timestamp() * 1000), "average": value} for minute, value in sorted(values.items())]
+
+
 def resource_allocation(service: InferenceService) -> list[dict]:
     """Per service version: what its instances are granted (cores, memory, GPUs of the flavor ×
     instances) and what they use now (mean of each ready instance's latest sample), for the

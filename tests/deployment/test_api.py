@@ -125,3 +125,34 @@ def test_other_workspaces_get_404(outsider_api, deployed, echo_version):
                             "?type=host_endpoints").status_code == 404
     assert outsider_api.delete(f"{BASE}/models/{echo_version.app_id}/").status_code == 404
     assert AiApp.objects.exists() and InferenceService.objects.get().status == "deploying"
+
+
+def test_metric_query_needs_both_dimensions(api, outsider_api, deployed, echo_version):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.runtime.models import RunSample
+
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=2)
+    CallStat.objects.create(service=deployed, model_version=echo_version, version_label="echo 0.0.1", minute=minute,
+                            total=12, success=10, failed=2)
+    run = deployed.instances.get().run
+    RunSample.objects.create(run=run, at=minute + timedelta(seconds=10), cpu_percent=30, memory_percent=5)
+    RunSample.objects.create(run=run, at=minute + timedelta(seconds=40), cpu_percent=50, memory_percent=7)
+    dims = f"dim.0=service_id,{deployed.pk}&dim.1=model_id,{echo_version.pk}"
+    calls = api.get(f"{BASE}/metrics/?metric_name=failed_called_times&{dims}").json()
+    assert calls["unit"] == "count/min" and calls["period"] == 60
+    assert calls["datapoints"] == [{"timestamp": int(minute.timestamp() * 1000), "average": 2.0}]
+    cpu = api.get(f"{BASE}/metrics/?metric_name=cpu_usage&{dims}").json()
+    assert cpu["datapoints"] == [{"timestamp": int(minute.timestamp() * 1000), "average": 40.0}]
+    assert api.get(f"{BASE}/metrics/?metric_name=npu_util&{dims}").json()["datapoints"] == []
+    missing = api.get(f"{BASE}/metrics/?metric_name=cpu_usage&dim.0=service_id,{deployed.pk}")
+    assert missing.status_code == 400
+    assert missing.json()["error"]["fields"] == {"dim": [
+        "Give both dimensions: dim.0=service_id,<service id> and dim.1=model_id,<AI application version id>."]}
+    assert api.get(f"{BASE}/metrics/?metric_name=disk&{dims}").status_code == 400
+    assert api.get(f"{BASE}/metrics/?metric_name=cpu_usage&{dims}&from=5&to=1").status_code == 400
+    assert api.get(f"{BASE}/metrics/?metric_name=cpu_usage&dim.0=service_id,{deployed.pk}"
+                   f"&dim.1=model_id,{echo_version.pk + 99}").status_code == 404
+    assert outsider_api.get(f"{BASE}/metrics/?metric_name=cpu_usage&{dims}").status_code == 404

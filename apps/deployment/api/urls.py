@@ -15,6 +15,7 @@ urlpatterns = [
     path("services/<uuid:pk>/", views.ServiceDetailView.as_view(), name="service-detail"),
     path("services/<uuid:service_pk>/events/", views.EventListView.as_view(), name="service-events"),
     path("services/<uuid:pk>/metrics/", views.MetricsView.as_view(), name="service-metrics"),
+    path("metrics/", views.MetricQueryView.as_view(), name="metric-query"),
     path("services/<uuid:pk>/predict/endpoints/", views.EndpointsView.as_view(), name="service-endpoints"),
     path("services/<uuid:pk>/keys/", views.ApiKeyListView.as_view(), name="key-list"),
     path("services/<uuid:pk>/alarm-rules/", views.AlarmRuleListView.as_view(), name="alarm-rule-list"),

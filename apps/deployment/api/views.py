@@ -6,7 +6,11 @@ Objects outside the caller's workspaces answer 404; refusals use the error forma
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -327,6 +331,54 @@ class MetricsView(APIView):
                          "minutes": [m.isoformat() for m in series["minutes"]],
                          "service": series["service"], "versions": series["versions"],
                          "totals": monitoring.call_totals(service, minutes=minutes)})
+
+
+class MetricQueryView(APIView):
+    """GET: one metric of one service version per minute, ModelArts style (seed-06 §10.1).
+
+    `?metric_name=cpu_usage&dim.0=service_id,<service id>&dim.1=model_id,<version id>&from=<ms>&to=<ms>`;
+    both dimensions are required; `from`/`to` are epoch milliseconds (default: the last hour).
+    """
+
+    @extend_schema(responses=None, parameters=[OpenApiParameter(name, str) for name in
+                                               ("metric_name", "dim.0", "dim.1", "from", "to")])
+    def get(self, request):
+        params = request.query_params
+        metric = params.get("metric_name", "")
+        if metric not in monitoring.QUERY_METRICS:
+            raise exceptions.ValidationError({"metric_name": [
+                f'"{metric}" is not one of {", ".join(monitoring.QUERY_METRICS)}.']})
+        dims = {}
+        for key in ("dim.0", "dim.1"):
+            name, _, value = params.get(key, "").partition(",")
+            if name in ("service_id", "model_id") and value:
+                dims[name] = value
+        if set(dims) != {"service_id", "model_id"}:
+            raise exceptions.ValidationError({"dim": [
+                "Give both dimensions: dim.0=service_id,<service id> and dim.1=model_id,<AI application version id>."]})
+        try:
+            service = selectors.service_get_for_user(request.user, dims["service_id"])
+        except ValidationError:
+            raise Http404("Not found.") from None
+        require_perm(request.user, service.workspace, "service:view")
+        version = service.versions.filter(model_version_id=dims["model_id"]).first() if dims["model_id"].isdigit() \
+            else None
+        if version is None:
+            raise Http404("The model_id is not a version of this service.")
+        now = timezone.now()
+        try:
+            until = datetime.fromtimestamp(int(params.get("to", now.timestamp() * 1000)) / 1000, tz=dt_timezone.utc)
+            since = datetime.fromtimestamp(int(params.get("from", (now - timedelta(hours=1)).timestamp() * 1000)) / 1000,
+                                           tz=dt_timezone.utc)
+        except (TypeError, ValueError, OverflowError, OSError):
+            raise exceptions.ValidationError({"from": ["from and to are times in epoch milliseconds."]}) from None
+        if since >= until or until - since > timedelta(days=7):
+            raise exceptions.ValidationError({"from": ["from must come before to, at most 7 days apart."]})
+        points = monitoring.metric_query(service, version.model_version, metric, since, until)
+        return Response({"metric_name": metric, "unit": monitoring.QUERY_METRICS[metric], "period": 60,
+                         "dimensions": [{"name": "service_id", "value": str(service.pk)},
+                                        {"name": "model_id", "value": str(version.model_version_id)}],
+                         "datapoints": points})
 
 
 class EndpointsView(APIView):
