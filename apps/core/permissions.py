@@ -42,8 +42,10 @@ ROLE_GRANTS: dict[str, frozenset[str]] = {
     Role.REVIEWER: frozenset(_LABELING | {"labeling:review", "annotation:review"}),
     Role.VIEWER: frozenset({"*:view"} - {"audit:view"}),
 }
-# Never granted by a wildcard view to non-admins: the audit trail and membership roster details.
-_ADMIN_ONLY = frozenset({"audit:view", "member:update", "member:create", "member:delete", "workspace:update"})
+# Never granted by a wildcard view to non-admins: the audit trail and membership roster details, and
+# priority 3 for training jobs (ModelArts' separate "set high priority" right: ordinary users pick 1–2).
+_ADMIN_ONLY = frozenset({"audit:view", "member:update", "member:create", "member:delete", "workspace:update",
+                         "trainjob:set_high_priority"})
 
 
 def role_allows(role: str | None, action: str) -> bool:

@@ -138,15 +138,19 @@ def test_notification_settings(owner, workspace, local_pool, cpu_flavor):
     assert (job.notify_target, job.notify_events) == ("a@b.io, c@d.io", ["started", "hang"])
 
 
-def test_priority_three_needs_the_permission(owner, workspace, local_pool, cpu_flavor, monkeypatch):
-    from apps.training import services
+def test_priority_three_needs_the_permission(owner, teammate, workspace, local_pool, cpu_flavor):
+    from apps.core.permissions import has_perm
 
+    # Workspace admins hold trainjob:set_high_priority; developers (ordinary users) pick 1 or 2.
+    assert has_perm(owner, workspace, "trainjob:set_high_priority")
+    assert not has_perm(teammate, workspace, "trainjob:set_high_priority")
+    errors = _errors(lambda: _custom(teammate, workspace, local_pool, cpu_flavor, priority=3))
+    assert errors["priority"] == ["Priority 3 needs the set_high_priority permission."]
+    assert _custom(teammate, workspace, local_pool, cpu_flavor, priority=2).priority == 2
+    # The form offers 3 only to those who hold the permission (the view passes has_perm's answer).
     assert [c[0] for c in TrainingJobForm(workspace=workspace).fields["priority"].choices] == [1, 2, 3]
     form = TrainingJobForm(workspace=workspace, can_high_priority=False)
     assert [c[0] for c in form.fields["priority"].choices] == [1, 2]
-    monkeypatch.setattr(services, "has_perm", lambda user, ws, action: action != "trainjob:set_high_priority")
-    errors = _errors(lambda: _custom(owner, workspace, local_pool, cpu_flavor, priority=3))
-    assert errors["priority"] == ["Priority 3 needs the set_high_priority permission."]
 
 
 def test_job_form_saves_the_new_sections(client, owner, workspace, local_pool, cpu_flavor, bucket, settings,
