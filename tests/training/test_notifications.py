@@ -175,3 +175,25 @@ def test_retention_settings_check(settings):
     settings.ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS = 24
     settings.ATELIER_TRAINING_LOG_RETENTION_DAYS = 0
     assert [e.id for e in retention.retention_settings_check()] == ["training.E001", "training.E002"]
+
+
+def test_suspected_hang_notifies_subscribers(owner, workspace, local_pool, monkeypatch,
+                                             django_capture_on_commit_callbacks):
+    from apps.runtime.callbacks import RunChange
+    from apps.runtime.models import Flavor
+    from apps.training import tasks
+    from apps.training.services import training_job_on_run_change
+
+    gpu = Flavor.objects.create(name="gpu-1x", cpus=1, memory_mb=1024, gpus=1)
+    gpu.pools.add(local_pool)
+    queued = []
+    monkeypatch.setattr(tasks.training_job_notify_send, "apply_async",
+                        lambda args, queue: queued.append((args[0], args[1])))
+    job = _job(owner, workspace, local_pool, gpu, notify_channel="webhook", notify_target="http://127.0.0.1:9/h",
+               notify_events=["hang"])
+    with django_capture_on_commit_callbacks(execute=True):
+        training_job_on_run_change(RunChange(run_id=0, owner_type="training.trainingjob", owner_id=str(job.pk),
+                                             kind="hang", previous="running", status="running",
+                                             reason="no output for 10 min"))
+    assert queued == [(job.pk, "hang")]
+    assert any(m.startswith("Suspected hang") for m in job_events(job))
