@@ -218,3 +218,27 @@ def test_job_list_filters_only_mine_and_low_utilization(client, owner, teammate,
     bad = client.get("/training/", {"id": "x1"})
     assert bad.status_code == 200 and "is not a valid id; give a whole number" in bad.content.decode()
     assert other.pk
+
+
+def test_list_pages_queries_do_not_grow_with_rows(client, owner, workspace, local_pool, cpu_flavor):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(owner)
+
+    def count(url):
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    def add(i):
+        algorithm = Algorithm.objects.create(workspace=workspace, name=f"a{i}", boot_mode="custom", boot_command="x")
+        TrainingJob.objects.create(workspace=workspace, created_by=owner, name=f"j{i}", pool=local_pool,
+                                   flavor=cpu_flavor, algorithm=algorithm, status=TrainingStatus.COMPLETED)
+
+    add(0)
+    jobs_one, algorithms_one = count("/training/"), count("/training/algorithms/")
+    for i in range(1, 8):
+        add(i)
+    assert count("/training/") == jobs_one
+    assert count("/training/algorithms/") == algorithms_one
