@@ -182,3 +182,34 @@ def test_precheck_items_logged_and_switched_off_with_ma_skip_image_detect_0(tmp_
     assert events[1]["message"] == "Environment pre-check running"
     assert events[2]["level"] == "error" and events[2]["message"].startswith("Check failed. Error found: disk-size root")
     assert "user code ran" not in out
+
+
+def test_precheck_checks_ulimits_when_infiniband_is_used(tmp_path):
+    """With NCCL_IB_HCA set (RDMA), the pre-check adds item "ulimit" with ModelArts' minimums."""
+    import json
+    import os
+    import resource
+    import subprocess
+
+    from apps.training.launch_spec import LAUNCHER
+
+    code = tmp_path / "inputs" / "code"
+    code.mkdir(parents=True)
+    (code / "train.py").write_text("print('user code ran')\n")
+    spec = {"code": {"input": "code", "folder": "code"}, "boot": {"kind": "file", "path": "train.py"},
+            "precheck": {"root_bytes": 0, "shm_bytes": 0, "cache_bytes": 0}, "user_env": {"NCCL_IB_HCA": "mlx5_0"}}
+    env = {"PATH": os.environ["PATH"], "ATELIER_WORK_DIR": str(tmp_path)}
+
+    def launch(nofile: int) -> list[str]:
+        def limit():  # in the child only: a low open-files limit, as a badly set-up RDMA node has
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+        result = subprocess.run([sys.executable, str(LAUNCHER), json.dumps(spec)], capture_output=True, text=True,
+                                env=env, timeout=60, preexec_fn=limit)
+        return result.stdout.splitlines()
+
+    out = launch(256)
+    line = next(line for line in out if line.endswith("item: ulimit"))
+    assert line.startswith("[atelier][ERROR][detect] code: 13, message: ")
+    assert "open files is 256, not more than 1000000" in line
+    assert "user code ran" not in out

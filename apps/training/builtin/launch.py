@@ -70,6 +70,37 @@ def _free(path: str) -> int:
         return -1
 
 
+# Soft limits ModelArts requires of nodes on an InfiniBand (RDMA) network, checked as item "ulimit":
+# (resource, name in `ulimit -a`, minimum, unit of the minimum; KiB limits are bytes in getrlimit).
+ULIMITS = (("RLIMIT_MEMLOCK", "max locked memory", 16000, 1024), ("RLIMIT_NOFILE", "open files", 1000000, 1),
+           ("RLIMIT_STACK", "stack size", 8000, 1024), ("RLIMIT_NPROC", "max user processes", 1000000, 1))
+
+
+def _rdma_used(env: dict) -> bool:
+    """True when NCCL may use InfiniBand: an HCA is named, or the node has one (and IB is not disabled)."""
+    if env.get("NCCL_IB_DISABLE", "0") == "1":
+        return False
+    if env.get("NCCL_IB_HCA"):
+        return True
+    try:
+        return any(Path("/sys/class/infiniband").iterdir())
+    except OSError:
+        return False
+
+
+def _ulimit_shortfalls() -> list[str]:
+    import resource
+
+    short = []
+    for attribute, name, minimum, unit in ULIMITS:
+        if not hasattr(resource, attribute):
+            continue
+        soft, _hard = resource.getrlimit(getattr(resource, attribute))
+        if soft != resource.RLIM_INFINITY and soft // unit <= minimum:
+            short.append(f"{name} is {soft // unit}, not more than {minimum}")
+    return short
+
+
 def precheck(spec: dict, run_dir: Path, env: dict) -> None:
     """ModelArts-style environment checks, logged as `code: <n>, message: <m>, item: <item>`."""
     limits = spec.get("precheck") or {}
@@ -101,6 +132,9 @@ def precheck(spec: dict, run_dir: Path, env: dict) -> None:
             continue
         free = _free(path)
         report(item, free >= need, f'the disk space of the path "{path}" is {free}, which is less than {need}')
+    if _rdma_used(env):
+        short = _ulimit_shortfalls()
+        report("ulimit", not short, "; ".join(short))
     if env.get("CUDA_VISIBLE_DEVICES"):
         ok = shutil.which("nvidia-smi") is not None or any(Path("/dev").glob("nvidia[0-9]*"))
         report("gpu-check", ok, "no GPU driver found on this node")
