@@ -7,9 +7,13 @@ import os
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-# PostgreSQL connections come from a pool in the web process (see DATABASES in settings).
+# Database connections are pooled (PostgreSQL) or reused per thread (SQLite) in the web process
+# only (see DATABASES in settings); processes started from this one decide for themselves.
+_pool_chosen_here = "ATELIER_DB_POOL" not in os.environ
 os.environ.setdefault("ATELIER_DB_POOL", "true")
 django.setup(set_prefix=False)
+if _pool_chosen_here:
+    del os.environ["ATELIER_DB_POOL"]
 
 from console.http_handler import ConsoleASGIHandler  # noqa: E402
 

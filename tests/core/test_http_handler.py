@@ -29,6 +29,10 @@ def echo(request):
 
 
 def stream(request):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.count()  # a connection opened in the pooled thread, closed before streaming
+
     class Body:
         def __iter__(self):
             yield from (b"part-%d;" % i for i in range(3))
@@ -108,6 +112,18 @@ def test_signal_middleware_view_and_close_share_one_thread(recorded):
 
 
 @pytest.mark.urls("tests.core.test_http_handler")
+def test_threads_are_reused_not_started_per_request(recorded, monkeypatch):
+    asyncio.run(_call("POST", "/_h/echo/", b"warm-up"))  # the pool's first thread
+    started = []
+    original = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or original(self))
+    for _ in range(3):
+        assert asyncio.run(_call("POST", "/_h/echo/", b"again"))[0] == 200
+    assert started == []  # Django's stock handler starts one per request (ThreadSensitiveContext)
+
+
+@pytest.mark.urls("tests.core.test_http_handler")
+@pytest.mark.django_db(transaction=True)
 def test_streaming_is_sent_in_full_then_closed(recorded):
     status, body = asyncio.run(_call("GET", "/_h/stream/"))
     assert status == 200 and body == b"part-0;part-1;part-2;"
