@@ -226,6 +226,9 @@ class Run(models.Model):
 
     master_addr = models.CharField(max_length=255, blank=True)  # published by rank 0 of a group
     master_port = models.PositiveIntegerField(null=True, blank=True)
+    # Worker ids this run must not be placed on again (a node that failed its environment checks);
+    # kept across attempts. See services.run_group_exclude_worker.
+    excluded_workers = models.JSONField(default=list, blank=True)
 
     objects = RunQuerySet.as_manager()
 

@@ -241,7 +241,8 @@ def placement_for(flavor: Flavor, pool: Pool, count: int = 1, *,
     if len(capable) < count:
         return Placement([], False, f"The run needs {count} workers offering {flavor.summary}; pool {pool.name} "
                                     f"has {len(capable)} online.")
-    if flavor.gpus == 0 and count == 1 and len(capable) == len(online):
+    # The pool queue lets any of its workers take the run: only when none of them is excluded.
+    if flavor.gpus == 0 and count == 1 and len(capable) == len(online) and not exclude:
         return Placement([], True)
     leased = dict(GpuLease.objects.filter(node__in=capable).values("node").annotate(n=Count("id"))
                   .values_list("node", "n"))
@@ -314,7 +315,8 @@ def runs_dispatch(run_ids: list[int] | None = None) -> int:
         first = runs[0]
         busy_nodes = set(Run.objects.filter(group=group, status__in=ACTIVE_STATUSES)
                          .values_list("worker_id", flat=True))
-        placement = placement_for(first.flavor, first.pool, len(runs), exclude=busy_nodes - {None})
+        isolated = {int(pk) for run in runs for pk in run.excluded_workers}
+        placement = placement_for(first.flavor, first.pool, len(runs), exclude=(busy_nodes - {None}) | isolated)
         if not placement.ok:
             Run.objects.filter(pk__in=[r.pk for r in runs], status=S.QUEUED).exclude(
                 status_reason=placement.reason).update(status_reason=placement.reason)

@@ -579,6 +579,19 @@ def _maybe_auto_restart(nodes: list[Run]) -> None:
     transaction.on_commit(lambda: _dispatch_later(ids))
 
 
+def run_group_exclude_worker(run: Run, *, worker_id: int, why: str) -> bool:
+    """Keep every node of `run`'s group off worker `worker_id` from now on (a node that failed its
+    environment checks is isolated, as ModelArts does); True if it was not excluded yet."""
+    nodes = _group_runs(run)
+    if all(worker_id in node.excluded_workers for node in nodes):
+        return False
+    for node in nodes:
+        if worker_id not in node.excluded_workers:
+            Run.objects.filter(pk=node.pk).update(excluded_workers=[*node.excluded_workers, worker_id])
+    event_add(obj=run, level=EventLevel.WARNING, message=f"{_node_prefix(run)}{why}")
+    return True
+
+
 def run_mark_ready(run: Run, *, endpoint: str, port: int) -> bool:
     """A long-lived run answers its health URL: record `host:port` and tell watchers and the owner."""
     with transaction.atomic():

@@ -3,7 +3,7 @@
 The rules are ordered: the first rule matching a line of the failed node's log tail wins (rules
 look at the last lines first, where the error usually is). A cause whose retry would fail
 the same way (a missing module, a bad argument, a syntax error) is not retryable; out of
-memory, device errors and lost machines are.
+memory, device errors, failed pre-checks and lost machines are.
 """
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ class Rule:
 
 
 RULES = [
+    # The launcher's own pre-check (exit code 13): the machine, not the code — another node may pass.
+    Rule("precheck", re.compile(r"^\[atelier\]\[ERROR\]\[detect\] code: \d+, message: .*, item: .+$"),
+         "The node failed the environment pre-check.",
+         "The job is re-dispatched to another node when auto-restart is on; otherwise free the disk space or "
+         "fix the item the log names, then rebuild the job.", True),
     Rule("cuda_oom", re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError", re.I),
          "Out of GPU memory.", "Lower the batch size or the model size, or choose a flavor with more GPU memory.", True),
     Rule("oom", re.compile(r"\bMemoryError\b|Cannot allocate memory|std::bad_alloc|Killed$|out of memory", re.I),

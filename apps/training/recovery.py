@@ -138,3 +138,18 @@ def training_job_on_hang(job: TrainingJob, *, run_id: int, reason: str) -> None:
     node = f"worker-{run.node_rank}" if run is not None else "a node"
     event_add(obj=job, level=EventLevel.WARNING,
               message=f"Suspected hang: {node} shows {reason}. The job keeps running; check it on the job page.")
+
+
+def restart_isolate_failed_node(run) -> bool:
+    """The node `run` ran on failed its pre-check: keep the restarted job off that worker (the
+    ModelArts rule "isolate the faulty node, re-dispatch"). True if a worker was isolated."""
+    from apps.runtime.models import RunAttempt, WorkerNode
+    from apps.runtime.services import run_group_exclude_worker
+
+    record = RunAttempt.objects.filter(run=run, attempt=run.attempt - 1).first()
+    worker = WorkerNode.objects.filter(hostname=record.worker_name).first() if record and record.worker_name else None
+    if worker is None:
+        return False
+    return run_group_exclude_worker(run, worker_id=worker.pk,
+                                    why=f"{worker.hostname} failed the environment pre-check; the restart runs on "
+                                        f"another worker.")

@@ -874,8 +874,9 @@ def _node_diagnosis(run) -> dict:
     if run.status == RunStatus.LOST:
         return diagnose(exit_code=None, lines=[], lost=True).as_dict(run.node_rank)
     tail = log_read(run, after=None, limit=TAIL_LINES)
-    # The platform's own lines ("[atelier] …") are not the program's error.
-    lines = [line if not line.startswith("[atelier]") else "" for line in tail.lines]
+    # The platform's own lines ("[atelier] …") are not the program's error; its pre-check verdicts are read.
+    lines = [line if not line.startswith("[atelier]") or line.startswith("[atelier][ERROR][detect]") else ""
+             for line in tail.lines]
     started = run.exit_code is not None
     return diagnose(exit_code=run.exit_code, lines=lines, first_seq=tail.first, started=started,
                     reason=run.status_reason).as_dict(run.node_rank)
@@ -895,6 +896,10 @@ def _veto_pointless_restart(job: TrainingJob, run_id: int) -> None:
                    node_rank=run.node_rank, status_reason="")
     diagnosis = _node_diagnosis(previous)
     if diagnosis["retryable"]:
+        if diagnosis["key"] == "precheck":
+            from .recovery import restart_isolate_failed_node
+
+            restart_isolate_failed_node(run)
         return
     with transaction.atomic():
         TrainingJob.objects.filter(pk=job.pk).update(failure=diagnosis)

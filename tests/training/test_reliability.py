@@ -213,3 +213,31 @@ def test_precheck_checks_ulimits_when_infiniband_is_used(tmp_path):
     assert line.startswith("[atelier][ERROR][detect] code: 13, message: ")
     assert "open files is 256, not more than 1000000" in line
     assert "user code ran" not in out
+
+
+def test_a_node_failing_its_pre_check_is_isolated_and_the_restart_runs_elsewhere(training_worker, owner, workspace,
+                                                                                 bucket, local_pool, cpu_flavor):
+    from apps.runtime.models import Run, WorkerNode
+    from apps.runtime.scheduling import runs_dispatch
+
+    from tests.runtime.conftest import wait_for
+
+    # This worker's address does not resolve: the dns item of the pre-check fails on it.
+    training_worker(name="badnode", env={"ATELIER_WORKER_HOST": "atelier-bad-node.invalid"})
+    job = _create(owner, workspace, local_pool, cpu_flavor, "isolate", {"train.py": "print('trained', flush=True)\n"},
+                  auto_restart=1)
+    bad = WorkerNode.objects.get(hostname__startswith="badnode@")
+    wait_for(lambda: Run.objects.filter(owner_id=str(job.pk), attempt=2, status=RunStatus.QUEUED,
+                                        excluded_workers=[bad.pk]).exists(), timeout=60,
+             message="the restart to be queued away from the node that failed its pre-check")
+    training_worker(name="goodnode")
+    runs_dispatch()
+    job = wait_job(job, TrainingStatus.COMPLETED, timeout=60)
+
+    run = job_runs(job)[0]
+    assert run.worker.hostname.startswith("goodnode@") and job.restart_count == 1
+    assert "trained" in job_log(job)
+    assert any(line.startswith("[atelier][ERROR][detect] code: 13, message: cannot resolve atelier-bad-node.invalid")
+               for line in job_log(job))
+    assert f"{bad.hostname} failed the environment pre-check; the restart runs on another worker." in [
+        e.message for e in events_for(run)]
