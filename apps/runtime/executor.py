@@ -353,6 +353,13 @@ class RunExecution:
             raise StageError(f"Command not executable: {run.command[0]}.", exit_code=126) from None
         except OSError as exc:
             raise StageError(f"The command could not start: {exc}.", exit_code=126) from None
+        # Shells are offered before the row says Running, so a console that sees Running finds them.
+        try:
+            self.shells = ShellHost(run=run, run_dir=self.run_dir, cwd=cwd, env=env, run_as=self.run_as,
+                                    pid=self.proc.pid).start()
+        except Exception:  # Redis unreachable: the run goes on, only its shell is unavailable
+            logger.warning("run %s offers no shell: starting the relay failed", run.pk, exc_info=True)
+            self.shells = None
         now = timezone.now()
         Run.objects.filter(pk=run.pk, attempt=run.attempt).update(pid=self.proc.pid, started_at=now)
         run_transition(run, S.RUNNING, event=f"Process started (pid {self.proc.pid}).", pid=self.proc.pid,
@@ -362,12 +369,6 @@ class RunExecution:
         if run.outputs:
             self.uploader = OutputUploader(self)
             self.uploader.start()
-        try:
-            self.shells = ShellHost(run=run, run_dir=self.run_dir, cwd=cwd, env=env, run_as=self.run_as,
-                                    pid=self.proc.pid).start()
-        except Exception:  # Redis unreachable: the run goes on, only its shell is unavailable
-            logger.warning("run %s offers no shell: starting the relay failed", run.pk, exc_info=True)
-            self.shells = None
 
     def stop_shells(self) -> None:
         """End the browser shells: they live only while the run's process does."""
