@@ -258,3 +258,17 @@ def test_the_client_helper_prints_lines_the_supervisor_accepts(capsys):
     assert (event_line_parse(second).text, event_line_parse(second).level) == ("Shard 3 skipped", "warning")
     with pytest.raises(ValueError, match="level must be info, warning or error"):
         client.log_event("x", level="fatal")
+
+
+def test_a_failed_pre_check_is_diagnosed_as_the_node_and_retryable():
+    from apps.training.diagnosis import diagnose
+
+    lines = ["[atelier][INFO][detect] code: 0, message: ok, item: dns",
+             '[atelier][ERROR][detect] code: 13, message: the disk space of the path "/" is 10, which is less than 20, '
+             'item: disk-size root']
+    result = diagnose(exit_code=13, lines=lines, first_seq=5)
+    assert (result.key, result.retryable, result.cause) == ("precheck", True, "The node failed the environment "
+                                                                              "pre-check.")
+    assert result.lines == [(6, lines[1])]
+    # The same exit code from user code is not a pre-check failure.
+    assert diagnose(exit_code=13, lines=["Traceback", "ValueError: bad"]).key == "exit_code"
