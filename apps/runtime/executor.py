@@ -188,6 +188,9 @@ class RunExecution:
         self.shells: ShellHost | None = None  # browser shells into the running process (apps/runtime/shell.py)
         self.run_events = 0
         self.event_error_reported = False
+        self.clock_started = time.monotonic()  # the max-runtime clock; see runevents (runtime_clock)
+        self.clock_held_since: float | None = None
+        self.clock_restarted = False
         self.sample_cpu: tuple[float, float] | None = None  # (monotonic time, tree CPU seconds) of the last sample
 
     # -- small helpers ---------------------------------------------------------------------------
@@ -365,7 +368,7 @@ class RunExecution:
         run_transition(run, S.RUNNING, event=f"Process started (pid {self.proc.pid}).", pid=self.proc.pid,
                        started_at=now)
         self.run.pid = self.proc.pid
-        self.started = time.monotonic()
+        self.started = self.clock_started = time.monotonic()
         if run.outputs:
             self.uploader = OutputUploader(self)
             self.uploader.start()
@@ -494,6 +497,13 @@ class RunExecution:
                            level=EventLevel.WARNING)
             return
         self.log.add(f"[atelier] {parsed.text}")
+        if parsed.clock == "hold" and not self.clock_restarted and self.clock_held_since is None:
+            self.clock_held_since = time.monotonic()
+        elif parsed.clock == "start" and not self.clock_restarted:
+            # Preparation inside the run (pre-check, dependencies, hook) does not count as runtime.
+            self.clock_restarted = True
+            self.clock_held_since = None
+            self.clock_started = time.monotonic()
         self.run_events += 1
         if self.run_events <= MAX_EVENTS_PER_ATTEMPT:
             event_add(obj=self.run, message=f"[{self.run.task_name}] {parsed.text}", level=parsed.level)
@@ -563,7 +573,11 @@ class RunExecution:
             self.event(f"Still running {self.grace} s after SIGTERM; sending SIGKILL.", level=EventLevel.WARNING)
             self.kill_tree(signal.SIGKILL)
             self.kill_at = None
-        if max_runtime and not self.stop_reason and now - self.started > max_runtime:
+        # Time under a hold (preparation inside the run) is not counted, up to the limit itself.
+        elapsed = now - self.clock_started
+        if max_runtime and self.clock_held_since is not None:
+            elapsed -= min(now - self.clock_held_since, max_runtime)
+        if max_runtime and not self.stop_reason and elapsed > max_runtime:
             self.timed_out = True
             self.event(f"Exceeded its maximum runtime of {_duration(max_runtime)}; stopping it.",
                        level=EventLevel.WARNING)

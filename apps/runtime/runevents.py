@@ -8,8 +8,13 @@ becomes an event of the run, prefixed with the node (`[worker-0]`) and, when `se
 the step's duration in the ModelArts wording (`[耗时: 3 秒]`) with its English equivalent. The
 training launcher uses it for the per-node steps (pre-check, code, dependencies, pre-start hook)
 so they appear on the Events tab and not only in the log. Optional keys: `"level"` (info,
-warning, error) and `"exit_code"`. In the log, the line is replaced by the readable
-`[atelier] …` form of the same text (a platform line the viewer can hide).
+warning, error), `"exit_code"`, and `"runtime_clock"`: `"hold"` (preparation starts: the
+maximum runtime does not run) then `"start"` (preparation is over: the maximum runtime counts
+from here). The training launcher holds the clock before its pre-check and starts it when the
+user's code starts. Each is honoured once per attempt and never after "start", and a hold ends
+by itself after the maximum runtime, so no output can stretch a run beyond twice its limit.
+In the log, the line is replaced by the readable `[atelier] …` form of the same text (a
+platform line the viewer can hide).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ class RunEventLine:
     level: str = "info"
     seconds: float | None = None
     exit_code: int | None = None
+    clock: str = ""  # "", "hold" or "start"
 
     @property
     def text(self) -> str:
@@ -71,4 +77,7 @@ def event_line_parse(line: str) -> RunEventLine | None:
     exit_code = record.get("exit_code")
     if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
         raise EventLineError('"exit_code" must be a whole number')
-    return RunEventLine(message=message, level=level, seconds=seconds, exit_code=exit_code)
+    clock = record.get("runtime_clock") or ""
+    if clock not in ("", "hold", "start"):
+        raise EventLineError('"runtime_clock" must be "hold" or "start"')
+    return RunEventLine(message=message, level=level, seconds=seconds, exit_code=exit_code, clock=clock)

@@ -71,6 +71,27 @@ def test_max_runtime_fails_the_run_without_restarting_it(engine_worker, owner, w
     assert "Exceeded its maximum runtime of 1s; stopping it." in events_of(run)
 
 
+HOLDS_THE_CLOCK_FOREVER = """
+import time
+print('ATELIER_EVENT {"message": "Preparing", "runtime_clock": "hold"}', flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_clock_hold_pauses_the_max_runtime_for_at_most_the_limit(engine_worker, owner, workspace, cpu_flavor,
+                                                                   local_pool):
+    engine_worker()
+    run = submit(owner, workspace, cpu_flavor, local_pool, [sys.executable, "-c", HOLDS_THE_CLOCK_FOREVER],
+                 max_runtime_seconds=2)
+
+    run = wait_status(run, {RunStatus.FAILED, RunStatus.SUCCEEDED, RunStatus.STOPPED}, timeout=30)
+
+    assert run.status == RunStatus.FAILED and run.status_reason == REASON_MAX_RUNTIME
+    ran = (run.finished_at - run.started_at).total_seconds()
+    assert 4 <= ran < 10  # held for the 2 s limit, then counted from the start: stopped after about 4 s
+    assert "[atelier] Preparing" in _log(run)
+
+
 def test_a_silent_idle_run_is_reported_hung_and_stopped(engine_worker, owner, workspace, cpu_flavor, local_pool):
     engine_worker()
     run = submit(owner, workspace, cpu_flavor, local_pool, [sys.executable, "-c", "import time; time.sleep(600)"],

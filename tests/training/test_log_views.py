@@ -219,6 +219,7 @@ def test_event_lines_become_event_text(line, expected):
     ('ATELIER_EVENT {"message": ""}', '"message" must be non-empty text'),
     ('ATELIER_EVENT {"message": "x", "level": "fatal"}', '"level" must be one of info, warning, error'),
     ('ATELIER_EVENT {"message": "x", "seconds": -1}', '"seconds" must be a number >= 0'),
+    ('ATELIER_EVENT {"message": "x", "runtime_clock": "stop"}', '"runtime_clock" must be "hold" or "start"'),
 ])
 def test_malformed_event_lines_say_what_is_wrong(line, error):
     with pytest.raises(EventLineError, match=error):

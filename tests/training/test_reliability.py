@@ -39,10 +39,11 @@ def _create(owner, workspace, pool, flavor, name, files, **kwargs):
 
 def test_max_runtime_terminates_the_job_counting_only_running_time(training_worker, owner, workspace, bucket,
                                                                    local_pool, cpu_flavor, settings):
-    # One "hour" of max runtime lasts 3 s here; the job is queued before any worker exists, and the
-    # worker's start-up (several seconds) must not count.
+    # One "hour" of max runtime lasts 3 s here. Neither the queue (the job is queued before any worker
+    # exists; its start-up takes seconds) nor the preparation inside the run (a 3 s pre-start hook) counts.
     settings.ATELIER_TRAINING_RUNTIME_HOUR_SECONDS = 3
-    job = _create(owner, workspace, local_pool, cpu_flavor, "autostop", {"train.py": TICKING}, max_runtime_hours=1)
+    job = _create(owner, workspace, local_pool, cpu_flavor, "autostop",
+                  {"train.py": TICKING, "ma-pre-start.sh": "sleep 3\n"}, max_runtime_hours=1)
     queued_at = time.monotonic()
     training_worker()
     training_jobs_dispatch()
@@ -53,8 +54,11 @@ def test_max_runtime_terminates_the_job_counting_only_running_time(training_work
     assert job_events(job)[-1] == "Training job terminated (max runtime: 1h)."
     run = job_runs(job)[0]
     assert run.status == RunStatus.FAILED and run.exit_code == 143  # SIGTERM, then no restart
-    assert (run.finished_at - run.started_at).total_seconds() >= 3
-    assert "tick 5" in job_log(job)
+    assert (run.finished_at - run.started_at).total_seconds() >= 6, "\n".join(job_log(job)[:30])  # hook + code
+    lines = job_log(job)
+    assert "tick 5" in lines
+    ticks = [line for line in lines if line.startswith("tick ")]
+    assert 10 <= len(ticks) <= 25  # about 3 s of the user's code at 5 ticks a second
 
 
 FAIL_ON_RANK_1 = '''
@@ -116,6 +120,7 @@ def test_pipeline_events_resource_samples_and_a_reported_hang(training_worker, o
     steps = [re.sub(r"placed at \S+", "placed at PATH", re.sub(r"\d+ (秒|s)\b", r"N \1", m))
              for m in node_events if m.startswith("[worker-0] ")]
     assert steps == [
+        "[worker-0] Preparing the training environment",
         "[worker-0] [耗时: N 秒] Training code placed at PATH (took N s)",
         "[worker-0] Environment pre-check running",
         "[worker-0] [耗时: N 秒] Pre-check done (took N s)",
@@ -179,8 +184,9 @@ def test_precheck_items_logged_and_switched_off_with_ma_skip_image_detect_0(tmp_
                             r'\d+, which is less than 4611686018427387904, item: disk-size root', line) for line in out)
     assert "[atelier][INFO][detect] code: 0, message: ok, item: disk-size shm" in out
     events = [json.loads(line[len("ATELIER_EVENT "):]) for line in out if line.startswith("ATELIER_EVENT ")]
-    assert events[1]["message"] == "Environment pre-check running"
-    assert events[2]["level"] == "error" and events[2]["message"].startswith("Check failed. Error found: disk-size root")
+    assert events[0] == {"message": "Preparing the training environment", "level": "info", "runtime_clock": "hold"}
+    assert events[2]["message"] == "Environment pre-check running"
+    assert events[3]["level"] == "error" and events[3]["message"].startswith("Check failed. Error found: disk-size root")
     assert "user code ran" not in out
 
 

@@ -55,11 +55,14 @@ def fail(code: int, message: str) -> None:
     sys.exit(code)
 
 
-def event(message: str, *, seconds: float | None = None, level: str = "info") -> None:
-    """A pipeline step for the Events tab (the supervisor also logs it as an [atelier] line)."""
+def event(message: str, *, seconds: float | None = None, level: str = "info", clock: str = "") -> None:
+    """A pipeline step for the Events tab (the supervisor also logs it as an [atelier] line);
+    `clock` "hold" / "start": the job's maximum runtime stops / starts counting (preparation)."""
     record = {"message": message, "level": level}
     if seconds is not None:
         record["seconds"] = round(seconds, 1)
+    if clock:
+        record["runtime_clock"] = clock
     print("ATELIER_EVENT " + json.dumps(record, ensure_ascii=False), flush=True)
 
 
@@ -257,6 +260,8 @@ def arguments(spec: dict, run_dir: Path) -> list[str]:
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
+    # Preparation (code, pre-check, dependencies, hook) does not count towards the maximum runtime.
+    event("Preparing the training environment", clock="hold")
     run_dir = Path(os.environ["ATELIER_WORK_DIR"])
     restart = int(os.environ.get("ATELIER_RESTART_COUNT", "0") or 0)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -329,7 +334,7 @@ def main() -> None:
     cwd.mkdir(parents=True, exist_ok=True)
     shown = argv if target is not None else argv[2:]
     say(f"Training process starts: {' '.join(shlex.quote(a) for a in shown)}")
-    event("Training process started")
+    event("Training process started", clock="start")
     drop = switch_user(spec.get("run_as_uid"), run_dir, env)
     sys.stdout.flush()
     os.chdir(cwd)
