@@ -1,5 +1,6 @@
-"""Fault recovery of training jobs: the attempt history (the "Fault recovery" tab), the limit on how
-long a restarted job may wait for resources, and suspected-hang events.
+"""Fault recovery of training jobs: the attempt history (the "Fault recovery" tab), isolation of a
+node that failed its pre-check, the limit on how long a restarted job may wait for resources, and
+suspected-hang events.
 
 The run engine re-queues every node of a failed group (auto-restart) and sends restarted groups
 first (`apps.runtime.scheduling.runs_dispatch`); a restarted job is therefore at the front of the
@@ -50,7 +51,7 @@ def job_attempts(job: TrainingJob) -> list[Attempt]:
 
     if job.run_group is None:
         return []
-    runs = list(Run.objects.filter(group=job.run_group).order_by("node_rank"))
+    runs = list(Run.objects.filter(group=job.run_group).select_related("worker").order_by("node_rank"))
     by_number: dict[int, Attempt] = {}
     for record in RunAttempt.objects.filter(run__group=job.run_group).select_related("run").order_by("attempt",
                                                                                                       "run__node_rank"):
