@@ -28,13 +28,17 @@ async def _achunks(fh) -> AsyncIterator[bytes]:
         await sync_to_async(fh.close, thread_sensitive=False)()
 
 
+def file_body(request, fh):
+    """The content of `fh` for a StreamingHttpResponse, in 1 MiB pieces: read in worker threads under
+    ASGI, plainly under WSGI; `fh` is closed at the end. None gives an empty body."""
+    if fh is None:
+        return iter([b""])
+    return _achunks(fh) if isinstance(request, ASGIRequest) else _chunks(fh)
+
+
 def log_download_response(request, run) -> StreamingHttpResponse:
     """`run-<pk>.log` as an attachment, streamed; empty while the run has written nothing."""
-    fh = open_log(run)
-    if fh is None:
-        body = iter([b""])
-    else:
-        body = _achunks(fh) if isinstance(request, ASGIRequest) else _chunks(fh)
+    body = file_body(request, open_log(run))
     response = StreamingHttpResponse(body, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.log"'
     return response

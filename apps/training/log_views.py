@@ -15,7 +15,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.permissions import require_perm
 from apps.core.services import audit_record
-from apps.runtime.downloads import _achunks, _chunks
+from apps.runtime.downloads import file_body
 from apps.runtime.logstream import open_log
 
 from . import charts, selectors
@@ -41,12 +40,7 @@ def _node(job, rank: int):
 
 
 def _log_response(request, run, *, filename: str, inline: bool) -> StreamingHttpResponse:
-    fh = open_log(run)
-    if fh is None:
-        body = iter([b""])
-    else:
-        body = _achunks(fh) if isinstance(request, ASGIRequest) else _chunks(fh)
-    response = StreamingHttpResponse(body, content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(file_body(request, open_log(run)), content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
@@ -88,8 +82,7 @@ def logs_zip(request, pk):
                         target.write(chunk)
     size = spool.seek(0, 2)
     spool.seek(0)
-    body = _achunks(spool) if isinstance(request, ASGIRequest) else _chunks(spool)
-    response = StreamingHttpResponse(body, content_type="application/zip")
+    response = StreamingHttpResponse(file_body(request, spool), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{job.name}-logs.zip"'
     response["Content-Length"] = str(size)
     return response
