@@ -332,7 +332,11 @@ def samples_page_source(dataset: Dataset, flt: SampleFilter):
     (the expensive case at scale), else the plain queryset, whose indexes serve the rest."""
     if not flt.labels:
         return samples_filtered(dataset, flt)
-    index = SampleLabel.objects.filter(dataset=dataset, label_id__in=flt.labels)
+    # The labels are checked against the dataset here, so the index scan needs no dataset
+    # condition and reads the index alone (a covering range; the condition cost a row lookup per
+    # skipped row, ~2 ms on a deep page on PostgreSQL). Another dataset's label matches nothing.
+    labels = list(Label.objects.filter(dataset=dataset, pk__in=flt.labels).values_list("pk", flat=True))
+    index = SampleLabel.objects.filter(label_id__in=labels)
     if flt.usage is not None:
         index = index.filter(usage=flt.usage)
     if flt.status:

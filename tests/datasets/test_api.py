@@ -219,3 +219,16 @@ def test_sample_list_of_a_version(api, outsider_api, owner, dataset, make_datase
     # A sample deleted from the dataset leaves the version's listing too (members still present).
     dataset.samples.get(file_name="2.jpg").delete()
     assert [r["file_name"] for r in api.get(url, {"version": v1.pk}).json()["results"]] == ["1.jpg"]
+
+
+def test_label_filter_with_another_datasets_label_matches_nothing(api, dataset, make_dataset, run_import, root):
+    """The label index is read without a dataset condition: labels are checked against the dataset first."""
+    other = make_dataset(name="other-8153")
+    put(f"{root}/other/Cat/9.jpg", image_bytes())
+    run_import(other, f"{root}/other", "imagenet-folder")
+    foreign = other.labels.get(name="Cat")
+    own = dataset.labels.get(name="Cat")
+    url = f"/api/v1/datasets/{dataset.pk}/samples/"
+    assert api.get(url, {"label": foreign.pk}).json()["count"] == 0
+    body = api.get(url, {"label": [foreign.pk, own.pk]}).json()
+    assert body["count"] == 1 and [r["file_name"] for r in body["results"]] == ["1.jpg"]
