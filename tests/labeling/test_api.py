@@ -232,7 +232,7 @@ def test_add_data_api_starts_an_import_and_lists_history(api, outsider_api, dete
     assert (row["status"], row["total"], row["imported"], row["imported_labeled"]) == ("succeeded", 1, 1, 0)
 
 
-def test_save_and_next_sample_query_counts_are_pinned(api, detection, add_sample, django_assert_num_queries):
+def test_save_and_next_sample_query_counts_are_pinned(api, owner, detection, add_sample, django_assert_num_queries):
     """The two hot paths of a labeler's day stay at a fixed number of queries, whatever the
     dataset size: no recount of the dataset, no read-back of the saved rows."""
     job, sample = detection
@@ -240,15 +240,17 @@ def test_save_and_next_sample_query_counts_are_pinned(api, detection, add_sample
     newest = add_sample(job.dataset)
     boxes = [{**BOX, "geometry": {**BOX["geometry"], "xmin": n}} for n in range(5)]
     api.put(url(job, f"samples/{sample.pk}/annotations/"), {"version": 0, "annotations": boxes}, format="json")
-    # job + sample, then savepoint, labels, version bump, existing rows, delete, insert, audit entry, release
-    # (the test client's user already carries its role, as a session user does after its first query).
+    # job (with the caller's role, read in the same query) + sample, then savepoint, labels, version bump,
+    # existing rows, delete, insert, audit entry, release.
+    owner.__dict__.pop("_atelier_roles", None)  # a fresh request's user knows no role yet
     with django_assert_num_queries(10):
         response = api.put(url(job, f"samples/{sample.pk}/annotations/"), {"version": 1, "annotations": boxes[:4]},
                            format="json")
     assert response.status_code == 200 and len(response.json()["annotations"]) == 4
     assert [a["id"] for a in response.json()["annotations"]] == list(
         Annotation.objects.filter(sample=sample).order_by("id").values_list("id", flat=True))
-    # job + the `after` sample + the next one + its annotations (none, so no last-change query).
+    # job and role + the `after` sample + the next one + its annotations (none, so no last-change query).
+    owner.__dict__.pop("_atelier_roles", None)
     with django_assert_num_queries(4):
         response = api.get(url(job, f"samples/next/?after={newest.pk}&status=unlabeled"))
     assert (response.status_code, response.json()["id"]) == (200, later.pk)
