@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.sync import SyncToAsync
@@ -57,6 +58,15 @@ def _scope(method: str, url: str) -> dict:
             "client": ("127.0.0.1", 40000), "server": ("testserver", 80)}
 
 
+# Requests run on an event loop of their own in one long-lived thread: the test process may
+# already have a loop running in the main thread (Playwright's sync API does).
+_loop_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-http-loop")
+
+
+def _run(coroutine):
+    return _loop_thread.submit(asyncio.run, coroutine).result(30)
+
+
 async def _call(method: str, url: str, body: bytes = b"") -> tuple[int, bytes]:
     app = ApplicationCommunicator(ConsoleASGIHandler(), _scope(method, url))
     # The body in two chunks, as a client sending a larger request would.
@@ -102,7 +112,7 @@ def recorded(monkeypatch):
 
 @pytest.mark.urls("tests.core.test_http_handler")
 def test_signal_middleware_view_and_close_share_one_thread(recorded):
-    status, body = asyncio.run(_call("POST", "/_h/echo/", b"hello world"))
+    status, body = _run(_call("POST", "/_h/echo/", b"hello world"))
     assert status == 200 and body == b'{"method": "POST", "body": "hello world"}'
     names = [name for name, _ in recorded["threads"]]
     assert names == ["started", "view", "finished"]
@@ -113,19 +123,19 @@ def test_signal_middleware_view_and_close_share_one_thread(recorded):
 
 @pytest.mark.urls("tests.core.test_http_handler")
 def test_threads_are_reused_not_started_per_request(recorded, monkeypatch):
-    asyncio.run(_call("POST", "/_h/echo/", b"warm-up"))  # the pool's first thread
+    _run(_call("POST", "/_h/echo/", b"warm-up"))  # the pool's first thread
     started = []
     original = threading.Thread.start
     monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name) or original(self))
     for _ in range(3):
-        assert asyncio.run(_call("POST", "/_h/echo/", b"again"))[0] == 200
+        assert _run(_call("POST", "/_h/echo/", b"again"))[0] == 200
     assert started == []  # Django's stock handler starts one per request (ThreadSensitiveContext)
 
 
 @pytest.mark.urls("tests.core.test_http_handler")
 @pytest.mark.django_db(transaction=True)
 def test_streaming_is_sent_in_full_then_closed(recorded):
-    status, body = asyncio.run(_call("GET", "/_h/stream/"))
+    status, body = _run(_call("GET", "/_h/stream/"))
     assert status == 200 and body == b"part-0;part-1;part-2;"
     assert recorded["closed"] == ["stream"]
     assert [name for name, _ in recorded["threads"]] == ["started", "finished"]
@@ -133,6 +143,6 @@ def test_streaming_is_sent_in_full_then_closed(recorded):
 
 @pytest.mark.urls("tests.core.test_http_handler")
 def test_error_statuses_pass_through(recorded):
-    assert asyncio.run(_call("GET", "/_h/missing/")) == (404, b"gone")
-    status, _ = asyncio.run(_call("GET", "/_h/nowhere/"))
+    assert _run(_call("GET", "/_h/missing/")) == (404, b"gone")
+    status, _ = _run(_call("GET", "/_h/nowhere/"))
     assert status == 404
