@@ -88,7 +88,19 @@ def label_counts(dataset: Dataset) -> list[dict]:
 
 
 def status_counts(dataset: Dataset, version: DatasetVersion | None = None) -> dict[str, int]:
-    """Samples per tab: all, unlabeled, labeled, to_confirm (of one version's samples when given)."""
+    """Samples per tab: all, unlabeled, labeled, to_confirm (of one version's samples when given).
+
+    A version's counts join its membership rows (~150 ms at 100,000 on SQLite), so they are
+    cached like the page totals: per dataset revision (see CountCachedPaginator).
+    """
+    key = f"datasets:version-status:{dataset.uid}:{dataset.revision}:{version.pk}" if version else ""
+    if key:
+        try:
+            cached = cache.get(key)
+        except Exception:  # exact without the cache, only slower
+            cached = None
+        if cached is not None:
+            return cached
     samples = Sample.objects.filter(dataset=dataset)
     if version is not None:
         samples = samples.filter(version_entries__version=version)
@@ -96,6 +108,11 @@ def status_counts(dataset: Dataset, version: DatasetVersion | None = None) -> di
               samples.values("label_status").annotate(n=Count("id")).order_by()}
     out = {status.value: counts.get(status.value, 0) for status in LabelStatus}
     out["all"] = sum(counts.values())
+    if key:
+        try:
+            cache.set(key, out, COUNT_CACHE_SECONDS)
+        except Exception:
+            logger.warning("status count cache unavailable", exc_info=True)
     return out
 
 
