@@ -33,8 +33,9 @@ from django.http import FileResponse
 from django.urls import set_script_prefix
 
 
-# Synchronous requests served at once; more wait their turn. Each may hold a database connection,
-# so this stays near the PostgreSQL pool's size (ATELIER_DB_POOL_SIZE) rather than unbounded.
+# Synchronous requests served at once; more wait their turn. Bounded, unlike Django's thread per
+# request, because each holds a database connection (on PostgreSQL from the pool,
+# ATELIER_DB_POOL_SIZE, which requests beyond it wait for).
 HTTP_THREADS = 32
 _executor = ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="atelier-http")
 
@@ -72,7 +73,8 @@ class ConsoleASGIHandler(ASGIHandler):
         set_script_prefix(get_script_prefix(scope))
 
         async def process_request():
-            response = await sync_to_async(self._respond, thread_sensitive=False, executor=_executor)(scope, body_file)
+            respond = sync_to_async(self._respond, thread_sensitive=False, executor=_executor)
+            response = await respond(scope, body_file)
             try:
                 await self.send_response(response, send)
             except asyncio.CancelledError:
