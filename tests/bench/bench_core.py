@@ -61,6 +61,10 @@ def stack_env(var_dir: Path, redis_url: str) -> dict[str, str]:
     """Production-like settings on throwaway state; nothing inherited from the caller's Atelier setup."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ATELIER_", "DATABASE_", "REDIS_", "DJANGO_", "CELERY_"))}
+    # ATELIER_BENCH_DATABASE_URL: run against that (empty) database instead of a fresh SQLite file,
+    # e.g. postgres://postgres@127.0.0.1:5432/atelier_bench_1 to measure on PostgreSQL.
+    if os.environ.get("ATELIER_BENCH_DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["ATELIER_BENCH_DATABASE_URL"]
     env.update(
         DJANGO_SETTINGS_MODULE="console.settings",
         ATELIER_VAR_DIR=str(var_dir),

@@ -73,6 +73,8 @@ def setup_environment(tmp: Path) -> dict[str, str]:
         "REDIS_URL": f"unix://{tmp / 'redis.sock'}",
         "ATELIER_FAST_PASSWORD_HASHER": "true",
     }
+    if os.environ.get("ATELIER_BENCH_DATABASE_URL"):  # an empty database to measure on (see bench_core)
+        env["DATABASE_URL"] = os.environ["ATELIER_BENCH_DATABASE_URL"]
     for key in [k for k in os.environ if k.startswith(("ATELIER_", "DATABASE_", "REDIS_", "CELERY_"))]:
         del os.environ[key]
     os.environ.update(env)
