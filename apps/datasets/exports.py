@@ -25,6 +25,7 @@ from .choices import (
     OperationKind,
     Shape,
 )
+from .bulk import gc_paused
 from .files import FileAccess
 from .formats.coco import coco_document
 from .formats.manifest import sample_line
@@ -132,15 +133,14 @@ class Writer:
     def path(self, rel: str) -> StoragePath:
         return StoragePath(self.target.bucket, f"{self.target.key}/{rel}" if self.target.key else rel)
 
-    def rel_of(self, sample: dict) -> str:
-        src = parse(sample["source"])
+    def rel_of(self, src: StoragePath) -> str:
         if src.is_within(self.input) and src.key != self.input.key:
             return src.key[len(self.input.key) + 1:] if self.input.key else src.key
         return src.name
 
-    def copy(self, source_uri: str, rel: str) -> StoragePath:
+    def copy(self, src: StoragePath, rel: str) -> StoragePath:
         dest = self.path(rel)
-        self.files.copy(parse(source_uri), dest)
+        self.files.copy(src, dest)
         return dest
 
     def write(self, rel: str, data: bytes) -> StoragePath:
@@ -150,6 +150,8 @@ class Writer:
 
     def text(self, rel: str, content: str) -> StoragePath:
         return self.write(rel, content.encode("utf-8"))
+
+COCO_SHAPES = frozenset({Shape.BNDBOX, Shape.POLYGON})
 
 
 def _stem(rel: str) -> str:
@@ -173,16 +175,17 @@ def run_export(ctx: OperationContext) -> dict:
     labels = list(Label.objects.filter(dataset=dataset).order_by("id").values_list("name", flat=True))
     state = {"coco_images": [], "coco_annotations": [], "manifest": [], "csv": [], "yolo": {"train": [], "valid": []}}
     exported = 0
-    for chunk in iter_sample_chunks(samples):
-        for sample, annotations in chunk:
-            try:
-                _export_one(writer, fmt, dataset, sample, annotations, labels, state)
-            except NotFound as exc:
-                ctx.error(sample["source"] or sample["id"], "MISSING_SOURCE", str(exc))
-                continue
-            exported += 1
-        ctx.progress(exported)
-    files = _finish(writer, fmt, dataset, labels, state)
+    with gc_paused():
+        for chunk in iter_sample_chunks(samples):
+            for sample, annotations in chunk:
+                try:
+                    _export_one(writer, fmt, dataset, sample, annotations, labels, state)
+                except NotFound as exc:
+                    ctx.error(sample["source"] or sample["id"], "MISSING_SOURCE", str(exc))
+                    continue
+                exported += 1
+            ctx.progress(exported)
+        files = _finish(writer, fmt, dataset, labels, state)
     result = {"exported": exported, "path": target.uri, "format": fmt, "files": files,
               "warnings": params.get("warnings", [])}
     if params.get("method") == ExportMethod.NEW_DATASET:
@@ -198,25 +201,28 @@ def _export_one(writer: Writer, fmt: str, dataset: Dataset, sample: dict, annota
         state["manifest"].append(sample_line(sample, annotations, source="content://" + sample["text"],
                                              hard_attribute=False))
         return
-    rel = writer.rel_of(sample)
+    src = parse(sample["source"])
+    rel = writer.rel_of(src)
     if fmt == ExportFormat.YOLO:
         subset = "valid" if sample["usage"] == "EVAL" else "train"
         image_rel = f"obj_{subset}_data/{rel}"
-        writer.copy(sample["source"], image_rel)
+        writer.copy(src, image_rel)
         lines = [yolo_line(labels.index(a["label"]), a["geometry"], sample["width"], sample["height"])
                  for a in shaped if a["shape"] == Shape.BNDBOX and sample["width"] and sample["height"]]
         writer.text(_stem(image_rel) + ".txt", "\n".join(lines) + ("\n" if lines else ""))
         state["yolo"][subset].append(image_rel)
         return
     if fmt == ExportFormat.COCO:
-        writer.copy(sample["source"], f"images/{rel}")
+        writer.copy(src, f"images/{rel}")
         image_id = len(state["coco_images"]) + 1
         state["coco_images"].append({"id": image_id, "file_name": rel, "width": sample["width"] or 0,
                                      "height": sample["height"] or 0})
-        state["coco_annotations"] += [a | {"image_id": image_id} for a in shaped
-                                      if a["shape"] in (Shape.BNDBOX, Shape.POLYGON)]
+        for a in shaped:
+            if a["shape"] in COCO_SHAPES:
+                a["image_id"] = image_id  # the dicts are this export's own copies
+                state["coco_annotations"].append(a)
         return
-    dest = writer.copy(sample["source"], rel)
+    dest = writer.copy(src, rel)
     if fmt == "txt":
         names = [a["label"] for a in annotations if a["label"]]
         if names:
@@ -241,7 +247,7 @@ def _finish(writer: Writer, fmt: str, dataset: Dataset, labels: list[str], state
     if fmt == ExportFormat.COCO:
         used = sorted({a["label"] for a in state["coco_annotations"]}, key=labels.index)
         doc = coco_document(state["coco_images"], state["coco_annotations"], used)
-        files.append(writer.text("annotations.json", json.dumps(doc)).uri)
+        files.append(writer.write("annotations.json", json.dumps(doc, separators=(",", ":")).encode()).uri)
     elif fmt == ExportFormat.YOLO:
         files.append(writer.text("obj.names", "\n".join(labels) + "\n").uri)
         data = [f"classes = {len(labels)}", "names = obj.names", "train = train.txt"]

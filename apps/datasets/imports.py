@@ -36,7 +36,7 @@ from .choices import (
     Usage,
 )
 from .formats.items import AnnSpec, ImportItem, Problem, extension, read_bytes
-from .bulk import AnnotationRow, SampleLabelRow, SampleRow, index_paused, insert
+from .bulk import AnnotationRow, SampleLabelRow, SampleRow, gc_paused, index_paused, insert
 from .files import FileAccess
 from .formats.voc import out_of_bounds
 from .models import Dataset, Label, Sample
@@ -46,6 +46,9 @@ from .services import dataset_revision_bump
 # Rows written per transaction: large enough to amortise SQLite commits, small enough that
 # a stop request or a crash loses little work.
 BATCH = 500
+# Metadata-only imports (manifests: no file is read) write 5,000 rows in ~0.2 s; fewer, larger
+# transactions rewrite the sample indexes' pages less often.
+METADATA_BATCH = 5000
 THUMBNAIL_SIZE = (256, 256)
 HEX = set("0123456789abcdef")
 
@@ -126,6 +129,7 @@ class Ingestor:
         self.label_filter = {name.strip() for name in label_filter or [] if name.strip()} or None
         self.hard_only = hard_only
         self.defer_probe = defer_probe
+        self.batch_size = METADATA_BATCH if defer_probe else BATCH
         self.extensions = EXTENSIONS[self.dataset.data_type]
         if self.dataset.data_type == DataType.VIDEO:
             # Labeled video frames arrive as images (manifest sample-type 0) beside the .mp4 files.
@@ -143,7 +147,7 @@ class Ingestor:
     # ---- public ---------------------------------------------------------------------------
     def add(self, item: ImportItem) -> None:
         self.batch.append(item)
-        if len(self.batch) >= BATCH:
+        if len(self.batch) >= self.batch_size:
             self.flush()
 
     def reject(self, item: ImportItem, code: str, message: str) -> None:
@@ -456,9 +460,10 @@ def run_import(ctx: OperationContext) -> dict:
     defer = fmt == ImportFormat.MANIFEST
     ingestor = Ingestor(ctx, labeled=params.get("labeled", fmt != ImportFormat.RAW),
                         label_filter=params.get("labels"), hard_only=bool(params.get("hard_only")), defer_probe=defer)
-    for item in reader(ctx, root, ingestor):
-        ingestor.add(item)
-    counts = ingestor.finish()
+    with gc_paused():
+        for item in reader(ctx, root, ingestor):
+            ingestor.add(item)
+        counts = ingestor.finish()
     if ingestor.deferred:
         from .services import operation_start
 

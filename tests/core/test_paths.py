@@ -77,3 +77,34 @@ def test_upload_name_other_rules_name_the_file():
         paths.validate_upload_name("dir/file.txt")
     assert exc.value.messages == ['The file name "dir/file.txt" is not allowed: A name must not contain "/".']
     assert paths.validate_upload_name("cat_01-v2.jpg") == "cat_01-v2.jpg"
+
+
+def test_fast_key_check_agrees_with_the_rules(monkeypatch):
+    """The one-regex fast path never accepts a key the rule-by-rule checks refuse."""
+    import random
+
+    def slow_ok(key: str) -> bool:
+        with monkeypatch.context() as patch:
+            patch.setattr(paths, "SAFE_KEY_RE", type("Never", (), {"fullmatch": staticmethod(lambda _k: None)})())
+            try:
+                paths.validate_key(key)
+            except ValidationError:
+                return False
+            return True
+
+    alphabet = list("ab.-_ /\\:*?\"<>|\x01\x7fé😀")
+    rng = random.Random(7)
+    keys = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(5000)]
+    keys += ["x" * 255, "x" * 256, "a/" + "y" * 255, "a/" + "y" * 256, "img/00001.jpg", "a b/c (1).png"]
+    fast_hits = 0
+    for key in keys:
+        if paths.SAFE_KEY_RE.fullmatch(key):
+            fast_hits += 1
+            assert slow_ok(key), key
+        try:
+            paths.validate_key(key)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted == slow_ok(key), key
+    assert fast_hits > 100
