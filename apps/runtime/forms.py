@@ -13,6 +13,9 @@ class PoolForm(forms.Form):
     job_types = forms.MultipleChoiceField(choices=JobType.choices, widget=forms.CheckboxSelectMultiple,
                                           initial=list(JobType.values), label="Accepts")
     status = forms.ChoiceField(choices=PoolStatus.choices, initial=PoolStatus.ENABLED)
+    dedicated = forms.BooleanField(required=False, label="Dedicated pool",
+                                   help_text="Serves one team: custom-command training jobs may run as any uid "
+                                             "0–65535 (shared pools: 1000–65535).")
 
 
 class FlavorForm(forms.Form):

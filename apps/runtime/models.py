@@ -23,6 +23,9 @@ class Pool(models.Model):
     description = models.CharField(max_length=500, blank=True)
     job_types = models.JSONField(default=list)  # subset of JobType values
     status = models.CharField(max_length=16, choices=PoolStatus.choices, default=PoolStatus.ENABLED)
+    # A dedicated pool (ModelArts "专属资源池") serves one team: its custom-command training jobs may run
+    # as any uid 0–65535; on shared pools the uid is 1000–65535.
+    dedicated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -84,8 +84,9 @@ def _clean_pool_name(name: str) -> str:
 
 @transaction.atomic
 def pool_create(*, actor, name: str, description: str = "", job_types: Iterable[str] = tuple(JobType.values),
-                status: str = PoolStatus.ENABLED) -> Pool:
-    """Create a pool (staff). Its queue is `pool.<name>`; workers join it with `-Q pool.<name>`."""
+                status: str = PoolStatus.ENABLED, dedicated: bool = False) -> Pool:
+    """Create a pool (staff). Its queue is `pool.<name>`; workers join it with `-Q pool.<name>`.
+    `dedicated` marks a pool that serves one team (wider run-as uid range for training jobs)."""
     _require_staff(actor, "pool:create")
     name = _clean_pool_name(name)
     if Pool.objects.filter(name=name).exists():
@@ -93,15 +94,16 @@ def pool_create(*, actor, name: str, description: str = "", job_types: Iterable[
     if status not in PoolStatus.values:
         raise ValidationError({"status": [f"Unknown status {status!r}."]})
     pool = Pool.objects.create(name=name, description=description.strip(), job_types=_clean_job_types(job_types),
-                               status=status)
+                               status=status, dedicated=bool(dedicated))
     audit_record(actor=actor, action="pool:create", obj=pool)
     return pool
 
 
 @transaction.atomic
 def pool_update(*, actor, pool: Pool, description: str | None = None, job_types: Iterable[str] | None = None,
-                status: str | None = None) -> Pool:
-    """Change a pool's description, job types or status (staff). The name, hence the queue, is fixed."""
+                status: str | None = None, dedicated: bool | None = None) -> Pool:
+    """Change a pool's description, job types, status or dedicated flag (staff). The name, hence the
+    queue, is fixed."""
     _require_staff(actor, "pool:update")
     if description is not None:
         pool.description = description.strip()
@@ -111,6 +113,8 @@ def pool_update(*, actor, pool: Pool, description: str | None = None, job_types:
         if status not in PoolStatus.values:
             raise ValidationError({"status": [f"Unknown status {status!r}."]})
         pool.status = status
+    if dedicated is not None:
+        pool.dedicated = bool(dedicated)
     pool.save()
     audit_record(actor=actor, action="pool:update", obj=pool)
     return pool

@@ -113,13 +113,21 @@ def pool_status(request, name):
     pool = Pool.objects.filter(name=name).first()
     if pool is None:
         raise Http404
-    status = request.POST.get("status", "")
+    # One form per change: either "status" (enable/disable) or "dedicated" (1/0).
+    dedicated = request.POST.get("dedicated")
     try:
-        services.pool_update(actor=request.user, pool=pool, status=status)
+        if dedicated is not None:
+            services.pool_update(actor=request.user, pool=pool, dedicated=dedicated == "1")
+        else:
+            services.pool_update(actor=request.user, pool=pool, status=request.POST.get("status", ""))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"Pool {pool.name} is now {pool.get_status_display().lower()}.")
+        if dedicated is not None:
+            kind = "dedicated" if pool.dedicated else "shared"
+            messages.success(request, f"Pool {pool.name} is now {kind}.")
+        else:
+            messages.success(request, f"Pool {pool.name} is now {pool.get_status_display().lower()}.")
     return redirect("runtime:pool_list")
 
 

@@ -25,8 +25,8 @@ RESERVED_RUN_FOLDERS = {"inputs", "outputs", "log", "cache", ".pydeps", "mnt-pla
 
 
 def pool_is_dedicated(pool) -> bool:
-    """Dedicated pools are named in ATELIER_TRAINING_DEDICATED_POOLS; every other pool is shared."""
-    return pool is not None and pool.name in settings.ATELIER_TRAINING_DEDICATED_POOLS
+    """A pool is dedicated when staff marked it so (Resources > Pools); every other pool is shared."""
+    return pool is not None and bool(pool.dedicated)
 
 
 def run_as_uid_clean(value: Any, *, pool) -> int:

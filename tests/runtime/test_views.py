@@ -95,10 +95,26 @@ def test_staff_create_pools_and_flavors_from_the_pages(staff, local_pool):
            (32768, "A100", ["local"])
 
 
+def test_staff_mark_a_pool_dedicated_or_shared(staff, local_pool):
+    client = client_for(staff)
+    assert client.post("/resources/pools/", {"name": "team-a", "job_types": ["training"], "status": "enabled",
+                                             "dedicated": "on"}).status_code == 302
+    assert Pool.objects.get(name="team-a").dedicated is True
+    assert Pool.objects.get(name="local").dedicated is False  # pools are shared unless marked
+    assert client.post("/resources/pools/local/status/", {"dedicated": "1"}).status_code == 302
+    assert Pool.objects.get(name="local").dedicated is True
+    page = client.get("/resources/pools/").content.decode()
+    assert "Make shared" in page and "Dedicated" in page
+    client.post("/resources/pools/local/status/", {"dedicated": "0"})
+    local = Pool.objects.get(name="local")
+    assert (local.dedicated, local.status) == (False, "enabled")
+
+
 def test_members_cannot_use_the_staff_forms(alice, local_pool):
     assert alice.post("/resources/pools/", {"name": "mine", "job_types": ["training"],
                                             "status": "enabled"}).status_code == 403
     assert alice.post("/resources/pools/local/status/", {"status": "disabled"}).status_code == 403
+    assert alice.post("/resources/pools/local/status/", {"dedicated": "1"}).status_code == 403
     assert not Pool.objects.filter(name="mine").exists()
     assert Pool.objects.get(name="local").status == "enabled"
     assert "pool-create-form" not in alice.get("/resources/pools/").content.decode()

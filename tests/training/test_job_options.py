@@ -55,7 +55,8 @@ def test_run_as_uid_ranges_of_shared_and_dedicated_pools(owner, workspace, local
     assert job.run_as_uid == 1000  # the default
     assert job.boot_command == "echo a; echo b && echo c"  # ; and && are allowed
     assert launch_spec(job)["run_as_uid"] == 1000
-    settings.ATELIER_TRAINING_DEDICATED_POOLS = ["local"]
+    local_pool.dedicated = True  # Resources > Pools > Make dedicated
+    local_pool.save(update_fields=["dedicated"])
     assert _custom(owner, workspace, local_pool, cpu_flavor, name="job-2", run_as_uid=0).run_as_uid == 0
 
 
