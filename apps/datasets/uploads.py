@@ -15,14 +15,32 @@ from .services import dataset_paths, operation_start
 
 
 def dataset_upload(*, user, dataset: Dataset, files: list, import_format: str, labeled: bool | None = None,
-                   ) -> DatasetOperation:
+                   storage_path: str = "") -> DatasetOperation:
     """Store one upload batch (≤ 100 files, ≤ 5 GB by default) and start its import.
 
-    Plain files land in `<input>/upload-<time>/`; zip archives are kept aside and unpacked
-    entry by entry by the import run, so unsafe entries become error rows. File names
-    breaking the upload rules refuse the whole batch before anything is stored.
+    Plain files land in `<folder>/upload-<time>/`, where `<folder>` is `storage_path` when the
+    user chose one ("storage path for uploaded data", labeling spec §3.6) and the dataset's input
+    location otherwise; the time-stamped subfolder means an upload never overwrites a file
+    already there. A chosen path must be a folder the user may write (`storage:create`) outside
+    the dataset's output location (which holds versions and exports); refusals name the
+    `storage_path` field. Zip archives are kept aside and unpacked entry by entry by the import
+    run, so unsafe entries become error rows. File names breaking the upload rules refuse the
+    whole batch before anything is stored.
     """
     require_perm(user, dataset.workspace, "dataset:import")
+    input_path, output_path = dataset_paths(dataset)
+    base = input_path
+    if storage_path:
+        from apps.storage.selectors import storage_path_resolve
+
+        try:
+            base = storage_path_resolve(user, storage_path, "storage:create", kind="folder")
+        except ValidationError as exc:
+            raise ValidationError({"storage_path": exc.messages}) from None
+        if base.is_within(output_path):
+            raise ValidationError({"storage_path": [
+                f"The storage path for uploaded data cannot be the dataset's output location "
+                f"({output_path.uri}) or a folder inside it; choose another folder."]})
     max_files, max_bytes = settings.ATELIER_DATASET_MAX_UPLOAD_FILES, settings.ATELIER_DATASET_MAX_UPLOAD_BYTES
     if not files:
         raise ValidationError({"files": ["Choose at least one file to upload."]})
@@ -36,9 +54,8 @@ def dataset_upload(*, user, dataset: Dataset, files: list, import_format: str, l
             validate_upload_name(upload.name)
         except ValidationError as exc:
             raise ValidationError({"files": exc.messages}) from None
-    input_path, output_path = dataset_paths(dataset)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S-%f")
-    folder = input_path.child(f"upload-{stamp}")
+    folder = base.child(f"upload-{stamp}")
     storage = get_storage()
     storage.mkdir(folder)
     archives = []

@@ -626,9 +626,12 @@ def samples_delete(*, user, job: LabelingJob, sample_ids: list[str], delete_sour
 
 
 def job_data_add(*, user, job: LabelingJob, labeled: bool, path: str = "", files: list | None = None,
-                 import_format: str = ""):
+                 import_format: str = "", upload_path: str = ""):
     """Item 18, "Add data": import into the job's **dataset** (spec §3.6), from a storage path the
-    user may read or from uploaded files (stored under the dataset's input location first).
+    user may read or from uploaded files, stored first under `upload_path` ("storage path for
+    uploaded data", a folder the user may write outside the dataset's output location) or, when
+    that is empty, under the dataset's input location. Refusals name the form field
+    (`path`, `files`, `upload_path`, `format`).
 
     Runs the dataset's own import operation; the job lists the dataset's samples, so it shows the
     new ones as soon as the import finishes. Returns the DatasetOperation.
@@ -653,7 +656,13 @@ def job_data_add(*, user, job: LabelingJob, labeled: bool, path: str = "", files
     if files is not None:
         if path:
             raise ValidationError({"path": ["Choose either a storage path or files to upload, not both."]})
-        operation = dataset_upload(user=user, dataset=dataset, files=files, import_format=fmt, labeled=labeled)
+        try:
+            operation = dataset_upload(user=user, dataset=dataset, files=files, import_format=fmt, labeled=labeled,
+                                       storage_path=upload_path)
+        except ValidationError as exc:
+            if "storage_path" not in getattr(exc, "error_dict", {}):
+                raise
+            raise ValidationError({"upload_path": exc.message_dict["storage_path"]}) from None
         mode, where = "upload", operation.params.get("path", "")
     else:
         if not path:

@@ -19,6 +19,7 @@ from apps.core.permissions import has_perm, require_perm
 from apps.datasets.choices import AUTO_GROUP_LABEL_TYPES, LabelKind, LabelStatus, LabelType
 from apps.datasets.models import Dataset, Label
 from apps.datasets.selectors import FilterError, annotators_of
+from apps.storage.widgets import StoragePathWidget
 
 from . import guide, media, selectors, services
 from .api.serializers import sample_payload
@@ -406,7 +407,8 @@ def job_data(request, pk):
                 user=request.user, job=job, labeled=request.POST.get("labeled") == "labeled",
                 path=request.POST.get("path", "").strip() if source == "storage" else "",
                 files=request.FILES.getlist("files") if source == "upload" else None,
-                import_format=request.POST.get("format", ""))
+                import_format=request.POST.get("format", ""),
+                upload_path=request.POST.get("upload_path", "").strip() if source == "upload" else "")
         except ValidationError as exc:
             errors = first_error(exc)
             errors["general"] = errors.pop("__all__", [])
@@ -417,8 +419,13 @@ def job_data(request, pk):
     from apps.datasets.choices import FORMATS_BY_LABEL_TYPE, ImportFormat
 
     formats = [(v, ImportFormat(v).label) for v in [ImportFormat.RAW, *FORMATS_BY_LABEL_TYPE.get(job.dataset.label_type, [])]]
+    upload_path = StoragePathWidget(kind="folder", attrs={"id": "id_upload_path",
+                                                          "placeholder": job.dataset.input_location})
     context = {"job": job, "errors": errors, "formats": formats, "form": request.POST,
-               "history": [selectors.import_row(op) for op in selectors.import_history(job)[:50]],
+               "upload_path": upload_path.render("upload_path", request.POST.get("upload_path", "")),
+               "picker_media": upload_path.media,
+               "history": [selectors.import_row(op) | {"created": op.created_at}
+                           for op in selectors.import_history(job)[:50]],
                "can_update": has_perm(request.user, job.workspace, "labeling:update")}
     return render(request, "labeling/job_data.html", context, status=400 if errors else 200)
 

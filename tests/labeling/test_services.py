@@ -638,6 +638,48 @@ def test_add_data_upload_lands_in_the_input_location(owner, make_job):
     assert selectors.import_row(operation)["mode"] == "Local upload"
 
 
+def test_add_data_upload_lands_in_the_chosen_storage_path(owner, outsider, make_job, bucket):
+    """Spec §3.6 "storage path for uploaded data": files go to a new upload-<time> folder inside the
+    chosen folder (never overwriting what is there) and are imported from it; a bucket the user cannot use, a file, or the
+    dataset's output location are refused on the `upload_path` field with nothing stored."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.datasets.models import DatasetOperation
+    from apps.datasets.operations import operation_execute
+    from apps.storage.services import bucket_create
+
+    from .conftest import png_bytes, put
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    put(f"storage://{bucket.name}/uploads/keep.png", png_bytes(8, 8))
+
+    def upload():
+        return [SimpleUploadedFile("up.png", png_bytes(32, 32), content_type="image/png")]
+
+    foreign = bucket_create(user=outsider, workspace=outsider.default_workspace, name=f"fx-{bucket.name[3:]}")
+    cases = [
+        (f"storage://{foreign.name}/x", f'The bucket "{foreign.name}" does not exist.'),
+        (f"storage://{bucket.name}/uploads/keep.png", f"storage://{bucket.name}/uploads/keep.png is a file; "
+                                                      "choose a folder."),
+        (job.dataset.output_location.rstrip("/") + "/sub", "The storage path for uploaded data cannot be the "
+         f"dataset's output location ({job.dataset.output_location.rstrip('/')}) or a folder inside it; "
+         "choose another folder."),
+    ]
+    for value, message in cases:
+        with pytest.raises(ValidationError) as exc:
+            services.job_data_add(user=owner, job=job, labeled=False, files=upload(), upload_path=value)
+        assert messages(exc) == {"upload_path": [message]}, value
+    assert DatasetOperation.objects.filter(dataset=job.dataset).count() == 0
+    operation = services.job_data_add(user=owner, job=job, labeled=False, files=upload(),
+                                      upload_path=f"storage://{bucket.name}/uploads")
+    assert operation.params["path"].startswith(f"storage://{bucket.name}/uploads/upload-")
+    operation_execute(operation.pk)
+    (sample,) = job.dataset.samples.all()
+    # The upload stays where the user put it; the import copies it into the dataset (datasets item 27).
+    assert _exists(operation.params["path"] + "/up.png") and _exists(f"storage://{bucket.name}/uploads/keep.png")
+    assert sample.source.startswith(job.dataset.input_location.rstrip("/") + "/") and _exists(sample.source)
+
+
 def test_add_data_refusals_name_the_field(owner, make_job, bucket):
     from apps.datasets.models import DatasetOperation
 

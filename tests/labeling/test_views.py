@@ -1,6 +1,8 @@
 """Labeling pages: list, create, detail per scene, labels, modify, delete, workbench; outsiders get 404."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -246,3 +248,27 @@ def test_text_jobs_add_data_from_the_unlabeled_tab_only(client_owner, make_job, 
     assert 'data-testid="add-data"' not in client_owner.get(f"/labeling/{job.pk}/?status=labeled").content.decode()
     image = make_job(LabelType.IMAGE_CLASSIFICATION)
     assert 'data-testid="add-data"' in client_owner.get(f"/labeling/{image.pk}/?status=labeled").content.decode()
+
+
+def test_add_data_page_picks_the_upload_path_and_dates_history(client_owner, make_job, bucket):
+    """The "Add data" form offers the storage path picker for uploaded data, shows its refusal on
+    that field, and the history's Created column uses the console's date format (not ISO)."""
+    from .conftest import png_bytes
+
+    job = make_job(LabelType.OBJECT_DETECTION)
+    page = client_owner.get(f"/labeling/{job.pk}/data").content.decode()
+    assert 'name="upload_path"' in page and "data-path-picker" in page and "storage/path_picker.js" in page
+    response = client_owner.post(f"/labeling/{job.pk}/data", {
+        "source": "upload", "labeled": "unlabeled", "format": "raw",
+        "upload_path": job.dataset.output_location, "files": [SimpleUploadedFile("a.png", png_bytes(8, 8))]})
+    assert response.status_code == 400
+    assert "cannot be the dataset&#x27;s output location" in response.content.decode()
+    response = client_owner.post(f"/labeling/{job.pk}/data", {
+        "source": "upload", "labeled": "unlabeled", "format": "raw",
+        "upload_path": f"storage://{bucket.name}/mine", "files": [SimpleUploadedFile("a.png", png_bytes(8, 8))]})
+    assert response.status_code == 302
+    page = client_owner.get(f"/labeling/{job.pk}/data").content.decode()
+    history = page[page.index('data-testid="import-history"'):]
+    assert f"storage://{bucket.name}/mine/upload-" in history
+    assert re.search(r"<time datetime=\"[^\"]+\" class=\"nowrap\">\d{4}/\d\d/\d\d \d\d:\d\d:\d\d GMT\+00:00</time>",
+                     history), history[:800]

@@ -292,6 +292,8 @@ class DataAddSerializer(serializers.Serializer):
     path = serializers.CharField(required=False, allow_blank=True, help_text="storage://… to import from.")
     files = serializers.ListField(child=serializers.FileField(), required=False, help_text="Multipart uploads.")
     format = serializers.CharField(required=False, allow_blank=True, help_text="The import format.")
+    upload_path = serializers.CharField(required=False, allow_blank=True,
+                                        help_text="storage://… folder for uploaded files (default: the input location).")
 
 
 class ImportRowSerializer(serializers.Serializer):

@@ -452,7 +452,8 @@ class DataAddView(APIView):
     """POST (JSON or multipart): "Add data" into the job's dataset (item 18).
 
     `labeled` (bool, required), then either `path` (storage://… to import from) or `files`
-    (multipart uploads, stored under the dataset's input location); optional `format`.
+    (multipart uploads, stored under `upload_path` when given, else the dataset's input
+    location); optional `format`.
     Answers 202 with the import operation; GET lists the dataset's import history."""
 
     @extend_schema(responses=ImportHistorySerializer)
@@ -471,6 +472,7 @@ class DataAddView(APIView):
         files = request.FILES.getlist("files") or None if hasattr(request.FILES, "getlist") else None
         operation = services.job_data_add(user=request.user, job=job, labeled=labeled,
                                           path=str(request.data.get("path") or "").strip(), files=files,
-                                          import_format=str(request.data.get("format") or ""))
+                                          import_format=str(request.data.get("format") or ""),
+                                          upload_path=str(request.data.get("upload_path") or "").strip())
         return Response({"operation": operation.uid, "id": operation.pk, "status": operation.status},
                         status=status.HTTP_202_ACCEPTED)
