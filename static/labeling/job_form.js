@@ -2,9 +2,10 @@
 // the label columns, rows are added and removed, and the label counter counts down.
 const form = document.querySelector("[data-job-form]");
 if (form) {
-  const colorTypes = form.dataset.colorTypes.split(",");
-  const teamTypes = form.dataset.teamTypes.split(",");
-  const max = Number(form.dataset.maxLabels);
+  // getAttribute, not form.dataset: the form's "dataset" <select> shadows that property.
+  const colorTypes = form.getAttribute("data-color-types").split(",");
+  const teamTypes = form.getAttribute("data-team-types").split(",");
+  const max = Number(form.getAttribute("data-max-labels"));
   const rows = form.querySelector("[data-label-rows]");
   const select = form.querySelector("[data-dataset-select]");
   const type = () => (form.querySelector("input[name=labeling_type]:checked") || {}).value;

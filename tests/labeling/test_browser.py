@@ -559,3 +559,67 @@ def test_classification_batch_label_and_remove_from_selection(asgi_server, page,
     assert list(Annotation.objects.filter(label__name="bird").values_list("sample_id", flat=True)) == [second.pk]
     first.refresh_from_db()
     assert first.label_status == "unlabeled" and third.annotations.count() == 0
+
+
+def test_large_image_draws_a_preview_and_the_original_only_when_zoomed_in(asgi_server, page, login, owner, make_job,
+                                                                          add_sample, settings):
+    """An 8000 × 6000 photo opens as its 2048-pixel preview; shapes are still in original pixels; the
+    original is fetched only past the preview's detail, and zooming back out returns to the preview."""
+    settings.ATELIER_LABELING_PREVIEW_EDGE = 2048
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=8000, height=6000)
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    state = "() => { const e = window.atelierWorkbench.editor; return [e.canvas.source === e.preview," \
+            " e.preview.naturalWidth, e.canvas.width, e.canvas.height, e.full]; }"
+    assert page.evaluate(state) == [True, 2048, 8000, 6000, None]
+    page.keyboard.press("1")
+    click_image(page, 1000, 1000)
+    click_image(page, 4000, 3000)
+    pick(page, "cat")
+    wait_saved(page)
+    (box,) = api_sample(owner, job, sample)["annotations"]
+    # One screen pixel is about 7 image pixels at the fitted zoom.
+    assert [box["geometry"][k] for k in ("xmin", "ymin", "xmax", "ymax")] == pytest.approx([1000, 1000, 4000, 3000], abs=10)
+    for _ in range(12):  # 1.25^12 ≈ 15×: past the preview's 8000/2048 ≈ 3.9× of detail
+        page.keyboard.press("+")
+    page.wait_for_function("() => { const e = window.atelierWorkbench.editor; return e.full && e.full !== 'loading'"
+                           " && e.canvas.source === e.full; }")
+    assert page.evaluate("window.atelierWorkbench.editor.full.naturalWidth") == 8000
+    page.screenshot(path=SHOTS.format("large-image-zoomed"))
+    page.keyboard.press("0")  # fit again
+    page.wait_for_function("() => { const e = window.atelierWorkbench.editor; return e.canvas.source === e.preview; }")
+    page.screenshot(path=SHOTS.format("large-image"))
+
+
+def test_remaining_workbenches_and_job_pages_render(asgi_server, page, login, owner, make_job, add_sample):
+    """Image classification, sound classification and speech content workbenches, and the job pages,
+    open without errors (screenshots in /tmp/labeling-*.png)."""
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc} {exc.stack}"))
+    classification = make_job(LabelType.IMAGE_CLASSIFICATION)
+    image = add_sample(classification.dataset)
+    open_workbench(page, asgi_server, login, owner, classification, image)
+    page.keyboard.press("2")
+    wait_saved(page)
+    assert [a["label"] for a in api_sample(owner, classification, image)["annotations"]] == ["dog"]
+    page.screenshot(path=SHOTS.format("image-classification"))
+    sound = make_job(LabelType.SOUND_CLASSIFICATION)
+    clip = add_sample(sound.dataset, duration=2.0)
+    page.goto(f"{asgi_server.url}/labeling/{sound.pk}/label/{clip.pk}")
+    page.wait_for_selector("#workbench[data-ready=true]")
+    page.screenshot(path=SHOTS.format("sound-classification"))
+    speech = make_job(LabelType.SPEECH_CONTENT)
+    recording = add_sample(speech.dataset, duration=2.0)
+    page.goto(f"{asgi_server.url}/labeling/{speech.pk}/label/{recording.pk}")
+    page.wait_for_selector("#workbench[data-ready=true]")
+    page.screenshot(path=SHOTS.format("speech-content"))
+    detection = make_job(LabelType.OBJECT_DETECTION, name="street_scenes")
+    add_sample(detection.dataset)
+    for name, url in (("job-list", "/labeling/"), ("job-create", "/labeling/new"),
+                      ("job-detail", f"/labeling/{detection.pk}/?status=all"), ("job-labels", f"/labeling/{detection.pk}/labels"),
+                      ("job-data", f"/labeling/{detection.pk}/data"), ("job-review", f"/labeling/{detection.pk}/review"),
+                      ("job-detail-text", f"/labeling/{speech.pk}/")):
+        response = page.goto(f"{asgi_server.url}{url}")
+        assert response.status == 200, url
+        page.screenshot(path=SHOTS.format(name), full_page=True)
+    assert errors == []

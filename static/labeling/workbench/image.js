@@ -292,14 +292,25 @@ export class Editor {
     this.renderStrip();
   }
 
-  // Large images: the preview until the zoom shows more detail than it holds, then the original.
+  // Large images: the preview until the zoom shows more detail than it holds, then the original;
+  // zoomed back out, the preview again, so a frame never downsamples a 48-megapixel bitmap.
   maybeFullResolution() {
     const s = this.sample;
-    if (!s || this.full || !this.preview || this.preview.naturalWidth >= (s.width || 0)) return;
+    if (!s || !this.preview || this.preview.naturalWidth >= (s.width || 0)) return;
     // Screen pixels per preview pixel: above 1.1 the preview would look soft.
-    if (this.canvas.scale * s.width / this.preview.naturalWidth <= 1.1) return;
+    const sharp = this.canvas.scale * s.width / this.preview.naturalWidth > 1.1;
+    if (this.full && this.full !== "loading") {
+      const want = sharp ? this.full : this.preview;
+      if (this.canvas.source !== want) this.canvas.setSource(want, s.width, s.height);
+      return;
+    }
+    if (!sharp || this.full) return;
     this.full = "loading";
-    loadImage(s.media_url).then((image) => { if (this.sample === s) { this.full = image; this.canvas.setSource(image, s.width, s.height); } });
+    loadImage(s.media_url).then((image) => {
+      if (this.sample !== s) return;
+      this.full = image;
+      this.maybeFullResolution();
+    });
   }
 
   refresh() { if (this.classification) this.renderClasses(); else this.controller.refresh(); }
