@@ -1,4 +1,4 @@
-"""ASGI entry point: the inference gateway, then HTTP through Django and WebSockets through Channels.
+"""ASGI entry point: the inference gateway, then static files, HTTP through Django and WebSockets through Channels.
 
 Token-authenticated WebSockets (API clients) go through the same middleware stack.
 """
@@ -26,12 +26,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from apps.accounts.ws_auth import WebSocketAuthMiddlewareStack  # noqa: E402
 from apps.deployment.gateway import gateway_mount  # noqa: E402
 from console.routing import websocket_urlpatterns  # noqa: E402
+from console.static_files import StaticFilesASGI  # noqa: E402
 
 # The inference gateway answers /infer/<service>/… (HTTP, SSE, WebSocket) before Django:
 # API callers authenticate with tokens, not sessions, and a proxy hop must stay cheap.
 application = gateway_mount(ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Static files stream from the event loop; Django's handler would buffer them on a thread.
+        "http": StaticFilesASGI(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
