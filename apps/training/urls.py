@@ -9,6 +9,7 @@ urlpatterns = [
     path("jobs/new", views.job_create, name="create"),
     path("jobs/<int:pk>/", views.job_detail, name="detail"),
     path("jobs/<int:pk>/stop", views.job_stop, name="stop"),
+    path("jobs/<int:pk>/description", views.job_description, name="description"),
     path("jobs/<int:pk>/delete", views.job_delete, name="delete"),
     path("jobs/<int:pk>/save-as-algorithm", views.save_as_algorithm, name="save_as_algorithm"),
     path("jobs/<int:pk>/nodes/<int:rank>/log", log_views.node_log, name="node_log"),

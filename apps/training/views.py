@@ -161,7 +161,8 @@ def job_detail(request, pk):
                "can_stop": job.status in LIVE_JOB_STATUSES and has_perm(request.user, job.workspace, "trainjob:stop"),
                "can_delete": job.status in TERMINAL_JOB_STATUSES and has_perm(request.user, job.workspace,
                                                                               "trainjob:delete"),
-               "can_create": has_perm(request.user, job.workspace, "trainjob:create")}
+               "can_create": has_perm(request.user, job.workspace, "trainjob:create"),
+               "can_update": has_perm(request.user, job.workspace, "trainjob:update")}
     if request.htmx and request.htmx.target == "job-status":
         return render(request, "training/trainingjob_detail.html#status-card", context)
     _shell_tab(request, job, runs, context)
@@ -184,6 +185,11 @@ def job_detail(request, pk):
         context["restart_wait_minutes"] = settings.ATELIER_TRAINING_RESTART_WAIT_SECONDS // 60
     elif tab == "evaluation":
         context["evaluation"] = _evaluation(job)
+    else:
+        from .notifications import EVENT_LABELS
+
+        context["notify_events"] = [EVENT_LABELS.get(e, e) for e in job.notify_events]
+        context["log_retention_days"] = settings.ATELIER_TRAINING_LOG_RETENTION_DAYS
     return render(request, "training/trainingjob_detail.html", context)
 
 
@@ -235,6 +241,19 @@ def job_stop(request, pk):
     try:
         services.training_job_stop(user=request.user, job=job)
         messages.success(request, f'Terminating "{job.name}".')
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("training:detail", job.pk)
+
+
+@login_required
+@require_POST
+def job_description(request, pk):
+    """Edit a job's description (seed-05 §17 item 28); every other field is fixed after creation."""
+    job = selectors.training_job_get_for_user(request.user, pk)
+    try:
+        services.training_job_update(user=request.user, job=job, description=request.POST.get("description", ""))
+        messages.success(request, "Description saved.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("training:detail", job.pk)

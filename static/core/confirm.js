@@ -1,6 +1,7 @@
 // Typed-name confirmation (components/confirm_delete.html): the form's [data-confirm-submit]
 // buttons stay disabled until the [data-confirm-name] input holds exactly that name.
 // The server checks the same thing (apps.core.forms.ConfirmNameForm); this only guides.
+import { openModal } from "./modal.js";
 
 function sync(input) {
   const matches = input.value === input.dataset.confirmName;
@@ -19,3 +20,66 @@ function syncAll(root) {
 syncAll(document);
 document.addEventListener("htmx:load", (event) => syncAll(event.target));
 document.addEventListener("pageshow", () => syncAll(document));
+
+// Plain confirmation: a <form data-confirm="Question?"> asks in a modal dialog before it submits
+// (optional data-confirm-label names the confirm button, e.g. "Terminate"). Cancel, Esc or the
+// backdrop leave the page as it was. The server enforces the rule itself; this only guards clicks.
+
+let confirmDialog = null;
+let pendingForm = null;
+let pendingSubmitter = null;
+const confirmed = new WeakSet();
+
+function dialogElement() {
+  if (confirmDialog) return confirmDialog;
+  confirmDialog = document.createElement("dialog");
+  confirmDialog.className = "modal modal-sm";
+  confirmDialog.id = "confirm-dialog";
+  confirmDialog.setAttribute("data-modal", "");
+  confirmDialog.setAttribute("aria-labelledby", "confirm-dialog-title");
+  confirmDialog.setAttribute("data-testid", "confirm-dialog");
+  confirmDialog.innerHTML = `
+    <div class="modal-box">
+      <header class="modal-header"><h2 class="modal-title" id="confirm-dialog-title">Please confirm</h2></header>
+      <div class="modal-body">
+        <p data-confirm-message></p>
+        <div class="form-actions">
+          <button type="button" class="btn btn-danger" data-confirm-accept>Confirm</button>
+          <button type="button" class="btn" data-modal-close>Cancel</button>
+        </div>
+      </div>
+    </div>`;
+  confirmDialog.querySelector("[data-confirm-accept]").addEventListener("click", () => {
+    const form = pendingForm;
+    const submitter = pendingSubmitter;
+    pendingForm = pendingSubmitter = null;
+    confirmDialog.close();
+    if (!form || !form.isConnected) return;
+    confirmed.add(form);
+    // requestSubmit keeps the submitter's name/value and lets htmx-boosted forms handle it.
+    if (submitter && submitter.form === form) form.requestSubmit(submitter);
+    else form.requestSubmit();
+  });
+  confirmDialog.addEventListener("close", () => { pendingForm = pendingSubmitter = null; });
+  document.body.append(confirmDialog);
+  return confirmDialog;
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-confirm")) return;
+  if (confirmed.has(form)) {
+    confirmed.delete(form);  // this submit was approved; the next one asks again
+    return;
+  }
+  event.preventDefault();
+  event.stopImmediatePropagation();
+  const dialog = dialogElement();
+  dialog.querySelector("[data-confirm-message]").textContent = form.dataset.confirm;
+  const accept = dialog.querySelector("[data-confirm-accept]");
+  accept.textContent = form.dataset.confirmLabel || event.submitter?.textContent.trim() || "Confirm";
+  pendingForm = form;
+  pendingSubmitter = event.submitter || null;
+  openModal(dialog, event.submitter || null);
+  accept.focus();
+}, true);

@@ -127,3 +127,38 @@ def test_job_form_optional_sections(page, asgi_server, login, owner, workspace, 
     page.click("[data-testid=input-size]")
     expect(page.locator("[data-input-size-result]")).to_contain_text("Inputs: 0.0 MiB of 50 GiB scratch disk.")
     page.screenshot(path=str(SHOTS / "training-job-form-sections.png"), full_page=True)
+
+
+def test_terminate_and_delete_ask_first(page, asgi_server, login, owner, workspace, bucket, local_pool, cpu_flavor):
+    from apps.training.services import training_job_create
+
+    put_tree("storage://train-data/code", {"train.py": "print('hi')\n"})
+    job = training_job_create(user=owner, workspace=workspace, name="confirm-me", pool=local_pool, flavor=cpu_flavor,
+                              experiment="none", code_dir="storage://train-data/code", boot_file="train.py")
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/training/jobs/{job.pk}/")
+    dialog = page.locator("[data-testid=confirm-dialog]")
+    # Cancel leaves the job as it was.
+    page.click("[data-testid=stop]")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Terminate confirm-me?")
+    page.screenshot(path=str(SHOTS / "training-job-terminate-confirm.png"), full_page=True)
+    dialog.locator("[data-modal-close]").click()
+    expect(dialog).to_be_hidden()
+    assert TrainingJob.objects.get(pk=job.pk).status != TrainingStatus.TERMINATED
+    # Esc also cancels.
+    page.click("[data-testid=stop]")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert TrainingJob.objects.get(pk=job.pk).status != TrainingStatus.TERMINATED
+    # Confirm submits the form.
+    page.click("[data-testid=stop]")
+    dialog.get_by_role("button", name="Terminate").click()
+    expect(page.locator("[data-testid=status-card]")).to_have_attribute("data-status", "terminated")
+    assert TrainingJob.objects.get(pk=job.pk).status == TrainingStatus.TERMINATED
+    page.click("[data-testid=delete]")
+    expect(dialog).to_contain_text("Delete confirm-me? Its output files are kept.")
+    dialog.get_by_role("button", name="Delete").click()
+    expect(page.locator("h1")).not_to_have_text("confirm-me")
+    assert not TrainingJob.objects.filter(pk=job.pk).exists()
