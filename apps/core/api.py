@@ -13,10 +13,21 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class Pagination(PageNumberPagination):
-    """`?page=N&page_size=M` (at most 500 rows a page so one call stays cheap)."""
+    """`?page=N&page_size=M` (at most 500 rows a page so one call stays cheap).
+
+    The body is always `{"count", "next", "previous", "results"}`. A list view that pages its
+    rows declares `pagination_class = Pagination` (even when it calls the paginator itself), so
+    the OpenAPI schema documents that wrapper and the page parameters, not a bare array.
+    """
 
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        wrapper = super().get_paginated_response_schema(schema)
+        # `next` and `previous` are always present (null on the first/last page), so required.
+        wrapper["required"] = ["count", "next", "previous", "results"]
+        return wrapper
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:

@@ -10,7 +10,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -74,6 +73,7 @@ def _accepted(operation) -> Response:
 
 class DatasetListView(APIView):
     """GET: datasets in the caller's workspaces (`?workspace=`, `?q=`, `?data_type=`). POST: create one."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=DatasetSerializer(many=True), parameters=[
         OpenApiParameter("workspace", int), OpenApiParameter("q", str), OpenApiParameter("data_type", str)])
@@ -135,15 +135,14 @@ class DatasetDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class SamplePagination(PageNumberPagination):
+class SamplePagination(Pagination):
     """30 a page; the total is cached per dataset revision and filter (see CountCachedPaginator)."""
 
     page_size = 30
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
-    def __init__(self, dataset, flt):
-        self.count_key = selectors.sample_count_key(dataset, flt)
+    def __init__(self, dataset=None, flt=None):
+        # Without a dataset (the schema generator's instance) nothing is paginated or counted.
+        self.count_key = selectors.sample_count_key(dataset, flt) if dataset is not None else None
 
     def django_paginator_class(self, object_list, per_page):
         return selectors.CountCachedPaginator(object_list, per_page, cache_key=self.count_key)
@@ -158,6 +157,7 @@ SAMPLE_PARAMS = [OpenApiParameter(n, str) for n in ("status", "label", "usage", 
 class SampleListView(APIView):
     """GET: the dataset's samples, newest first, with the browser's filters (status, label (repeatable),
     usage, hard, name, annotator, attr=name=value, time=1d|1m, since, until, ids, version)."""
+    pagination_class = SamplePagination  # the schema documents the page wrapper
 
     @extend_schema(parameters=SAMPLE_PARAMS, responses=SampleSerializer(many=True))
     def get(self, request, pk):
@@ -374,6 +374,7 @@ class ProcessingView(APIView):
 
 
 class OperationListView(APIView):
+    pagination_class = Pagination  # the schema documents the page wrapper
     @extend_schema(parameters=[OpenApiParameter("kind", str)], responses=OperationSerializer(many=True))
     def get(self, request, pk):
         dataset = _dataset(request, pk)
@@ -399,6 +400,7 @@ class OperationDetailView(APIView):
 
 class OperationErrorsView(APIView):
     """GET: the per-item error report (file, line, rule, message), paginated."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=OperationErrorSerializer(many=True))
     def get(self, request, pk, operation_id):

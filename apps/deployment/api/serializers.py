@@ -193,3 +193,11 @@ class AlarmRuleCreateSerializer(serializers.Serializer):
     period_minutes = serializers.IntegerField(default=1)
     notify = serializers.BooleanField(default=False)
     notify_target = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DeploymentEventSerializer(serializers.Serializer):
+    """One event of a version or a service, as the events list answers it."""
+
+    level = serializers.CharField()
+    message = serializers.CharField()
+    created_at = serializers.DateTimeField()

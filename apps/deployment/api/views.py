@@ -32,6 +32,7 @@ from .serializers import (
     ApiKeyCreateSerializer,
     ApiKeySerializer,
     BatchServiceCreateSerializer,
+    DeploymentEventSerializer,
     ServiceCreateSerializer,
     ServiceSerializer,
     ServiceUpdateSerializer,
@@ -61,6 +62,7 @@ def _page(request, view, queryset, serializer, **kwargs):
 class AiAppListView(APIView):
     """GET: AI applications of the current workspace (`?q=` searches names). POST: create one with its
     first version (storage path, training job, container image or custom command)."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=AiAppSerializer(many=True), parameters=[OpenApiParameter("q", str)])
     def get(self, request):
@@ -107,6 +109,7 @@ class AiAppDetailView(APIView):
 
 class AiAppVersionListView(APIView):
     """GET: the versions of one AI application. POST: create a new version."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=AiAppVersionSerializer(many=True))
     def get(self, request, pk):
@@ -141,8 +144,9 @@ class AiAppVersionDetailView(APIView):
 
 class EventListView(APIView):
     """GET: the events of a version or a service, oldest first."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
-    @extend_schema(responses=None)
+    @extend_schema(responses=DeploymentEventSerializer(many=True))
     def get(self, request, pk=None, service_pk=None):
         if service_pk is not None:
             obj = selectors.service_get_for_user(request.user, service_pk)
@@ -159,6 +163,7 @@ class EventListView(APIView):
 
 class ServiceListView(APIView):
     """GET: services of the current workspace (`?kind=online|batch`, `?status=`). POST: deploy an online service."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=ServiceSerializer(many=True),
                    parameters=[OpenApiParameter("kind", str), OpenApiParameter("status", str)])
@@ -247,6 +252,7 @@ class ServiceActionView(APIView):
 
 class ApiKeyListView(APIView):
     """GET: the service's API keys (never their secrets). POST: create one; the secret is in this answer only."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=ApiKeySerializer(many=True))
     def get(self, request, pk):
@@ -283,6 +289,7 @@ class ApiKeyDetailView(APIView):
 
 class AlarmRuleListView(APIView):
     """GET: the service's alarm rules. POST: add one (on the service, or `model_version` for one version)."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=AlarmRuleSerializer(many=True))
     def get(self, request, pk):

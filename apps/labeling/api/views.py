@@ -89,6 +89,7 @@ def conflict_response(job, sample: Sample, request) -> Response:
 
 class JobListView(APIView):
     """GET: jobs of the current workspace (`?type=`, `?tab=created|participating`). POST: create a job."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=JobSerializer(many=True), parameters=[
         OpenApiParameter("type", str), OpenApiParameter("tab", str), OpenApiParameter("workspace", int)])
@@ -243,6 +244,7 @@ class LabelBatchDeleteView(APIView):
 class SampleListView(APIView):
     """GET: the job's samples of one tab (`status`=unlabeled|labeled|to_confirm|all) with the
     filters `label`, `hard`, `name`, `annotator` (item 15); paginated, without annotations."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(operation_id="v1_labeling_jobs_samples_list", responses=WorkbenchSampleSerializer(many=True),
                    parameters=[OpenApiParameter(name, str) for name in ("status", "label", "hard", "name",

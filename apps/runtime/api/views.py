@@ -74,6 +74,7 @@ def _int_param(request, name: str, *, minimum: int = 0, maximum: int | None = No
 
 class PoolListView(APIView):
     """GET: every pool. POST (staff): create one; its queue is `pool.<name>`."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=PoolSerializer(many=True))
     def get(self, request):
@@ -127,6 +128,7 @@ class PoolDetailView(APIView):
 
 class FlavorListView(APIView):
     """GET: every flavor, with whether an online worker can serve it (and why not). POST (staff): create."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=FlavorSerializer(many=True))
     def get(self, request):
@@ -184,6 +186,7 @@ class FlavorDetailView(APIView):
 
 class WorkerListView(APIView):
     """GET: worker nodes with capacity, pools, online state and load."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=WorkerSerializer(many=True))
     def get(self, request):
@@ -216,6 +219,7 @@ def _run_detail(run) -> dict:
 class RunListView(APIView):
     """GET: runs in the caller's workspaces; filters `status`, `job_type`, `pool`, `worker`, `owner_type`,
     `since`, `until`, `workspace`, `owner_id`, search `q`, `sort`. POST: submit a run (run:create)."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(
         parameters=[OpenApiParameter(name, str) for name in
@@ -318,6 +322,7 @@ class RunMetricsView(APIView):
 
 class RunEventsView(APIView):
     """GET: the run's events, oldest first."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=EventSerializer(many=True))
     def get(self, request, pk):

@@ -65,6 +65,7 @@ def _flag(request, name: str) -> bool:
 class BucketListView(APIView):
     """GET: buckets in the caller's workspaces (`?workspace=<id>` narrows, `?q=` searches names).
     POST: create a bucket in `workspace` (default: the current workspace)."""
+    pagination_class = Pagination  # the schema documents the page wrapper
 
     @extend_schema(responses=BucketSerializer(many=True),
                    parameters=[OpenApiParameter("workspace", int), OpenApiParameter("q", str)])
@@ -114,10 +115,22 @@ class BucketDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class FolderPagination(Pagination):
+    """The page wrapper plus the listed folder (`path`) and its parent (null at a bucket's root)."""
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        wrapper = super().get_paginated_response_schema(schema)
+        wrapper["properties"] = {"path": {"type": "string"}, "parent": {"type": "string", "nullable": True},
+                                 **wrapper["properties"]}
+        wrapper["required"] = ["path", "parent", *wrapper["required"]]
+        return wrapper
+
+
 class ObjectListView(APIView):
     """GET: the folders and files directly in `?path=` (`?q=` filters by name, `?sort=name|size|modified`,
     `-` prefix for descending). DELETE: delete the file or folder at `?path=` (`?recursive=true` for a
     folder that is not empty)."""
+    pagination_class = FolderPagination  # the schema documents the page wrapper with path and parent
 
     @extend_schema(parameters=[PATH_PARAM, OpenApiParameter("q", str), OpenApiParameter("sort", str)],
                    responses=EntrySerializer(many=True))
@@ -132,7 +145,7 @@ class ObjectListView(APIView):
                                                sort=sort.lstrip("-"), descending=sort.startswith("-"))
         except NotFound as exc:
             raise exceptions.NotFound(str(exc)) from None
-        paginator = Pagination()
+        paginator = FolderPagination()
         page = paginator.paginate_queryset(entries, request, view=self)
         response = paginator.get_paginated_response(EntrySerializer(page, many=True).data)
         parent = path.parent.uri if path.key else None

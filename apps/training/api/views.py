@@ -47,6 +47,7 @@ def _paginate(request, view, queryset, serializer):
 
 
 class JobListView(APIView):
+    pagination_class = Pagination  # the schema documents the page wrapper
     serializer_class = TrainingJobSerializer
 
     @extend_schema(operation_id="v1_training_jobs_list", responses=TrainingJobSerializer(many=True))
@@ -119,6 +120,7 @@ class JobMetricsView(APIView):
 
 
 class ExperimentListView(APIView):
+    pagination_class = Pagination  # the schema documents the page wrapper
     serializer_class = ExperimentSerializer
 
     @extend_schema(operation_id="v1_training_experiments_list", responses=ExperimentSerializer(many=True))
@@ -159,6 +161,7 @@ class ExperimentDetailView(APIView):
 
 
 class AlgorithmListView(APIView):
+    pagination_class = Pagination  # the schema documents the page wrapper
     serializer_class = AlgorithmSerializer
 
     @extend_schema(operation_id="v1_training_algorithms_list", responses=AlgorithmSerializer(many=True))
