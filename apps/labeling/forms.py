@@ -88,12 +88,26 @@ class LabelForm(forms.Form):
     shortcut = forms.CharField(required=False, max_length=1)
     attributes = forms.CharField(required=False, help_text="name: value, value; other-name")
 
+    # The fields only some labeling types use; the others are left off the page.
+    TYPE_FIELDS = {
+        "kind": {LabelType.TEXT_TRIPLET}, "start": {LabelType.TEXT_TRIPLET}, "end": {LabelType.TEXT_TRIPLET},
+        "category": {LabelType.SPEECH_SEGMENTATION}, "shortcut": {LabelType.SOUND_CLASSIFICATION},
+        "attributes": {LabelType.OBJECT_DETECTION, LabelType.VIDEO},
+    }
+
+    def __init__(self, *args, labeling_type: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if labeling_type:
+            for name, types in self.TYPE_FIELDS.items():
+                if labeling_type not in types:
+                    del self.fields[name]
+
     def spec(self) -> dict:
         data = self.cleaned_data
-        spec = {"name": data["name"], "color": data["color"], "from": data["start"], "to": data["end"],
-                "category": data["category"], "shortcut": data["shortcut"],
-                "attributes": parse_attributes(data["attributes"])}
-        if data["kind"]:
+        spec = {"name": data["name"], "color": data["color"], "from": data.get("start", ""), "to": data.get("end", ""),
+                "category": data.get("category", ""), "shortcut": data.get("shortcut", ""),
+                "attributes": parse_attributes(data.get("attributes", ""))}
+        if data.get("kind"):
             spec["kind"] = data["kind"]
         return spec
 

@@ -13,8 +13,8 @@ class JobTable(Table):
         Column("labeling_type", "Progress (labeled/total)", cell="labeling/_job_progress_cell.html"),
         Column("pk", "To be confirmed", cell="labeling/_job_confirm_cell.html", classes="num"),
         Column("created_at", "Created", sort="created_at", cell="labeling/_datetime_cell.html", classes="nowrap"),
-        Column("remarks", "Remarks"),
-        Column("description", "Description", classes="truncate"),
+        Column("remarks", "Remarks", cell="labeling/_text_cell.html"),
+        Column("description", "Description", cell="labeling/_text_cell.html"),
         Column("pk", "Operations", cell="labeling/_job_actions_cell.html", classes="nowrap"),
     ]
     search_fields = ["name", "dataset__name", "description"]

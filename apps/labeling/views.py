@@ -344,7 +344,7 @@ def job_sync(request, pk):
 def job_labels(request, pk):
     """Item 20: rename, recolour, shortcut, delete and batch delete of the job's labels."""
     job = _job(request, pk)
-    form = LabelForm(request.POST or None)
+    form = LabelForm(request.POST or None, labeling_type=job.labeling_type)
     if request.method == "POST":
         require_perm(request.user, job.workspace, "labeling:update")
         action = request.POST.get("action", "create")

@@ -74,6 +74,22 @@ def test_labels_edit_delete_and_workbench_pages(client_owner, make_job, add_samp
     assert client_owner.get(f"/labeling/{job.pk}/label/").status_code == 302
 
 
+@pytest.mark.parametrize("label_type, shown, hidden", [
+    (LabelType.OBJECT_DETECTION, ["attributes"], ["kind", "start", "end", "category", "shortcut"]),
+    (LabelType.TEXT_TRIPLET, ["kind", "start", "end"], ["category", "shortcut", "attributes"]),
+    (LabelType.SOUND_CLASSIFICATION, ["shortcut"], ["kind", "start", "end", "category", "attributes"]),
+    (LabelType.SPEECH_SEGMENTATION, ["category"], ["kind", "start", "end", "shortcut", "attributes"]),
+])
+def test_label_form_offers_only_the_fields_of_the_job_type(client_owner, make_job, label_type, shown, hidden):
+    job = make_job(label_type)
+    body = client_owner.get(f"/labeling/{job.pk}/labels").content.decode()
+    assert [f for f in shown if f'name="{f}"' in body] == shown
+    assert [f for f in hidden if f'name="{f}"' in body] == []
+    response = client_owner.post(f"/labeling/{job.pk}/labels", {"action": "create", "name": "extra", "color": "#123456"})
+    assert response.status_code == 302
+    assert job.dataset.labels.filter(name="extra").exists()
+
+
 def test_outsider_gets_404_everywhere(outsider, make_job, add_sample):
     job = make_job(LabelType.OBJECT_DETECTION)
     sample = add_sample(job.dataset)
