@@ -260,6 +260,8 @@ def test_triplet_entities_and_a_typed_relation(asgi_server, page, login, owner, 
     page.locator("[data-ref=E2]").click()
     pick(page, "author")
     wait_saved(page)
+    # The label set names each relation's entity types and counts its uses.
+    assert page.locator("[data-testid=label-row]", has_text="author").inner_text().split() == ["author", "Person", "→", "Book", "1"]
     page.screenshot(path=SHOTS.format("triplet"))
     data = api_sample(owner, job, sample)
     rows = sorted((a["ref_id"], a["label"], a["shape"], a["geometry"]) for a in data["annotations"])

@@ -253,9 +253,16 @@ export class Editor {
     );
     fill(side, el("section", { class: "wb-panel wb-panel-grow" }, el("h3", {}, "Label set"),
       el("p", { class: "wb-hint" }, this.triplet ? "Select text to add an entity. Labels are edited in label management." : "Select text, then pick a label (number keys work in the list)."),
-      el("ul", { class: "wb-labels" }, this.shell.labels.map((l) => el("li", {}, swatch(l.color), el("span", {}, l.name),
-        el("span", { class: "wb-count" }, l.kind === "relation" ? "relation" : anns.filter((a) => a.label === l.name).length))))),
+      el("ul", { class: "wb-labels" }, this.shell.labels.map((l) => el("li", { "data-testid": "label-row" }, swatch(l.color),
+        el("span", {}, l.name, l.kind === "relation" ? el("span", { class: "wb-hint" }, ` ${this.endpoints(l)}`) : null),
+        el("span", { class: "wb-count" }, anns.filter((a) => a.label === l.name).length))))),
     this.saveBar());
+  }
+
+  // A relation label's entity types, "Person → Book": which tags it may join.
+  endpoints(label) {
+    const name = (id) => this.shell.labels.find((x) => x.id === id)?.name || "?";
+    return `${name(label.from_label)} → ${name(label.to_label)}`;
   }
 
   saveBar() {
