@@ -17,7 +17,7 @@ from apps.core.permissions import has_perm, require_perm
 from apps.core.storage import get_storage
 
 from . import selectors, services
-from .choices import BootMode
+from .choices import PRESET_MODES, BootMode
 from .forms import AlgorithmForm
 from .tables import TrainingJobTable
 
@@ -31,7 +31,7 @@ def _initial_from(values: dict) -> dict:
     for key in ("inputs", "outputs", "hyperparameters"):
         initial[key] = json.dumps(values.get(key) or [])
     initial["policies"] = json.dumps(values["policies"]) if values.get("policies") else ""
-    if initial.get("boot_mode") not in (BootMode.PRESET, BootMode.CUSTOM):
+    if initial.get("boot_mode") not in (*PRESET_MODES, BootMode.CUSTOM):
         initial["boot_mode"] = BootMode.PRESET
     return initial
 
@@ -41,7 +41,7 @@ def _save(request, form, algorithm=None):
     data = dict(form.cleaned_data)
     values = {k: data[k] for k in EDITABLE}
     values["code_dir"] = data["code_dir"].uri if data["code_dir"] else ""
-    values["engine"] = data["engine"] or ("python" if data["boot_mode"] == BootMode.PRESET else "")
+    values["engine"] = data["engine"] or ("python" if data["boot_mode"] in PRESET_MODES else "")
     try:
         if algorithm is None:
             return services.algorithm_create(user=request.user, workspace=request.workspace, name=data["name"],

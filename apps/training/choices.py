@@ -6,8 +6,14 @@ class BootMode(models.TextChoices):
     """How a job's process starts (spec seed-05 §1.1)."""
 
     PRESET = "preset", "Preset framework"  # engine + code dir + boot file run with the engine's python
+    # The engine's conventions (boot file, requirements install, PYTHONPATH) with the user's own image.
+    PRESET_IMAGE = "preset_image", "Preset framework (custom image)"
     CUSTOM = "custom", "Custom command"  # optional code dir + a boot command run by /bin/sh
     BUILTIN = "builtin", "Built-in algorithm"  # an algorithm shipped with Atelier (no code dir)
+
+
+# Modes that run a boot file with a preset engine's conventions.
+PRESET_MODES = (BootMode.PRESET, BootMode.PRESET_IMAGE)
 
 
 class Acquisition(models.TextChoices):

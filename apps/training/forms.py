@@ -73,8 +73,8 @@ class TrainingJobForm(StoragePathFormMixin, forms.Form):
     boot_command = forms.CharField(max_length=4096, required=False, label="Boot command",
                                    help_text="One line; join commands with ; or &&.")
     image = forms.CharField(max_length=255, required=False, label="Image",
-                            help_text="organization/image:tag (optional with a preset framework); recorded with "
-                                      "the job.")
+                            help_text="organization/image:tag, recorded with the job (required with a preset "
+                                      "framework's custom image).")
     local_code_dir = forms.CharField(max_length=255, initial="user-job-dir", label="Local code folder",
                                      help_text="Below the run directory ($MA_JOB_DIR).")
     working_dir = forms.CharField(max_length=255, required=False, label="Working directory",
@@ -169,12 +169,13 @@ class AlgorithmForm(StoragePathFormMixin, forms.Form):
     name = forms.CharField(max_length=64, help_text="1–64 characters: letters, digits, - and _. Cannot be changed later.")
     description = forms.CharField(max_length=256, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     boot_mode = forms.ChoiceField(choices=[(BootMode.PRESET, "Preset framework"),
+                                           (BootMode.PRESET_IMAGE, "Preset framework with a custom image"),
                                            (BootMode.CUSTOM, "Custom (image and boot command)")],
                                   initial=BootMode.PRESET, label="Boot mode")
     engine = forms.ChoiceField(choices=(), required=False, label="Engine and version")
     image = forms.CharField(max_length=255, required=False, label="Image",
-                            help_text="organization/image:tag. With a preset framework: its custom image (the "
-                                      "engine's conventions still apply). Recorded with the algorithm.")
+                            help_text="organization/image:tag, recorded with the algorithm. With a preset "
+                                      "framework it is that framework's custom image (its conventions still apply).")
     code_dir = StoragePathField(label="Code folder", required=False, kind="folder", must_exist=True,
                                 allow_create=False, help_text="At most 1000 entries, 5 GB and 32 levels; keep it "
                                                               "under 50 MB.")

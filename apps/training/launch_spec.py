@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .choices import BootMode
+from .choices import PRESET_MODES, BootMode
 from .hyperparameters import as_argument
 from .models import TrainingJob
 
@@ -41,7 +41,7 @@ def launch_spec(job: TrainingJob) -> dict:
     """Everything the launcher needs, as JSON-ready data."""
     if job.boot_mode == BootMode.BUILTIN:
         boot = {"kind": "builtin", "name": job.builtin}
-    elif job.boot_mode == BootMode.PRESET:
+    elif job.boot_mode in PRESET_MODES:
         boot = {"kind": "file", "path": job.boot_file}
     else:
         boot = {"kind": "command", "command": job.boot_command}
@@ -57,7 +57,7 @@ def launch_spec(job: TrainingJob) -> dict:
         "engine": job.engine,
         "local_code_dir": job.local_code_dir,
         "working_dir": job.working_dir,
-        "install_requirements": job.boot_mode == BootMode.PRESET,
+        "install_requirements": job.boot_mode in PRESET_MODES,
         "inputs": [{"name": c["name"], "local": c["local"], "acquisition": c["acquisition"]} for c in job.inputs],
         "outputs": [{"name": c["name"], "local": c["local"], "acquisition": c["acquisition"],
                      "predownload": bool(c.get("predownload"))} for c in job.outputs],

@@ -25,6 +25,7 @@ from . import channels as channel_rules
 from . import hyperparameters as hp
 from .choices import (
     LIVE_JOB_STATUSES,
+    PRESET_MODES,
     TERMINAL_JOB_STATUSES,
     Acquisition,
     BootMode,
@@ -96,8 +97,12 @@ def _boot_clean(user, values: dict, *, check_code: bool = True) -> dict:
     """Boot mode rules shared by algorithms and jobs; returns the cleaned boot fields and a warning."""
     mode = values.get("boot_mode") or BootMode.PRESET
     if mode not in BootMode.values:
-        raise ValidationError({"boot_mode": [f"Unknown boot mode {mode!r}; use preset, custom or builtin."]})
-    out = {"boot_mode": mode, "engine": "", "engine_version": "", "image": "", "builtin": "", "code_dir": "",
+        raise ValidationError({"boot_mode": [f"Unknown boot mode {mode!r}; use preset, preset_image, custom or "
+                                             f"builtin."]})
+    image = (values.get("image") or "").strip()[:255]
+    if mode == BootMode.PRESET and image:
+        mode = BootMode.PRESET_IMAGE  # an image given with a preset framework is that framework's custom image
+    out = {"boot_mode": str(mode), "engine": "", "engine_version": "", "image": "", "builtin": "", "code_dir": "",
            "boot_file": "", "boot_command": "", "warning": ""}
     if mode == BootMode.BUILTIN:
         builtin = values.get("builtin") or ""
@@ -119,7 +124,7 @@ def _boot_clean(user, values: dict, *, check_code: bool = True) -> dict:
         stats = code_dir_stats(code_path) if check_code else None
         out["code_dir"] = code_path.uri
         out["warning"] = stats.warning if stats else ""
-    if mode == BootMode.PRESET:
+    if mode in PRESET_MODES:
         engine = values.get("engine") or "python"
         if engine not in ENGINE_BY_KEY or not ENGINE_BY_KEY[engine].version:
             raise ValidationError({"engine": [f"Unknown or uninstalled engine {engine!r}."]})
@@ -128,8 +133,12 @@ def _boot_clean(user, values: dict, *, check_code: bool = True) -> dict:
         if not code_uri:
             raise ValidationError({"code_dir": ["A preset-framework algorithm needs a code folder."]})
         out["boot_file"] = boot_file_clean(parse(out["code_dir"]), values.get("boot_file") or "", stats)
-        # "Preset framework + custom image": the engine's conventions with the user's own image (recorded).
-        out["image"] = (values.get("image") or "").strip()[:255]
+        if mode == BootMode.PRESET_IMAGE:
+            if not image:
+                raise ValidationError({"image": ["A preset framework with a custom image needs the image, "
+                                                 "e.g. team/pytorch:2.3."]})
+            # The engine's conventions with the user's own image (recorded with the job).
+            out["image"] = image
     else:
         command = (values.get("boot_command") or "").strip()
         if not command:

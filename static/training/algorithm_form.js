@@ -172,7 +172,7 @@ function renderPreview(inputs, outputs) {
   if (code && folder && !folder.endsWith(":")) {
     rows.push(["Code folder", `$MA_MOUNT_PATH/user-job-dir/${folder}`]);
     const boot = (form.elements.namedItem("boot_file").value || "").trim();
-    if (boot && form.elements.namedItem("boot_mode").value === "preset") rows.push(["Boot file", `$MA_MOUNT_PATH/user-job-dir/${folder}/${boot}`]);
+    if (boot && ["preset", "preset_image"].includes(form.elements.namedItem("boot_mode").value)) rows.push(["Boot file", `$MA_MOUNT_PATH/user-job-dir/${folder}/${boot}`]);
   }
   for (const c of inputs) if (c.name) rows.push([`Input ${c.name}`, `$MA_MOUNT_PATH/inputs/${c.name}_0/`]);
   for (const c of outputs) if (c.name) rows.push([`Output ${c.name}`, `$MA_MOUNT_PATH/outputs/${c.name}_0/`]);

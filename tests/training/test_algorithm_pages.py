@@ -53,7 +53,7 @@ def test_create_algorithm_with_every_section(client, owner, workspace, code):
     assert algorithm.inputs == INPUTS and algorithm.outputs == OUTPUTS
     assert [h["name"] for h in algorithm.hyperparameters] == ["lr", "opt"]
     assert algorithm.policies == {"algorithm": "tpe"}
-    assert algorithm.image == "team/torch:1"  # preset framework + custom image
+    assert (algorithm.boot_mode, algorithm.image) == ("preset_image", "team/torch:1")  # preset + custom image
     assert "Preset framework (custom image)" in client.get(response["Location"]).content.decode()
     assert (algorithm.resource_types, algorithm.distributed, algorithm.multi_card) == (["cpu"], True, False)
 

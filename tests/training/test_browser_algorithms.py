@@ -111,6 +111,10 @@ def test_job_form_optional_sections(page, asgi_server, login, owner, workspace, 
     login(page, owner, asgi_server.url)
     page.goto(f"{asgi_server.url}/training/jobs/new")
     expect(page.locator("input[name=run_as_uid]")).to_be_hidden()
+    expect(page.locator("input[name=image]")).to_be_hidden()  # plain preset framework: no image
+    page.select_option("select[name=boot_mode]", "preset_image")
+    expect(page.locator("input[name=image]")).to_be_visible()
+    expect(page.locator("input[name=boot_file]")).to_be_visible()
     page.select_option("select[name=boot_mode]", "custom")
     expect(page.locator("input[name=run_as_uid]")).to_have_value("1000")
     expect(page.locator("input[name=custom_cpus]")).to_be_hidden()

@@ -303,3 +303,21 @@ def test_dataset_constrained_input_needs_a_matching_published_version(owner, wor
         assert errors["inputs"] == [f"data_url: choose a published dataset version (image_classification, Default, "
                                     f"split); {uri} is not one."]
     assert create("storage://train-data/versions/V001").inputs[0]["uri"] == "storage://train-data/versions/V001"
+
+
+def test_preset_framework_with_a_custom_image_is_its_own_boot_mode(owner, workspace, local_pool, cpu_flavor, code):
+    """Item 1/8: preset_framework_custom_image keeps the engine's conventions and needs the image."""
+    values = dict(user=owner, workspace=workspace, pool=local_pool, flavor=cpu_flavor, experiment="none",
+                  code_dir="storage://train-data/code", boot_file="train.py")
+    errors = _errors(lambda: training_job_create(name="job-i", boot_mode="preset_image", **values))
+    assert errors["image"] == ["A preset framework with a custom image needs the image, e.g. team/pytorch:2.3."]
+    job = training_job_create(name="job-i", boot_mode="preset_image", image="team/torch:2", **values)
+    assert (job.boot_mode, job.image, job.get_boot_mode_display()) == \
+           ("preset_image", "team/torch:2", "Preset framework (custom image)")
+    spec = launch_spec(job)
+    assert spec["boot"] == {"kind": "file", "path": "train.py"} and spec["install_requirements"] is True
+    # An image given with the plain preset mode is that framework's custom image; without one it stays plain.
+    assert training_job_create(name="job-j", boot_mode="preset", image="team/torch:3", **values).boot_mode == \
+           "preset_image"
+    plain = training_job_create(name="job-k", boot_mode="preset", **values)
+    assert (plain.boot_mode, plain.image) == ("preset", "")
