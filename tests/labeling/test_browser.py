@@ -625,3 +625,43 @@ def test_remaining_workbenches_and_job_pages_render(asgi_server, page, login, ow
         assert response.status == 200, url
         page.screenshot(path=SHOTS.format(name), full_page=True)
     assert errors == []
+
+
+def test_create_form_filters_datasets_by_type_counts_labels_and_creates(asgi_server, page, login, owner,
+                                                                        make_dataset):
+    """Item 1 and 8 in the page itself: the scene tabs pick the types, the type filters the datasets
+    and the label columns, the counter counts down, and the job is created with its labels."""
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    boxes = make_dataset(LabelType.OBJECT_DETECTION, name="boxes")
+    sounds = make_dataset(LabelType.SOUND_CLASSIFICATION, name="sounds")
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/new")
+    page.fill("#id_name", "sound_job")
+    page.locator("[data-scene=audio]").click()
+    assert page.locator("input[name=labeling_type]:checked").get_attribute("value") == "audio_classification"
+    visible = page.locator("[data-dataset-select] option").evaluate_all("os => os.filter(o => o.value && !o.hidden).map(o => o.value)")
+    assert visible == [str(sounds.pk)]
+    # Shortcut column only for sound classification; team labeling offered (a team-capable type).
+    assert page.locator("th[data-col=shortcut]").is_visible() and not page.locator("th[data-col=attributes]").is_visible()
+    page.select_option("[data-dataset-select]", str(sounds.pk))
+    page.locator("input[name=label_name]").first.fill("bird")
+    page.locator("input[name=label_shortcut]").first.fill("b")
+    page.locator("[data-add-label]").click()
+    page.locator("input[name=label_name]").nth(1).fill("engine")
+    assert page.locator("[data-label-counter]").inner_text() == "9998 more labels can be created."
+    page.locator("[data-scene=image]").click()
+    page.locator("input[value=object_detection]").check()
+    assert page.locator("[data-dataset-select]").input_value() == ""  # the sound dataset does not fit detection
+    assert page.locator("th[data-col=attributes]").is_visible()
+    page.locator("[data-scene=audio]").click()
+    page.select_option("[data-dataset-select]", str(sounds.pk))
+    page.locator("button[type=submit]", has_text="Create").click()
+    page.wait_for_url("**/labeling/*/")
+    from apps.labeling.models import LabelingJob
+
+    job = LabelingJob.objects.get(name="sound_job")
+    assert (job.labeling_type, job.dataset_id) == ("audio_classification", sounds.pk)
+    assert sorted(job.dataset.labels.values_list("name", flat=True)) == ["bird", "engine"]
+    assert list(job.label_settings.values_list("label__name", "shortcut")) == [("bird", "b")]
+    assert boxes.labels.count() == 0 and errors == []
