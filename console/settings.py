@@ -442,6 +442,15 @@ ATELIER_DEPLOYMENT_MAX_ONLINE_SERVICES = env_int("ATELIER_DEPLOYMENT_MAX_ONLINE_
 ATELIER_DEPLOYMENT_MAX_BATCH_SERVICES = env_int("ATELIER_DEPLOYMENT_MAX_BATCH_SERVICES", 1000)
 # Most instances of one service version.
 ATELIER_DEPLOYMENT_MAX_INSTANCES = env_int("ATELIER_DEPLOYMENT_MAX_INSTANCES", 16)
+# Edge services one workspace may have (seed-06 §7.1: 1000 per user).
+ATELIER_EDGE_MAX_SERVICES = env_int("ATELIER_EDGE_MAX_SERVICES", 1000)
+# Hours an edge enrolment token stays valid (seed-06 §7.4: the certificate is valid 24 h).
+ATELIER_EDGE_TOKEN_HOURS = env_int("ATELIER_EDGE_TOKEN_HOURS", 24)
+# Seconds between edge agent heartbeats; a node silent for ATELIER_EDGE_FAULTY_SECONDS shows FAULTY (three missed beats).
+ATELIER_EDGE_HEARTBEAT_SECONDS = env_int("ATELIER_EDGE_HEARTBEAT_SECONDS", 10)
+ATELIER_EDGE_FAULTY_SECONDS = env_int("ATELIER_EDGE_FAULTY_SECONDS", 30)
+# Edge node monitoring keeps one sample per this many seconds (seed-06 §7.4: every 5 minutes).
+ATELIER_EDGE_SAMPLE_SECONDS = env_int("ATELIER_EDGE_SAMPLE_SECONDS", 300)
 # Automatic restarts of a crashed instance (the run engine allows 0-3).
 ATELIER_DEPLOYMENT_INSTANCE_RESTARTS = env_int("ATELIER_DEPLOYMENT_INSTANCE_RESTARTS", 3)
 # A drained instance is stopped this long after it left the routing table (longer than the gateway cache).

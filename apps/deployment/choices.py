@@ -24,6 +24,7 @@ class ModelStatus(models.TextChoices):
 class DeployType(models.TextChoices):
     ONLINE = "online", "Online service"
     BATCH = "batch", "Batch service"
+    EDGE = "edge", "Edge service"
 
 
 class RequestMode(models.TextChoices):

@@ -422,3 +422,15 @@ class AsyncRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id}/{self.pk} ({self.status})"
+
+
+# The edge module's records live in apps/deployment/edge/models.py and belong to this app.
+from .edge.models import (  # noqa: E402,F401
+    AccessPort,
+    EdgeInstance,
+    EdgeNode,
+    EdgeNodeSample,
+    EdgePool,
+    EdgeService,
+    LoadBalancer,
+)

@@ -25,6 +25,7 @@ from apps.core.tables import render_table
 
 from . import batch, keys, logsearch, monitoring, selectors, serving
 from .charts import monitoring_figures
+from .edge.views import edge_tabs
 from .choices import RESTARTABLE, STARTABLE, STOPPABLE, ServiceKind, ServiceStatus
 from .forms import AlarmRuleForm, ApiKeyForm, BatchServiceForm, ServiceForm, flavor_choices
 from .models import AiAppVersion, ServiceApiKey
@@ -56,6 +57,7 @@ def service_list(request):
                "can_delete": has_perm(request.user, workspace, "service:delete"),
                "tabs": [{"label": label, "url": f"{base}?kind={value}", "active": value == kind}
                         for value, label in (("online", "Online services"), ("batch", "Batch services"))]}
+    context["tabs"] += edge_tabs("")[2:]  # the edge pages share the section's tabs
     return render_table(request, "deployment/service_list.html", context, table)
 
 

@@ -23,6 +23,7 @@ service_urls = [
     path("", service_views.service_list, name="service_list"),
     path("new", service_views.service_create, name="service_create"),
     path("batch/new", service_views.batch_create, name="batch_create"),
+    path("edge/", include("apps.deployment.edge.urls")),
     path("<uuid:pk>/", service_views.service_detail, name="service_detail"),
     path("<uuid:pk>/edit", service_views.service_edit, name="service_edit"),
     path("<uuid:pk>/description", service_views.service_description, name="service_description"),

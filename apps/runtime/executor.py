@@ -334,7 +334,9 @@ class RunExecution:
     def launch(self, master_addr: str, master_port: int, hosts: list[str]) -> None:
         run = self.run
         if run.long_lived:
-            self.port = free_port()
+            # A run that names its PORT (an edge service's host-port mapping) listens there; else any free port.
+            asked = str(run.env.get("PORT", ""))
+            self.port = int(asked) if asked.isdigit() and 0 < int(asked) < 65536 else free_port()
         env = run_environment(run, run_dir=self.run_dir, hosts=hosts, master_addr=master_addr,
                               master_port=master_port, port=self.port)
         cwd = self.run_dir / run.working_dir if run.working_dir else self.run_dir

@@ -48,8 +48,7 @@ def test_model_list_and_detail(client_for, owner, echo_version, django_assert_ma
     detail = client.get(reverse("deployment:model_detail", args=[echo_version.app_id])).content.decode()
     assert 'data-version="0.0.1"' in detail and "Deploy" in detail
     services_page = client.get(reverse("deployment:service_list")).content.decode()
-    assert ('title="Edge services need edge nodes and edge resource pools, which are not part of this release." '
-            'data-testid="deploy-edge"><button class="btn" type="button" disabled>') in services_page
+    assert (f'href="{reverse("deployment:edge_service_create")}" data-testid="deploy-edge"') in services_page
     # Publishing to AI Hub is shown but disabled until that section exists, with the reason as a tooltip.
     assert ('title="Publishing to AI Hub becomes available with the AI Hub section; it is not part of this '
             'release." data-testid="publish-hub"><button class="btn btn-sm" type="button" disabled>') in detail

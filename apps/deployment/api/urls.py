@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -22,4 +22,5 @@ urlpatterns = [
     path("services/<uuid:pk>/<str:action>/", views.ServiceActionView.as_view(), name="service-action"),
     path("keys/<int:pk>/", views.ApiKeyDetailView.as_view(), name="key-detail"),
     path("alarm-rules/<int:pk>/", views.AlarmRuleDetailView.as_view(), name="alarm-rule-detail"),
+    path("edge/", include("apps.deployment.edge.api")),
 ]

@@ -1,0 +1,291 @@
+"""The edge agent: `python -m apps.deployment.edge.agent --console URL --token TOKEN`.
+
+It enrols once with the node's one-time token (the key it gets back is kept in
+`--state-dir`, so a restarted agent needs no new token), then:
+
+* runs a run-engine worker (`celery worker`) consuming the node's own queue (and its edge pool's),
+  so edge service instances are ordinary long-lived runs supervised on this machine;
+* heartbeats to the console every few seconds with CPU, memory and disk use, and applies the
+  configuration it gets back: queues (the worker restarts when they change), freeze (the worker
+  stops), log settings, and the load balancers it must serve;
+* serves each load balancer on its listen port: HTTP requests matching a rule (prefix, exact or
+  regex path) go round-robin — or by client IP when sticky — to the service's instance endpoints,
+  through the same upstream client the console's gateway uses.
+
+The worker needs the same database and broker settings as the console (it is a run-engine
+worker); the agent passes its own environment on. Killing the agent takes the worker with it
+(parent-death signal), as a powered-off machine would.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import hashlib
+import json
+import logging
+import logging.handlers
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from apps.deployment import upstream
+
+logger = logging.getLogger("atelier.edge.agent")
+ROOT = Path(__file__).resolve().parents[3]
+VERSION = "1.0.0"
+HOP_HEADERS = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection", b"te", b"trailer"}
+
+
+def _post(url: str, body: dict, key: str = "", timeout: float = 10) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Agent {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {}
+
+
+def logging_apply(state_dir: Path, logs: dict) -> None:
+    """Rotate the agent log in `file_mb` files up to `total_mb` in all, at the system level, and drop
+    files older than the retention (seed-06 §7.4: 10 MB files, 50 MB, retention 1–30 days)."""
+    folder = state_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_edge", False):
+            root.removeHandler(handler)
+            handler.close()
+    file_bytes = int(logs.get("file_mb", 10)) * 1024 * 1024
+    backups = max(0, int(logs.get("total_mb", 50)) // max(1, int(logs.get("file_mb", 10))) - 1)
+    handler = logging.handlers.RotatingFileHandler(folder / "agent.log", maxBytes=file_bytes, backupCount=backups)
+    handler._edge = True
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    level = getattr(logging, str(logs.get("system_level", "DEBUG")).upper(), logging.DEBUG)
+    root.setLevel(level)
+    handler.setLevel(level)
+    cutoff = time.time() - int(logs.get("retention_days", 7)) * 86400
+    for path in folder.iterdir():
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+    (state_dir / "log-settings.json").write_text(json.dumps(logs, sort_keys=True))
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Worker:
+    """The node's run-engine worker process, restarted when its queues change."""
+
+    def __init__(self, node: int, log_level: str, concurrency: int):
+        self.node, self.log_level, self.concurrency = node, log_level, concurrency
+        self.queues: list[str] = []
+        self.proc: subprocess.Popen | None = None
+
+    def ensure(self, queues: list[str], frozen: bool, log_level: str) -> None:
+        wanted = [] if frozen else sorted(queues)
+        if wanted == self.queues and log_level == self.log_level and (not wanted or self.running):
+            return
+        self.stop()
+        self.queues, self.log_level = wanted, log_level
+        if not wanted:
+            logger.info("worker paused (frozen or no queue)")
+            return
+        argv = [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", ",".join(wanted),
+                "-n", f"edge-{self.node}@{socket.gethostname()}", "--concurrency", str(self.concurrency),
+                "--without-gossip", "--without-mingle", "--loglevel", log_level]
+        logger.info("starting worker on %s", ", ".join(wanted))
+        self.proc = subprocess.Popen(argv, cwd=ROOT, preexec_fn=_die_with_parent)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+
+def rule_match(rule: dict, path: str) -> bool:
+    if rule["match"] == "exact":
+        return path == rule["path"]
+    if rule["match"] == "prefix":
+        return path.startswith(rule["path"])
+    return re.fullmatch(rule["path"], path) is not None
+
+
+class Balancers:
+    """The load balancers of this node, one asyncio listener each, on a loop thread of their own."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.pool = upstream.Pool()
+        self.servers: dict[int, tuple[int, asyncio.base_events.Server]] = {}
+        self.config: dict[int, dict] = {}
+        self.turn: dict[tuple[int, int], int] = {}
+        threading.Thread(target=self.loop.run_forever, daemon=True, name="edge-lb").start()
+
+    def apply(self, balancers: list[dict]) -> None:
+        asyncio.run_coroutine_threadsafe(self._apply(balancers), self.loop).result(timeout=10)
+
+    async def _apply(self, balancers: list[dict]) -> None:
+        wanted = {b["id"]: b for b in balancers}
+        for lb_id in list(self.servers):
+            if lb_id not in wanted or wanted[lb_id]["listen_port"] != self.servers[lb_id][0]:
+                self.servers.pop(lb_id)[1].close()
+        self.config = wanted
+        for lb_id, lb in wanted.items():
+            if lb_id not in self.servers:
+                try:
+                    server = await asyncio.start_server(lambda r, w, i=lb_id: self.handle(i, r, w),
+                                                        "0.0.0.0", lb["listen_port"])
+                except OSError as exc:
+                    logger.error("load balancer %s cannot listen on %s: %s", lb["name"], lb["listen_port"], exc)
+                    continue
+                self.servers[lb_id] = (lb["listen_port"], server)
+                logger.info("load balancer %s listening on %s", lb["name"], lb["listen_port"])
+
+    def pick(self, lb: dict, index: int, endpoints: list[str], client: str) -> str:
+        if lb["sticky"]:
+            # Session persistence: one client IP keeps its instance while the instance list holds.
+            return endpoints[int(hashlib.sha256(client.encode()).hexdigest(), 16) % len(endpoints)]
+        key = (lb["id"], index)
+        turn = self.turn.get(key, 0)
+        self.turn[key] = turn + 1
+        return endpoints[turn % len(endpoints)]
+
+    async def handle(self, lb_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                lines = head[:-4].split(b"\r\n")
+                method, target, _ = lines[0].decode("latin-1").split(" ", 2)
+                headers = [tuple(part.strip() for part in line.split(b":", 1)) for line in lines[1:] if b":" in line]
+                values = {k.lower(): v for k, v in headers}
+                body = await reader.readexactly(int(values.get(b"content-length", b"0") or 0))
+                status, out_headers, chunks = await self.forward(lb_id, method, target, headers, body,
+                                                                 writer.get_extra_info("peername")[0])
+                data = b"".join([c async for c in chunks]) if not isinstance(chunks, bytes) else chunks
+                kept = [(k, v) for k, v in out_headers if k.lower() not in HOP_HEADERS | {b"content-length"}]
+                response = [f"HTTP/1.1 {status} X".encode()] + [k + b": " + v for k, v in kept]
+                response.append(f"Content-Length: {len(data)}".encode())
+                writer.write(b"\r\n".join(response) + b"\r\n\r\n" + data)
+                await writer.drain()
+                if values.get(b"connection", b"").lower() == b"close":
+                    return
+        except Exception:
+            logger.exception("load balancer request failed")
+        finally:
+            writer.close()
+
+    async def forward(self, lb_id, method, target, headers, body, client):
+        lb = self.config.get(lb_id)
+        path = target.split("?", 1)[0]
+        for index, rule in enumerate(lb["rules"] if lb else []):
+            if rule_match(rule, path):
+                if not rule["endpoints"]:
+                    return 503, [(b"content-type", b"application/json")], \
+                        b'{"error_code":"no_instance","error_msg":"No instance of the service is running."}'
+                endpoint = self.pick(lb, index, rule["endpoints"], client)
+                sent = [(k, v) for k, v in headers if k.lower() not in HOP_HEADERS | {b"host", b"content-length"}]
+                try:
+                    response = await upstream.request(self.pool, scheme="http", endpoint=endpoint, method=method,
+                                                      target=target, headers=sent, body=body, timeout=60)
+                except upstream.UpstreamError as exc:
+                    return 502, [(b"content-type", b"application/json")], json.dumps(
+                        {"error_code": "bad_gateway", "error_msg": str(exc)}).encode()
+                return response.status, response.headers + [(b"x-edge-instance", endpoint.encode())], response.body
+        return 404, [(b"content-type", b"application/json")], \
+            b'{"error_code":"no_route","error_msg":"No forwarding rule matches this path."}'
+
+
+def _sample() -> dict:
+    return {"cpu_percent": psutil.cpu_percent(interval=None), "memory_percent": psutil.virtual_memory().percent,
+            "disk_percent": psutil.disk_usage("/").percent, "agent_version": VERSION}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Atelier edge agent")
+    parser.add_argument("--console", required=True, help="console base URL, e.g. http://console:8000")
+    parser.add_argument("--token", default="", help="one-time enrolment token (first start only)")
+    parser.add_argument("--state-dir", default=os.path.expanduser("~/.atelier-edge"))
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2,
+                        help="instances (long-lived runs) this node supervises at once")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    api = args.console.rstrip("/") + "/api/v1/deployment/edge"
+    key_file = state / "agent.json"
+    if key_file.exists():
+        saved = json.loads(key_file.read_text())
+    else:
+        code, body = _post(f"{api}/enroll/", {"token": args.token, "host": socket.gethostbyname(socket.gethostname()),
+                                              "os": platform.system(), "arch": platform.machine(),
+                                              "agent_version": VERSION})
+        if code != 201:
+            print(f"enrolment refused: {body.get('error', {}).get('message') or body}", file=sys.stderr, flush=True)
+            return 2
+        saved = {"node": body["node"], "agent_key": body["agent_key"]}
+        key_file.write_text(json.dumps(saved))
+        key_file.chmod(0o600)
+        print(f"enrolled as edge node {saved['node']}", flush=True)
+    worker = Worker(saved["node"], "INFO", args.concurrency)
+    balancers = Balancers()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    psutil.cpu_percent(interval=None)
+    wait = 0.0
+    while not stop.wait(wait):
+        wait = 10.0
+        try:
+            code, config = _post(f"{api}/heartbeat/", _sample(), key=saved["agent_key"])
+        except (OSError, ValueError) as exc:
+            logger.warning("heartbeat failed: %s", exc)
+            continue
+        if code != 200:
+            logger.warning("heartbeat refused (%s): %s", code, config)
+            continue
+        wait = float(config.get("heartbeat_seconds", 10))
+        logs = config.get("logs", {})
+        logging_apply(state, logs)
+        worker.ensure(config.get("queues", []), bool(config.get("frozen")), str(logs.get("app_level", "INFO")))
+        balancers.apply(config.get("load_balancers", []))
+    worker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
