@@ -31,13 +31,13 @@ class DatasetTable(Table):
 class OperationTable(Table):
     columns = [
         Column("uid", "Task ID", cell="datasets/_operation_id_cell.html"),
-        Column("kind", "Kind", sort="kind", cell="datasets/_operation_kind_cell.html"),
+        Column("kind", "Kind", sort="kind", cell="datasets/_operation_kind_cell.html", classes="ds-kind-cell"),
         Column("version.name", "Version"),
         Column("created_at", "Created", sort="created_at", cell="datasets/_datetime_cell.html"),
-        Column("run_time", "Run time (hh:mm:ss)", classes="num"),
+        Column("run_time", "Run time", classes="num nowrap"),  # values read hh:mm:ss (spec item 36)
         Column("progress", "Progress", cell="datasets/_operation_progress_cell.html"),
         Column("error_count", "Errors", sort="error_count", classes="num"),
-        Column("status", "Status", sort="status", cell="datasets/_operation_status_cell.html"),
+        Column("status", "Status", sort="status", cell="datasets/_operation_status_cell.html", classes="nowrap"),
     ]
     search_fields = ["uid"]
     search_placeholder = "Search by task ID"

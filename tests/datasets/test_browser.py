@@ -4,12 +4,14 @@ preview, live operation progress from a real worker, and plotly charts.
 Screenshots go to $ATELIER_SCREENSHOTS (default: the system temp dir) for review.
 """
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from apps.core.paths import parse
 from apps.datasets.operations import operation_execute
 from apps.datasets.services import operation_start
 from apps.datasets.versions import version_publish
@@ -183,3 +185,42 @@ def test_sample_browser_switches_to_a_version(page, signed_in, make_dataset, run
     select.select_option(label="Live dataset")
     expect(grid.locator("li")).to_have_count(4)
     expect(page.locator("[data-testid=status-tab-all] .tab-count")).to_have_text("4")
+
+
+def test_text_and_table_lists_labels_history_and_add_data(page, signed_in, make_dataset, run_import, root, owner):
+    """The list views of text and table datasets, the label page, the task history and the labeling
+    job's "Add data" form with its storage path picker, each looked at in a screenshot."""
+    from apps.labeling.services import job_create
+
+    put(f"{root}/txt/a.txt", "今天天气很好\tpositive\nterrible service, never again\tnegative\n" + "x" * 400 + "\tpositive\n")
+    text = make_dataset(name="reviews", data_type="text", label_type="text_classification")
+    run_import(text, f"{root}/txt", "text-cls-combined")
+    page.goto(f"{signed_in}/datasets/{text.pk}/")
+    expect(page.locator("[data-testid=sample-list] tbody tr")).to_have_count(3)
+    expect(page.locator("[data-testid=sample-list]")).to_contain_text("今天天气很好")
+    page.screenshot(path=str(SHOTS / "datasets-text-list.png"), full_page=True)
+    put(f"{root}/tbl/a.csv", "city,population,founded\nParis,2161000,0250-01-01\nLyon,513000,0043-01-01\n")
+    table = make_dataset(name="cities", data_type="table", label_type="table", input_location=parse(f"{root}/tbl"),
+                         output_location=parse(f"{root}/tbl-out"))
+    operation_execute(table.operations.get().pk)
+    page.goto(f"{signed_in}/datasets/{table.pk}/")
+    row = page.locator("[data-testid=sample-list] tbody tr")
+    expect(row).to_have_count(1)
+    expect(row.locator("td.num").last).to_have_text("2")  # the CSV's rows, not an empty labels cell
+    page.screenshot(path=str(SHOTS / "datasets-table-list.png"), full_page=True)
+    row.get_by_role("link", name="a.csv").click()
+    expect(page.locator("[data-testid=table-preview]")).to_contain_text("Paris")
+    page.goto(f"{signed_in}/datasets/{text.pk}/labels/")
+    expect(page.locator("[data-testid=label-table] tbody tr")).to_have_count(2)
+    page.screenshot(path=str(SHOTS / "datasets-labels.png"), full_page=True)
+    page.goto(f"{signed_in}/datasets/{text.pk}/operations/")
+    expect(page.locator("table")).to_contain_text("Import")
+    page.screenshot(path=str(SHOTS / "datasets-history.png"), full_page=True)
+    job = job_create(user=owner, workspace=text.workspace, name="review-job", dataset=text,
+                     labeling_type="text_classification")
+    page.goto(f"{signed_in}/labeling/{job.pk}/data")
+    form = page.locator("[data-testid=add-data-form]")
+    expect(form.locator("[name=upload_path]")).to_be_visible()
+    expect(form.locator("[data-path-picker-open]")).to_be_visible()
+    expect(page.locator("[data-testid=import-history] time").first).to_have_text(re.compile(r"^\d{4}/\d\d/\d\d "))
+    page.screenshot(path=str(SHOTS / "labeling-add-data.png"), full_page=True)
