@@ -8,7 +8,7 @@ from ..models import Annotation, Dataset, DatasetOperation, DatasetVersion, Labe
 
 
 class DatasetSerializer(serializers.ModelSerializer):
-    current_version = serializers.CharField(source="current_version.name", default=None, read_only=True)
+    current_version = serializers.CharField(source="current_version.name", default=None, read_only=True, allow_null=True)
     progress = serializers.CharField(source="progress_text", read_only=True)
 
     class Meta:

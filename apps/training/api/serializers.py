@@ -12,7 +12,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
     pool = serializers.CharField(source="pool.name", read_only=True)
     flavor = serializers.CharField(source="flavor.name", read_only=True)
     experiment = serializers.CharField(source="experiment.name", read_only=True, default=None)
-    duration_seconds = serializers.IntegerField(read_only=True)
+    duration_seconds = serializers.IntegerField(read_only=True, allow_null=True)  # null until the job starts
 
     class Meta:
         model = TrainingJob
