@@ -352,6 +352,13 @@ ATELIER_RUNTIME_LOG_BACKLOG_LINES = env_int("ATELIER_RUNTIME_LOG_BACKLOG_LINES",
 ATELIER_RUNTIME_STOP_GRACE_SECONDS = env_int("ATELIER_RUNTIME_STOP_GRACE_SECONDS", 30)
 # A run with no output and ~no CPU for this long is reported as hung (0 disables detection).
 ATELIER_RUNTIME_HANG_SECONDS = env_int("ATELIER_RUNTIME_HANG_SECONDS", 30 * 60)
+# GPU runs are suspected hung (seed-05 §17 item 38; the doc gives no defaults) when, besides no output,
+# their processes' I/O counters did not change for this many consecutive checks...
+ATELIER_RUNTIME_HANG_IO_CYCLES = env_int("ATELIER_RUNTIME_HANG_IO_CYCLES", 3)
+# ...and the variance and median of GPU utilisation over a window of this many readings did not change
+# from the window before by more than this many percentage points.
+ATELIER_RUNTIME_HANG_GPU_WINDOW = env_int("ATELIER_RUNTIME_HANG_GPU_WINDOW", 6)
+ATELIER_RUNTIME_HANG_GPU_TOLERANCE = env_int("ATELIER_RUNTIME_HANG_GPU_TOLERANCE", 1)
 # Seconds between worker and run heartbeats.
 ATELIER_RUNTIME_HEARTBEAT_SECONDS = env_int("ATELIER_RUNTIME_HEARTBEAT_SECONDS", 5)
 # A run (or worker) silent this long is lost (offline); six missed heartbeats by default.
@@ -413,9 +420,6 @@ ATELIER_TRAINING_RESTART_WAIT_SECONDS = env_int("ATELIER_TRAINING_RESTART_WAIT_S
 ATELIER_TRAINING_RUNTIME_HOUR_SECONDS = env_int("ATELIER_TRAINING_RUNTIME_HOUR_SECONDS", 3600)
 # Lifetime of a shared log link (a signed URL that opens one node's log without signing in).
 ATELIER_TRAINING_LOG_SHARE_SECONDS = env_int("ATELIER_TRAINING_LOG_SHARE_SECONDS", 3600)
-# Pools treated as dedicated (ModelArts "专属资源池"): custom-command jobs may run as any uid 0–65535
-# there; on the other (shared) pools the uid is 1000–65535.
-ATELIER_TRAINING_DEDICATED_POOLS = env_list("ATELIER_TRAINING_DEDICATED_POOLS", [])
 # Host folders a job may link into its run directory ("extra mounts"); empty = host mounts are refused,
 # because a link gives the job the worker user's access to that folder.
 ATELIER_TRAINING_HOST_MOUNT_ROOTS = env_list("ATELIER_TRAINING_HOST_MOUNT_ROOTS", [])

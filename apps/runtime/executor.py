@@ -22,6 +22,7 @@ from collections import deque
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -74,10 +75,22 @@ HANG_SAMPLE_INTERVAL = 10.0
 # Below this share of one core, the process counts as idle for hang detection.
 HANG_CPU_FRACTION = 0.01
 # GPU runs: a collective stuck in a spin loop keeps the CPU (and often the GPU) busy, so their rule is
-# no output, no process I/O, and a flat GPU utilisation: the last HANG_GPU_WINDOW readings of the run's
-# GPUs within HANG_GPU_SPREAD percentage points of each other.
-HANG_GPU_WINDOW = 6
-HANG_GPU_SPREAD = 1.0
+# (seed-05 §17 item 38) no output, no process I/O change for ATELIER_RUNTIME_HANG_IO_CYCLES checks, and
+# GPU utilisation whose variance and median over a window of ATELIER_RUNTIME_HANG_GPU_WINDOW readings
+# show no change from the window before (see gpu_window_unchanged).
+
+
+def gpu_window_unchanged(readings, window: int, tolerance: float) -> bool:
+    """True when the last `window` GPU-utilisation readings have the same variance and median as the
+    `window` readings before them, within `tolerance` (percentage points; variance compared on the
+    standard-deviation scale). Fewer than 2 × window readings: False (not enough history to judge)."""
+    values = list(readings)[-2 * window:]
+    if window < 1 or len(values) < 2 * window:
+        return False
+    before, now = values[:window], values[window:]
+    spread_change = abs(statistics.pstdev(now) - statistics.pstdev(before))
+    median_change = abs(statistics.median(now) - statistics.median(before))
+    return spread_change <= tolerance and median_change <= tolerance
 # After the main process exits, wait this long for the pipe to drain (daemonised children).
 DRAIN_SECONDS = 2.0
 class OwnershipLost(Exception):
@@ -406,7 +419,8 @@ class RunExecution:
         self.idle_since = now
         self.cpu_seen = self._tree_cpu()
         self.io_seen = self._tree_io()
-        self.gpu_window: deque = deque(maxlen=HANG_GPU_WINDOW)
+        self.gpu_window: deque = deque(maxlen=2 * max(1, settings.ATELIER_RUNTIME_HANG_GPU_WINDOW))
+        self.io_still_cycles = 0  # consecutive hang checks without a process I/O change (GPU rule)
         self.hang_reported = False
         self.ready = False
         max_runtime = run.max_runtime_seconds
@@ -658,12 +672,13 @@ class RunExecution:
             util, _memory = gpus_sample(leased, indices=[int(g["index"]) for g in leased])
             if util is not None:  # unreadable GPUs fall back to the CPU rule below
                 io = self._tree_io()
-                io_busy = io != self.io_seen
+                self.io_still_cycles = 0 if io != self.io_seen else self.io_still_cycles + 1
                 self.io_seen = io
                 self.gpu_window.append(util)
-                flat = (len(self.gpu_window) == HANG_GPU_WINDOW
-                        and max(self.gpu_window) - min(self.gpu_window) < HANG_GPU_SPREAD)
-                return io_busy or not flat, f"no output, no I/O and flat GPU utilisation ({util:.0f} %)"
+                io_still = self.io_still_cycles >= settings.ATELIER_RUNTIME_HANG_IO_CYCLES
+                gpu_still = gpu_window_unchanged(self.gpu_window, settings.ATELIER_RUNTIME_HANG_GPU_WINDOW,
+                                                 settings.ATELIER_RUNTIME_HANG_GPU_TOLERANCE)
+                return not (io_still and gpu_still), f"no output, no I/O and flat GPU utilisation ({util:.0f} %)"
         return cpu_busy, "no output and almost no CPU use"
 
     def _hang_check(self, now: float) -> None:

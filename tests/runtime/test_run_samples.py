@@ -76,3 +76,15 @@ def test_a_gpu_run_spinning_the_cpu_with_flat_gpu_use_is_reported_hung(engine_wo
     samples = list(RunSample.objects.filter(run=run))
     assert samples and all(s.gpu_percent == 97.0 for s in samples)
     assert max(s.cpu_percent for s in samples) > 15  # spinning (a loaded test machine shares the core)
+
+
+def test_the_gpu_hang_rule_compares_variance_and_median_of_two_windows():
+    """seed-05 §17 item 38: "no change" means the last window's variance and median match the window before."""
+    from apps.runtime.executor import gpu_window_unchanged
+
+    assert not gpu_window_unchanged([97] * 11, 6, 1)  # not enough history yet
+    assert gpu_window_unchanged([97] * 12, 6, 1)  # stuck at one value
+    assert gpu_window_unchanged([90, 95, 90, 95, 90, 95, 95, 90, 95, 90, 95, 90], 6, 1)  # same jitter, same level
+    assert not gpu_window_unchanged([97] * 6 + [60] * 6, 6, 1)  # the level moved
+    assert not gpu_window_unchanged([50] * 6 + [20, 80, 20, 80, 20, 80], 6, 1)  # same median, new variance
+    assert not gpu_window_unchanged([10, 40, 70, 95, 30, 60, 20, 90, 50, 0, 80, 35], 6, 1)  # a training job
