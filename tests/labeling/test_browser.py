@@ -593,9 +593,10 @@ def test_large_image_draws_a_preview_and_the_original_only_when_zoomed_in(asgi_s
     page.screenshot(path=SHOTS.format("large-image"))
 
 
-def test_remaining_workbenches_and_job_pages_render(asgi_server, page, login, owner, make_job, add_sample):
-    """Image classification, sound classification and speech content workbenches, and the job pages,
-    open without errors (screenshots in /tmp/labeling-*.png)."""
+def test_classification_sound_and_speech_content_workbenches_and_job_pages(asgi_server, page, login, owner, make_job,
+                                                                           add_sample):
+    """Image classification, sound classification and speech content label with the keyboard, and the
+    job pages open without script errors (screenshots in /tmp/labeling-*.png)."""
     errors = []
     page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc} {exc.stack}"))
     classification = make_job(LabelType.IMAGE_CLASSIFICATION)
@@ -609,11 +610,27 @@ def test_remaining_workbenches_and_job_pages_render(asgi_server, page, login, ow
     clip = add_sample(sound.dataset, duration=2.0)
     page.goto(f"{asgi_server.url}/labeling/{sound.pk}/label/{clip.pk}")
     page.wait_for_selector("#workbench[data-ready=true]")
+    # Item 40: a label's own shortcut key ("2" is engine's) toggles it.
+    page.keyboard.press("2")
+    wait_saved(page)
+    assert [a["label"] for a in api_sample(owner, sound, clip)["annotations"]] == ["engine"]
+    assert page.locator(".wb-class.on").inner_text().split() == ["2", "engine", "✓"]
     page.screenshot(path=SHOTS.format("sound-classification"))
     speech = make_job(LabelType.SPEECH_CONTENT)
     recording = add_sample(speech.dataset, duration=2.0)
     page.goto(f"{asgi_server.url}/labeling/{speech.pk}/label/{recording.pk}")
     page.wait_for_selector("#workbench[data-ready=true]")
+    # Item 41: the transcript is confirmed with Ctrl+Enter and the sample counts as labeled; an edit re-saves.
+    page.get_by_test_id("transcript").fill("hello there")
+    page.keyboard.press("Control+Enter")
+    wait_saved(page)
+    first = api_sample(owner, speech, recording)
+    assert ([a["content"] for a in first["annotations"]], first["status"]) == (["hello there"], "labeled")
+    page.get_by_test_id("transcript").fill("hello again")
+    page.get_by_test_id("confirm").click()
+    wait_saved(page)
+    again = api_sample(owner, speech, recording)
+    assert [a["content"] for a in again["annotations"]] == ["hello again"] and again["version"] > first["version"]
     page.screenshot(path=SHOTS.format("speech-content"))
     detection = make_job(LabelType.OBJECT_DETECTION, name="street_scenes")
     add_sample(detection.dataset)

@@ -254,7 +254,10 @@ export class Editor {
         : el("ul", { class: this.segmentation ? "wb-labels" : "wb-class-list", "data-testid": "audio-labels" }, this.shell.labels.map((l, i) => el("li", {},
           this.segmentation ? [swatch(l.color), el("span", {}, l.category ? `${l.category}: ${l.name}` : l.name)]
             : el("button", { type: "button", class: `wb-class${chosen.has(l.name) ? " on" : ""}`, "aria-pressed": String(chosen.has(l.name)), onclick: () => this.toggle(l.name) },
-              el("kbd", {}, l.shortcut || String(i + 1)), swatch(l.color), el("span", {}, l.name))))),
+              // Number keys stand in only when no label has a shortcut of its own (see handleKey).
+              l.shortcut || (i < 9 && !this.shell.labels.some((x) => x.shortcut)) ? el("kbd", {}, l.shortcut || String(i + 1))
+                : el("span", { class: "wb-kbd-gap" }), swatch(l.color), el("span", {}, l.name),
+              chosen.has(l.name) ? el("span", { class: "wb-check" }, "✓") : null)))),
       this.segmentation && !this.shell.readOnly ? el("button", { type: "button", class: "btn btn-sm btn-danger-outline", style: "margin-top:12px",
         onclick: () => this.session.commit([]) }, "Delete all annotations") : null));
   }

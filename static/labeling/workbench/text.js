@@ -214,7 +214,8 @@ export class Editor {
         el("p", { class: "wb-hint" }, "Number keys or clicks toggle labels; a text may carry several."),
         el("ul", { class: "wb-class-list" }, this.shell.labels.map((l, i) => el("li", {}, el("button", { type: "button",
           class: `wb-class${chosen.has(l.name) ? " on" : ""}`, "aria-pressed": String(chosen.has(l.name)), onclick: () => this.toggle(l.name) },
-        i < 9 ? el("kbd", {}, String(i + 1)) : el("span", { class: "wb-kbd-gap" }), swatch(l.color), el("span", {}, l.name)))))),
+        i < 9 ? el("kbd", {}, String(i + 1)) : el("span", { class: "wb-kbd-gap" }), swatch(l.color), el("span", {}, l.name),
+        chosen.has(l.name) ? el("span", { class: "wb-check" }, "✓") : null))))),
       this.saveBar());
       return;
     }
