@@ -1,0 +1,113 @@
+"""The real edge agent: a `python -m apps.deployment.edge.agent` process enrols with its one-time
+token (reuse and expiry refused), heartbeats, runs a run-engine worker on the node's own pool,
+serves an edge service on its mapped host port and a load balancer round-robin over two
+instances, applies its log settings, and leaves the node FAULTY when killed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from apps.deployment.edge import serving, services
+from apps.deployment.edge.choices import EdgeNodeStatus, EdgeServiceStatus
+from apps.deployment.edge.models import EdgeNode, EdgeService
+from apps.runtime.models import WorkerNode
+from tests.deployment.conftest import FAST, make_version, wait_for
+from tests.harness import ROOT, free_port, subprocess_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def start_agent(url: str, token: str, state_dir) -> subprocess.Popen:
+    env = subprocess_env(**FAST)
+    return subprocess.Popen([sys.executable, "-m", "apps.deployment.edge.agent", "--console", url, "--token", token,
+                             "--state-dir", str(state_dir), "--concurrency", "4"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def test_agent_enrols_serves_balances_and_goes_faulty(asgi_server, celery_worker, owner, workspace, echo_uri,
+                                                      cpu_flavor, tmp_path, settings):
+    for name, value in FAST.items():
+        setattr(settings, name, int(value) if value.isdigit() else value)
+    settings.ATELIER_EDGE_HEARTBEAT_SECONDS = 1
+    settings.ATELIER_EDGE_FAULTY_SECONDS = 3
+    celery_worker(queues=("atelier.control",), env=FAST)  # dispatch and sweeps; runs go to the edge node's pool
+    version = make_version(owner, workspace, echo_uri, name="echo-edge", deploy_types=("edge",))
+    node, token = services.edge_node_create(user=owner, workspace=workspace, name="edge-a", app_log_level="INFO",
+                                            log_retention_days=3)
+    # An expired token is refused and spends nothing.
+    late, late_token = services.edge_node_create(user=owner, workspace=workspace, name="edge-late")
+    EdgeNode.objects.filter(pk=late.pk).update(token_expires_at=timezone.now() - timedelta(minutes=1))
+    refused = start_agent(asgi_server.url, late_token, tmp_path / "late")
+    assert refused.wait(timeout=60) == 2 and "expired" in refused.stdout.read()
+
+    agent = start_agent(asgi_server.url, token, tmp_path / "a")
+    try:
+        wait_for(lambda: EdgeNode.objects.get(pk=node.pk).status == EdgeNodeStatus.RUNNING, timeout=60,
+                 message="the agent's first heartbeat")
+        wait_for(lambda: WorkerNode.objects.filter(hostname__startswith=f"edge-{node.pk}@", status="online",
+                                                   pools__name=f"edge-node-{node.pk}").exists(),
+                 timeout=60, message="the node's run-engine worker")
+        # The token is spent: a second agent with it is refused.
+        again = start_agent(asgi_server.url, token, tmp_path / "b")
+        assert again.wait(timeout=60) == 2 and "already used" in again.stdout.read()
+        # Log settings reached the agent.
+        applied = json.loads((tmp_path / "a" / "log-settings.json").read_text())
+        assert applied == {"retention_days": 3, "system_level": "DEBUG", "app_level": "INFO", "total_mb": 50,
+                           "file_mb": 10, "rotate_days": 5}
+        assert (tmp_path / "a" / "logs" / "agent.log").exists()
+
+        node.refresh_from_db()
+        services.edge_nodes_activate(user=owner, workspace=workspace, nodes=[node], months=1)
+        node.refresh_from_db()
+        host_port = free_port()
+        mapped = serving.edge_service_deploy(
+            user=owner, workspace=workspace, name="mapped", model_version=version, flavor=cpu_flavor, node=node,
+            port_mappings=[{"container_port": 8080, "host_port": host_port}])
+        pair = serving.edge_service_deploy(user=owner, workspace=workspace, name="pair", model_version=version,
+                                           flavor=cpu_flavor, node=node, instance_count=2)
+        for service in (mapped, pair):
+            wait_for(lambda s=service: EdgeService.objects.get(pk=s.pk).status == EdgeServiceStatus.RUNNING,
+                     timeout=120, message=f"{service.name} running")
+        # The mapped instance answers a prediction on its host port.
+        answer = httpx.post(f"http://127.0.0.1:{host_port}/", json={"data": {"req_data": [{"x": 2, "y": 3}]}},
+                            timeout=10)
+        assert answer.status_code == 200 and answer.json()["data"]["resp_data"][0]["sum"] == 5
+
+        listen = free_port()
+        serving.load_balancer_create(user=owner, workspace=workspace, name="lb", node=node, listen_port=listen,
+                                     rules=[{"match": "prefix", "path": "/", "service": pair.pk}])
+        endpoints = {i.run.endpoint for i in pair.instances.select_related("run")}
+        assert len(endpoints) == 2
+
+        def balanced():
+            try:
+                seen = [httpx.post(f"http://127.0.0.1:{listen}/", json={"data": {"req_data": [{"x": 1, "y": 1}]}},
+                                   timeout=10) for _ in range(4)]
+            except httpx.HTTPError:
+                return None
+            return seen if all(r.status_code == 200 for r in seen) else None
+
+        seen = wait_for(balanced, timeout=30, interval=0.5, message="the load balancer")
+        assert [r.json()["data"]["resp_data"][0]["sum"] for r in seen] == [2, 2, 2, 2]
+        picked = [r.headers["x-edge-instance"] for r in seen]
+        assert set(picked) == endpoints and picked[0] != picked[1] and picked[0] == picked[2]  # round-robin
+    finally:
+        os.killpg(agent.pid, signal.SIGKILL)  # a powered-off machine: no goodbye
+        agent.wait(timeout=10)
+    wait_for(lambda: EdgeNode.objects.get(pk=node.pk).status == EdgeNodeStatus.FAULTY, timeout=15,
+             message="FAULTY after missed heartbeats")
+    # The agent's worker dies with it (parent-death signal); give it a moment to leave.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and WorkerNode.objects.filter(hostname__startswith=f"edge-{node.pk}@",
+                                                                    status="online").exists():
+        time.sleep(0.5)
