@@ -22,8 +22,11 @@ document.addEventListener("htmx:load", (event) => syncAll(event.target));
 document.addEventListener("pageshow", () => syncAll(document));
 
 // Plain confirmation: a <form data-confirm="Question?"> asks in a modal dialog before it submits
-// (optional data-confirm-label names the confirm button, e.g. "Terminate"). Cancel, Esc or the
+// (optional data-confirm-label names the confirm button, e.g. "Terminate"; data-confirm-kind="primary"
+// makes it a primary rather than a danger button). Cancel, Esc or the
 // backdrop leave the page as it was. The server enforces the rule itself; this only guards clicks.
+// A page can add a summary under the question: the form receives an "atelier:confirm-details" event
+// whose detail.add(label, value) appends one row (e.g. the job form lists what will be submitted).
 
 let confirmDialog = null;
 let pendingForm = null;
@@ -43,6 +46,7 @@ function dialogElement() {
       <header class="modal-header"><h2 class="modal-title" id="confirm-dialog-title">Please confirm</h2></header>
       <div class="modal-body">
         <p data-confirm-message></p>
+        <dl class="kv confirm-details" data-confirm-details data-testid="confirm-details" hidden></dl>
         <div class="form-actions">
           <button type="button" class="btn btn-danger" data-confirm-accept>Confirm</button>
           <button type="button" class="btn" data-modal-close>Cancel</button>
@@ -77,6 +81,19 @@ document.addEventListener("submit", (event) => {
   const dialog = dialogElement();
   dialog.querySelector("[data-confirm-message]").textContent = form.dataset.confirm;
   const accept = dialog.querySelector("[data-confirm-accept]");
+  const details = dialog.querySelector("[data-confirm-details]");
+  details.replaceChildren();
+  const add = (label, value) => {
+    const dt = document.createElement("dt");
+    const dd = document.createElement("dd");
+    dt.textContent = label;
+    dd.textContent = value;
+    details.append(dt, dd);
+  };
+  form.dispatchEvent(new CustomEvent("atelier:confirm-details", { detail: { add } }));
+  details.hidden = !details.childElementCount;
+  dialog.classList.toggle("modal-sm", details.hidden);  // a summary needs the room
+  accept.className = `btn ${form.dataset.confirmKind === "primary" ? "btn-primary" : "btn-danger"}`;
   accept.textContent = form.dataset.confirmLabel || event.submitter?.textContent.trim() || "Confirm";
   pendingForm = form;
   pendingSubmitter = event.submitter || null;

@@ -225,6 +225,34 @@ if (form) {
   });
   form.addEventListener("input", sync);
   form.addEventListener("submit", sync);
+  // The confirmation dialog before submitting (seed-05 §17 item 16) lists what will be created.
+  form.addEventListener("atelier:confirm-details", ({ detail: { add } }) => {
+    sync();
+    const chosen = (name) => {
+      const el = field(name);
+      return el?.selectedOptions?.[0]?.textContent.trim() || value(name);
+    };
+    add("Name", value("name"));
+    const experiment = value("experiment");
+    add("Experiment", experiment === "new" ? `new: ${value("experiment_name")}` : experiment === "existing" ? chosen("experiment_id") : "none");
+    if (value("algorithm")) add("Algorithm", chosen("algorithm"));
+    else {
+      const mode = value("boot_mode");
+      add("Boot mode", chosen("boot_mode"));
+      if (mode === "builtin") add("Built-in", chosen("builtin"));
+      if (["preset", "preset_image"].includes(mode)) add("Engine", chosen("engine"));
+      if (["preset_image", "custom"].includes(mode) && value("image")) add("Image", value("image"));
+      if (value("code_dir")) add("Code folder", value("code_dir"));
+      if (["preset", "preset_image"].includes(mode)) add("Boot file", value("boot_file"));
+      if (mode === "custom") add("Boot command", value("boot_command"));
+    }
+    const channels = (kind) => collectChannels(kind).filter((c) => c.name).map((c) => `${c.name} ${kind === "inputs" ? "←" : "→"} ${c.uri || "—"}`).join("; ");
+    add("Inputs", channels("inputs") || "none");
+    add("Outputs", channels("outputs") || "none");
+    const hps = Object.entries(collectHyperparameters()).filter(([, v]) => v !== null).map(([k, v]) => `--${k}=${v}`).join(" ");
+    add("Hyperparameters", hps || "none");
+    add("Resources", `${chosen("pool")} · ${value("custom_flavor_on") ? "custom flavor" : chosen("flavor")} · ${value("node_count") || 1} node(s) · priority ${value("priority") || 1}`);
+  });
   // "Get input data size": the inputs' total against a node's scratch disk.
   const sizeButton = form.querySelector("[data-input-size]");
   sizeButton?.addEventListener("click", async () => {

@@ -58,12 +58,23 @@ def test_create_form_then_live_log_and_metric_curve(page, asgi_server, login, tr
     # A bad value first: the form comes back with the rule, keeping what was typed.
     page.fill("input[name=node_count]", "5")
     page.screenshot(path=str(SHOTS / "training-create-form.png"), full_page=True)
+    # Submit goes through a confirmation summary (item 16); Cancel keeps the form as it is.
     page.click("[data-testid=submit-job]")
+    summary = page.locator("[data-testid=confirm-dialog]")
+    expect(summary.locator("[data-testid=confirm-details]")).to_contain_text("browser-job")
+    expect(summary).to_contain_text("--lr=0.05")
+    expect(summary).to_contain_text("data_url ← storage://train-data/input")
+    page.screenshot(path=str(SHOTS / "training-create-summary.png"), full_page=True)
+    summary.locator("[data-modal-close]").click()
+    assert TrainingJob.objects.count() == 0
+    page.click("[data-testid=submit-job]")
+    summary.get_by_role("button", name="Submit").click()
     expect(page.locator("[data-field=node_count] .field-error")).to_contain_text("5 nodes requested, but pool local")
     expect(page.locator("[data-testid=inputs-editor] [data-role=uri]").first).to_have_value("storage://train-data/input")
     assert TrainingJob.objects.count() == 0
     page.fill("input[name=node_count]", "1")
     page.click("[data-testid=submit-job]")
+    summary.get_by_role("button", name="Submit").click()
 
     expect(page.locator("h1")).to_have_text("browser-job")
     job = TrainingJob.objects.get(name="browser-job")
