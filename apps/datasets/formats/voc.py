@@ -166,6 +166,12 @@ def _fmt(value) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+def _rgb(hex_color: str | None) -> str:
+    """"#ff0000" → "255,0,0", the form of VOC's <mask_color>; white when the label has no colour (as the mask)."""
+    hex_color = hex_color or "#ffffff"
+    return ",".join(str(int(hex_color[i:i + 2], 16)) for i in (1, 3, 5))
+
+
 def voc_xml(*, filename: str, folder: str, width: int, height: int, depth: int = 3, objects: list[dict],
             segmented: bool = False, mask_source: str = "", hard_attribute: bool = False) -> str:
     """Write one VOC document. `objects` items: label, shape, geometry, properties, confidence, hard_coefficient."""
@@ -183,8 +189,10 @@ def voc_xml(*, filename: str, folder: str, width: int, height: int, depth: int =
                 f"    <truncated>{int(props.get('truncated', 0) or 0)}</truncated>",
                 f"    <occluded>{int(props.get('occluded', 0) or 0)}</occluded>",
                 f"    <difficult>{int(props.get('difficult', 0) or 0)}</difficult>"]
-        if props.get("mask_color"):
-            out.append(f"    <mask_color>{escape(str(props['mask_color']))}</mask_color>")
+        # A segmentation object names the colour its mask was drawn in: its own, else its label's.
+        mask_color = props.get("mask_color") or (_rgb(obj.get("color")) if segmented else "")
+        if mask_color:
+            out.append(f"    <mask_color>{escape(str(mask_color))}</mask_color>")
         if obj.get("confidence") is not None:
             out.append(f"    <confidence>{obj['confidence']:g}</confidence>")
         if hard_attribute and obj.get("hard_coefficient") is not None:
