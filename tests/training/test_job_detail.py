@@ -118,3 +118,17 @@ def test_the_shell_tab_exists_only_while_running(client, owner, job, status):
     assert ('href="?tab=shell"' in page) == (status == S.RUNNING)
     buttons = ('data-testid="stop"' in page, 'data-testid="delete"' in page)
     assert buttons == ((True, False) if status in (S.CREATING, S.PENDING, S.RUNNING) else (False, True))
+
+
+def test_auto_restart_and_other_fields_are_fixed_after_creation(api, job):
+    """Item 12: the API refuses an auto-restart change; only the description (and a Pending priority) change."""
+    refused = api.patch(f"{JOBS}{job.pk}/", {"auto_restart": 1}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "auto_restart: Auto-restart cannot be changed after creation."
+    refused = api.patch(f"{JOBS}{job.pk}/", {"node_count": 2}, format="json")
+    assert refused.status_code == 400
+    assert "node_count cannot be changed after creation; rebuild the job instead." in refused.json()["error"]["message"]
+    changed = api.patch(f"{JOBS}{job.pk}/", {"description": "tuned"}, format="json")
+    assert changed.status_code == 200 and changed.json()["description"] == "tuned"
+    job.refresh_from_db()
+    assert (job.auto_restart, job.node_count, job.description) == (2, 1, "tuned")
