@@ -282,6 +282,7 @@ def test_speech_segment_from_a_generated_wav(asgi_server, page, login, owner, ma
     page.get_by_label("Segment content").fill("hello world")
     page.get_by_label("Segment content").press("Tab")
     wait_saved(page)
+    assert page.locator("[data-testid=audio-labels] li").all_inner_texts() == ["speech\n1", "noise\n0"]
     page.screenshot(path=SHOTS.format("speech"))
     data = api_sample(owner, job, sample)
     (segment,) = data["annotations"]

@@ -252,7 +252,8 @@ export class Editor {
       el("h3", {}, this.content ? "Transcript" : "Labels"),
       this.content ? el("p", { class: "wb-hint" }, "Play the recording, type what is said, then confirm. Edits save as you type.")
         : el("ul", { class: this.segmentation ? "wb-labels" : "wb-class-list", "data-testid": "audio-labels" }, this.shell.labels.map((l, i) => el("li", {},
-          this.segmentation ? [swatch(l.color), el("span", {}, l.category ? `${l.category}: ${l.name}` : l.name)]
+          this.segmentation ? [swatch(l.color), el("span", {}, l.category ? `${l.category}: ${l.name}` : l.name),
+            el("span", { class: "wb-count" }, anns.filter((a) => a.label === l.name).length)]
             : el("button", { type: "button", class: `wb-class${chosen.has(l.name) ? " on" : ""}`, "aria-pressed": String(chosen.has(l.name)), onclick: () => this.toggle(l.name) },
               // Number keys stand in only when no label has a shortcut of its own (see handleKey).
               l.shortcut || (i < 9 && !this.shell.labels.some((x) => x.shortcut)) ? el("kbd", {}, l.shortcut || String(i + 1))
