@@ -141,3 +141,19 @@ def test_https_redirect_is_left_to_django(collected):
     status, headers, body = _get(app, f"/static/{HASHED}", scheme="https")
     assert status == 200 and body == BODY
     assert headers["strict-transport-security"] == "max-age=3600"
+
+
+def test_debug_autorefresh_finds_new_files_through_the_finders(tmp_path, settings):
+    """`make run` runs with DEBUG: files are looked up per request (off the loop), never cached long."""
+    with override_settings(DEBUG=True, WHITENOISE_AUTOREFRESH=True, WHITENOISE_USE_FINDERS=True,
+                           STATICFILES_DIRS=[*settings.STATICFILES_DIRS, ("late", tmp_path)]):
+        app = StaticFilesASGI(_django_stand_in)
+        assert app.whitenoise.files == {}  # nothing indexed up front
+        (tmp_path / "added.js").write_bytes(BODY)  # appears after start, as an edited file does
+        status, headers, body = _get(app, "/static/late/added.js")
+        assert status == 200 and body == BODY
+        assert headers["cache-control"] == "max-age=0, public"
+        status, headers, body = _get(app, f"/static/{PLOTLY}")
+        assert status == 200 and body == Path(finders.find(PLOTLY)).read_bytes()
+        status, headers, _ = _get(app, "/static/late/missing.js")
+        assert (status, headers.get("x-served-by")) == (404, "django")
