@@ -74,3 +74,43 @@ def job_metric_series(job: TrainingJob) -> dict[str, list[tuple[int, float]]]:
             "name", "step", "value"):
         series.setdefault(name, []).append((step, value))
     return series
+
+
+def pool_overview() -> dict[int, dict]:
+    """What the job form shows under the pool picker (seed-05 §17 item 13), per pool id: status,
+    dedicated or shared, the node flavor (largest online node), nodes online / registered, idle nodes
+    (online, nothing running), fragment nodes (online, partly used), nodes with a free slot, and
+    GPUs free / total. Platform data (pools serve every workspace); three queries whatever the size."""
+    from django.db.models import Q
+
+    from apps.runtime.choices import ACTIVE_STATUSES
+    from apps.runtime.models import Pool, WorkerNode
+    from apps.runtime.scheduling import nodes_online
+
+    online_ids = set(nodes_online().values_list("pk", flat=True))
+    nodes = (WorkerNode.objects.prefetch_related("pools")
+             .annotate(active=Count("runs", filter=Q(runs__status__in=ACTIVE_STATUSES), distinct=True),
+                       leased=Count("gpu_leases", distinct=True)))
+    out = {pool.pk: {"status": pool.get_status_display(), "dedicated": pool.dedicated, "nodes_total": 0,
+                     "nodes_online": 0, "nodes_idle": 0, "nodes_fragment": 0, "nodes_available": 0,
+                     "gpus_total": 0, "gpus_free": 0, "node_flavor": ""}
+           for pool in Pool.objects.all()}
+    largest: dict[int, tuple] = {}
+    for node in nodes:
+        for pool in node.pools.all():
+            info = out[pool.pk]
+            info["nodes_total"] += 1
+            if node.pk not in online_ids:
+                continue
+            info["nodes_online"] += 1
+            info["nodes_idle"] += node.active == 0
+            info["nodes_fragment"] += 0 < node.active < node.slots
+            info["nodes_available"] += node.active < node.slots
+            info["gpus_total"] += node.gpu_count
+            info["gpus_free"] += max(0, node.gpu_count - node.leased)
+            shape = (node.gpu_count, node.cpus, node.memory_mb)
+            if shape > largest.get(pool.pk, (-1, 0, 0)):
+                largest[pool.pk] = shape
+                gpus = f" · {node.gpu_count} GPU ({node.gpus[0].get('name', 'GPU')})" if node.gpus else ""
+                info["node_flavor"] = f"{node.cpus} CPU · {node.memory_mb / 1024:.0f} GiB{gpus}"
+    return out

@@ -65,7 +65,7 @@ def _editor_data(request) -> dict:
                                                                                                  flavor.pools.all()],
                         "available": ok, "reason": reason})
     return {"algorithms": algorithms, "builtins": builtins, "flavors": flavors,
-            "datasets": dataset_choices(request.user)}
+            "datasets": dataset_choices(request.user), "pools": selectors.pool_overview()}
 
 
 def dataset_choices(user) -> list[dict]:

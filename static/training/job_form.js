@@ -181,6 +181,23 @@ function collectHyperparameters() {
   return out;
 }
 
+// ---- pool --------------------------------------------------------------------------------------
+// Under the pool picker: status, node flavor, idle/fragment nodes, available/total nodes and GPUs.
+function renderPool() {
+  const box = form.querySelector("[data-pool-info]");
+  const info = data.pools?.[value("pool")];
+  if (!box) return;
+  if (!info) { box.textContent = ""; return; }
+  const parts = [
+    `${info.status} · ${info.dedicated ? "dedicated" : "shared"}`,
+    info.node_flavor ? `node flavor ${info.node_flavor}` : "no online node",
+    `${info.nodes_available}/${info.nodes_online} nodes available (${info.nodes_total} registered)`,
+    `${info.nodes_idle} idle, ${info.nodes_fragment} fragment`,
+    `GPUs ${info.gpus_free}/${info.gpus_total} free`,
+  ];
+  box.textContent = parts.join(" · ");
+}
+
 // ---- flavors -----------------------------------------------------------------------------------
 function renderFlavors() {
   const pool = Number(value("pool"));
@@ -211,6 +228,7 @@ if (form) {
   renderChannels("outputs", false);
   renderHyperparameters(false);
   renderFlavors();
+  renderPool();
   sync();
   form.addEventListener("change", (event) => {
     const name = event.target.name;
@@ -221,6 +239,7 @@ if (form) {
       renderHyperparameters(false);
     } else if (["experiment", "custom_flavor_on", "persist_logs", "notify_channel"].includes(name)) toggle();
     if (name === "pool" || name === "flavor") renderFlavors();
+    if (name === "pool") renderPool();
     sync();
   });
   form.addEventListener("input", sync);

@@ -128,6 +128,9 @@ def test_job_form_optional_sections(page, asgi_server, login, owner, workspace, 
     row = page.locator("[data-testid=inputs-editor] .editor-row").first
     row.locator("[data-role=name]").fill("data_url")
     row.locator("[data-role=uri]").fill("storage://train-data/in")
+    page.select_option("select[name=pool]", label="local")
+    expect(page.locator("[data-testid=pool-info]")).to_have_text(
+        "Enabled · shared · no online node · 0/0 nodes available (0 registered) · 0 idle, 0 fragment · GPUs 0/0 free")
     page.click("[data-testid=input-size]")
     expect(page.locator("[data-input-size-result]")).to_contain_text("Inputs: 0.0 MiB of 50 GiB scratch disk.")
     page.screenshot(path=str(SHOTS / "training-job-form-sections.png"), full_page=True)

@@ -321,3 +321,28 @@ def test_preset_framework_with_a_custom_image_is_its_own_boot_mode(owner, worksp
            "preset_image"
     plain = training_job_create(name="job-k", boot_mode="preset", **values)
     assert (plain.boot_mode, plain.image) == ("preset", "")
+
+
+def test_the_pool_picker_shows_nodes_and_gpus(client, owner, workspace, local_pool, cpu_flavor, django_assert_max_num_queries):
+    """Item 13: under the pool, its status, node flavor, idle/fragment nodes, available/total nodes and GPUs."""
+    from apps.runtime.models import GpuLease, Run
+    from apps.training.selectors import pool_overview
+
+    idle = _node(local_pool, cpus=8, memory_mb=16384, gpus=2)
+    busy = _node(local_pool, cpus=4, memory_mb=8192)
+    busy.slots = 2
+    busy.save(update_fields=["slots"])
+    gone = _node(local_pool, cpus=2, memory_mb=4096)
+    gone.status = "offline"
+    gone.save(update_fields=["status"])
+    run = Run.objects.create(workspace=workspace, created_by=owner, name="r", pool=local_pool, flavor=cpu_flavor,
+                             worker=busy, status="running", command=["true"])
+    GpuLease.objects.create(node=idle, index=0, run=run)
+    with django_assert_max_num_queries(4):
+        info = pool_overview()[local_pool.pk]
+    assert info == {"status": "Enabled", "dedicated": False, "nodes_total": 3, "nodes_online": 2, "nodes_idle": 1,
+                    "nodes_fragment": 1, "nodes_available": 2, "gpus_total": 2, "gpus_free": 1,
+                    "node_flavor": "8 CPU · 16 GiB · 2 GPU (GPU)"}
+    client.force_login(owner)
+    page = client.get("/training/jobs/new").content.decode()
+    assert "data-pool-info" in page and '"nodes_fragment": 1' in page
