@@ -117,7 +117,8 @@ export class ShapeController {
   renderPanel() {
     const anns = this.session ? this.session.annotations : [];
     const selected = this.canvas.selected;
-    const rows = anns.map((a, i) => el("li", { class: `wb-ann${i === selected ? " selected" : ""}`, "data-testid": "annotation-row",
+    // The list shows the first 500 (building rows for thousands of shapes on every change is what would lag).
+    const rows = anns.slice(0, 500).map((a, i) => el("li", { class: `wb-ann${i === selected ? " selected" : ""}`, "data-testid": "annotation-row",
       onclick: () => this.canvas.select(i) },
     swatch(this.shell.labelColor(a.label)), el("span", { class: "wb-ann-label" }, a.label),
     el("span", { class: "wb-ann-kind" }, a.style === "dashed" ? "Dashed line" : SHAPE_NAMES[a.shape] || a.shape),
@@ -133,7 +134,7 @@ export class ShapeController {
           el("span", { class: "wb-count" }, counts[l.name] || 0))))),
       this.attributesPanel(anns[selected]),
       el("section", { class: "wb-panel wb-panel-grow" }, el("h3", {}, `Annotations `, el("span", { class: "wb-count" }, anns.length)),
-        anns.length ? el("ol", { class: "wb-anns", "data-testid": "annotation-list" }, rows.slice(0, 500))
+        anns.length ? el("ol", { class: "wb-anns", "data-testid": "annotation-list" }, rows)
           : el("p", { class: "wb-empty" }, this.shell.readOnly ? "No annotations." : "Draw a shape: pick a tool (1–6) and click on the image."),
         anns.length > 500 ? el("p", { class: "wb-empty" }, `…and ${anns.length - 500} more (select them on the canvas).`) : null),
     ].filter(Boolean));
