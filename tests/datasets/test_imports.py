@@ -539,3 +539,24 @@ def test_create_with_labeled_import_starts_import(make_dataset, root):
     assert (op.kind, op.params) == ("import", {"path": f"{root}/src", "format": "imagenet-folder", "labeled": True})
     operation_execute(op.pk)
     assert labels_by_file(dataset) == {"1.jpg": ["Cat"]}
+
+
+def test_manifest_source_schemes_and_lenient_fields(make_dataset, run_import, root):
+    """Item 23/24: file:// and manifest-relative sources, `type` without the modelarts/ prefix,
+    `usage` in any case and `hard` as the strings "true"/"false" all import as ModelArts writes them."""
+    bucket = parse(root).bucket
+    for name in ("a", "b"):
+        put(f"{root}/imgs/{name}.jpg", image_bytes())
+    lines = [
+        json.dumps({"source": f"file:///{bucket}/imgs/a.jpg", "usage": "tRaIn", "hard": "true",
+                    "annotation": [{"type": "image_classification", "name": "cat"}]}),
+        json.dumps({"source": "../imgs/b.jpg", "usage": "EVAL", "hard": "false",
+                    "annotation": [{"type": "modelarts/image_classification", "name": "dog"}]}),
+    ]
+    put(f"{root}/m/set.manifest", "\n".join(lines) + "\n")
+    dataset = make_dataset()
+    op = run_import(dataset, f"{root}/m/set.manifest", "manifest")
+    assert errors_of(op) == []
+    assert {s.file_name: (s.usage, s.hard) for s in dataset.samples.all()} == {
+        "a.jpg": ("TRAIN", True), "b.jpg": ("EVAL", False)}
+    assert labels_by_file(dataset) == {"a.jpg": ["cat"], "b.jpg": ["dog"]}
