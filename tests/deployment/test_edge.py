@@ -349,3 +349,34 @@ def test_pages_render_and_isolate(owner, outsider, workspace, edge_version, cpu_
     assert other.get(reverse("deployment:edge_service_detail", args=[service.pk])).status_code == 404
     assert other.get(reverse("deployment:edge_node_detail", args=[node.pk])).status_code == 404
     assert other.post(reverse("deployment:edge_node_action", args=[node.pk, "freeze"])).status_code == 404
+
+
+def test_list_query_counts_are_fixed(api, owner, workspace, edge_version, cpu_flavor, django_assert_max_num_queries):
+    """Lists cost the same with one node and service as with three (STYLE 7)."""
+    client = Client()
+    client.force_login(owner)
+
+    def counts():
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        out = []
+        for fetch in (lambda: api.get(f"{API}/nodes/"), lambda: api.get(f"{API}/services/"),
+                      lambda: client.get(reverse("deployment:edge_node_list")),
+                      lambda: client.get(reverse("deployment:edge_service_list"))):
+            with CaptureQueriesContext(connection) as ctx:
+                assert fetch().status_code == 200
+            out.append(len(ctx))
+        return out
+
+    node = running_node(owner, workspace, name="q0")
+    serving.edge_service_deploy(user=owner, workspace=workspace, name="s0", model_version=edge_version,
+                                flavor=cpu_flavor, node=node)
+    one = counts()
+    for i in range(1, 3):
+        node = running_node(owner, workspace, name=f"q{i}")
+        serving.edge_service_deploy(user=owner, workspace=workspace, name=f"s{i}", model_version=edge_version,
+                                    flavor=cpu_flavor, node=node, instance_count=2)
+    assert counts() == one
+    with django_assert_max_num_queries(12):
+        api.get(f"{API}/services/")

@@ -98,7 +98,7 @@ class EdgeServiceSerializer(serializers.Serializer):
 
     def get_instances(self, service):
         return [{"run": i.run_id, "status": i.run.status, "endpoint": i.run.endpoint, "host_port": i.host_port}
-                for i in selectors.edge_service_instances(service)]
+                for i in service.instances.all()]  # prefetched by the list selector
 
 
 class LoadBalancerSerializer(serializers.Serializer):

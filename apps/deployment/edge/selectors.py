@@ -1,11 +1,11 @@
 """Read queries of the edge module, always scoped to the user's workspaces (others answer 404)."""
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, Prefetch
 
 from apps.core.scoping import get_for_user
 
-from .models import AccessPort, EdgeNode, EdgePool, EdgeService, LoadBalancer
+from .models import AccessPort, EdgeInstance, EdgeNode, EdgePool, EdgeService, LoadBalancer
 
 
 def edge_nodes_in(workspace):
@@ -32,8 +32,9 @@ def edge_pool_get_for_user(user, pk) -> EdgePool:
 def edge_services_in(workspace):
     if workspace is None:
         return EdgeService.objects.none()
-    return EdgeService.objects.in_workspace(workspace).select_related("node", "edge_pool", "model_version__app",
-                                                                      "flavor")
+    return (EdgeService.objects.in_workspace(workspace)
+            .select_related("node", "edge_pool", "model_version__app", "flavor")
+            .prefetch_related(Prefetch("instances", queryset=EdgeInstance.objects.select_related("run"))))
 
 
 def edge_service_get_for_user(user, pk) -> EdgeService:
