@@ -43,7 +43,7 @@ class StaticFilesASGI:
         self.prefix = self.whitenoise.static_prefix
         # Files outside the static prefix only exist when WHITENOISE_ROOT is set.
         self.prefix_only = not getattr(settings, "WHITENOISE_ROOT", None)
-        # Only its process_request/process_response are called; the chain it would wrap is Django's.
+        # Asked only for its headers and its https redirect setting; the chain it would wrap is Django's.
         self.security = SecurityMiddleware(_unused) if SECURITY_MIDDLEWARE in settings.MIDDLEWARE else None
 
     async def __call__(self, scope, receive, send):
@@ -79,8 +79,8 @@ class StaticFilesASGI:
         None when it would redirect the request to https instead."""
         if self.security is None:
             return []
-        if self.security.process_request(request) is not None:
-            return None
+        if self.security.redirect and not request.is_secure():
+            return None  # Django's chain redirects (and answers a disallowed Host with its 400)
         carrier = HttpResponse()
         del carrier["Content-Type"]
         self.security.process_response(request, carrier)
