@@ -1,5 +1,5 @@
 """The OpenAPI schema documents paginated lists exactly: real list responses of the accounts,
-datasets, training and deployment APIs validate against the generated schema (page wrapper,
+datasets, training, deployment, runtime and storage APIs validate against the generated schema (page wrapper,
 item fields, no undocumented keys), and no GET list answers a bare array unless it really does.
 """
 from __future__ import annotations
@@ -124,6 +124,10 @@ def test_real_list_responses_validate_against_the_schema(spec, api, owner, works
         "/api/v1/deployment/models/{id}/versions/": f"/api/v1/deployment/models/{version.app_id}/versions/",
         "/api/v1/deployment/versions/{id}/events/": f"/api/v1/deployment/versions/{version.pk}/events/",
         "/api/v1/deployment/services/": "/api/v1/deployment/services/",
+        "/api/v1/runtime/pools/": "/api/v1/runtime/pools/",
+        "/api/v1/runtime/flavors/": "/api/v1/runtime/flavors/",
+        "/api/v1/storage/buckets/": "/api/v1/storage/buckets/",
+        "/api/v1/storage/objects/": "/api/v1/storage/objects/?path=storage://schema-data",
     }
     mismatches = []
     for documented, url in lists.items():
