@@ -709,4 +709,10 @@ def test_a_thousand_boxes_draw_fast_select_delete_and_save(asgi_server, page, lo
     data = api_sample(owner, job, sample)
     assert len(data["annotations"]) == 999
     assert not any(a["geometry"]["xmin"] == 5 and a["geometry"]["ymin"] == 5 for a in data["annotations"])
+    # Item 26: a new name typed in the picker creates the label, in the first palette colour no label uses.
+    page.keyboard.press("6")
+    click_image(page, 600, 850)
+    pick(page, "bird")
+    wait_saved(page)
+    assert job.dataset.labels.get(name="bird").color.lower() == "#4363d8"  # after cat's #e6194b and dog's #3cb44b
     page.screenshot(path=SHOTS.format("thousand-boxes"))

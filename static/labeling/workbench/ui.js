@@ -27,12 +27,22 @@ let openPicker = null;
 // Ask for a label near (x, y). Number keys pick the n-th label, typing filters, Enter picks
 // the highlighted one, Esc cancels. With `create`, an unknown name can be added with a colour.
 // Resolves to a label name, or null when cancelled.
+// Twenty distinct colours (Trubetskoy's list); a new label takes the first one no label uses yet,
+// so labels added one after another from the picker stay apart on the canvas.
+const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#ffe119", "#008080",
+  "#e6beff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075", "#fabebe", "#ffd8b1", "#808080", "#fffac8"];
+
+export function nextColor(labels) {
+  const used = new Set(labels.map((l) => (l.color || "").toLowerCase()));
+  return PALETTE.find((c) => !used.has(c)) || PALETTE[labels.length % PALETTE.length];
+}
+
 export function pickLabel({ x, y, labels, last = "", title = "Label", create = null, disabled = () => "" }) {
   if (openPicker) openPicker.close(null);
   return new Promise((resolve) => {
     let highlighted = Math.max(0, labels.findIndex((l) => l.name === last));
     const input = el("input", { type: "text", class: "wb-picker-input", placeholder: create ? "Search or type a new label" : "Search labels", "aria-label": "Label name", autocomplete: "off" });
-    const colorInput = create ? el("input", { type: "color", class: "wb-picker-color", value: "#e6194b", "aria-label": "Colour of a new label" }) : null;
+    const colorInput = create ? el("input", { type: "color", class: "wb-picker-color", value: nextColor(labels), "aria-label": "Colour of a new label" }) : null;
     const list = el("ul", { class: "wb-picker-list", role: "listbox" });
     const error = el("p", { class: "wb-picker-error", role: "alert" });
     const box = el("div", { class: "wb-picker", role: "dialog", "aria-label": title, "data-testid": "label-picker" },
