@@ -31,6 +31,7 @@ from .choices import (
     LABELED_AT_CREATE,
     SPLIT_LABEL_TYPES,
     DataType,
+    ExportMethod,
     FormatCategory,
     ImportFormat,
     LabelStatus,
@@ -595,7 +596,11 @@ def dataset_export(request, pk):
     context = {**_detail_context(request, dataset, ""), "form": form, "title": "Export samples", "submit": "Export",
                "notice": "Exports the samples matching the current filters"
                          + (f" ({flt_query})." if flt_query else " (all samples).")
-                         + " Avoid the dataset's own input and output locations as the save path."}
+                         + " Avoid the dataset's own input and output locations as the save path.",
+               # Spec §15 item 52: the export history under the form.
+               "export_history": [(op, ExportMethod(op.params["method"]).label if op.params.get("method") in
+                                   ExportMethod.values else op.params.get("method", ""))
+                                  for op in selectors.operations_of(dataset, kind=OperationKind.EXPORT)[:20]]}
     return render(request, "datasets/dataset_form_page.html", context, status=400 if form.errors else 200)
 
 

@@ -207,3 +207,19 @@ def test_sample_browser_shows_a_chosen_version(client_for, owner, outsider, dete
     refused = client.get(url, {"version": 999999})
     assert refused.status_code == 400 and "Version 999999 is not a version of this dataset." in refused.content.decode()
     assert client_for(outsider).get(url, {"version": v1.pk}).status_code == 404
+
+
+def test_export_page_lists_the_export_history(client_for, owner, detection, root):
+    """Item 52: Task ID / Created / Method / Path / Exported sample total / Status under the export form."""
+    url = reverse("datasets:export", args=[detection.pk])
+    assert "No export yet." in client_for(owner).get(url).content.decode()
+    response = client_for(owner).post(url, {"method": "storage", "path": f"{root}/exp", "format": "default",
+                                            "filter": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    op = DatasetOperation.objects.get(dataset=detection, kind="export")
+    operation_execute(op.pk)
+    page = client_for(owner).get(url).content.decode()
+    history = page[page.index('data-testid="export-history"'):]
+    row = history[history.index("<tbody>"):history.index("</tbody>")]
+    for text in (op.uid, "Storage directory", f"{root}/exp", '<td class="num">2</td>', "Succeeded", "<time "):
+        assert text in row, text
