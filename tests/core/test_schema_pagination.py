@@ -1,5 +1,5 @@
 """The OpenAPI schema documents paginated lists exactly: real list responses of the accounts,
-datasets, training, deployment, runtime and storage APIs validate against the generated schema (page wrapper,
+datasets, labeling, training, deployment, runtime and storage APIs validate against the generated schema (page wrapper,
 item fields, no undocumented keys), and no GET list answers a bare array unless it really does.
 """
 from __future__ import annotations
@@ -84,6 +84,7 @@ def _put(uri: str, content: str) -> None:
 def test_real_list_responses_validate_against_the_schema(spec, api, owner, workspace):
     from apps.datasets.services import dataset_create
     from apps.deployment import services as deployment
+    from apps.labeling.services import job_create
     from apps.runtime.models import Flavor, Pool
     from apps.storage.services import bucket_create
 
@@ -93,9 +94,11 @@ def test_real_list_responses_validate_against_the_schema(spec, api, owner, works
     package = FIXTURES / "echo"
     for file in sorted(p for p in package.rglob("*") if p.is_file()):
         _put(f"storage://schema-data/echo/{file.relative_to(package).as_posix()}", file.read_text())
-    dataset_create(user=owner, workspace=workspace, name="flowers", data_type="image",
+    dataset = dataset_create(user=owner, workspace=workspace, name="flowers", data_type="image",
                    label_type="image_classification", input_location=parse("storage://schema-data/flowers-in"),
                    output_location=parse("storage://schema-data/flowers-out"))
+    job_create(user=owner, workspace=workspace, name="flowers-labeling", dataset=dataset,
+               labeling_type="image_classification", labels=[{"name": "rose", "color": "#e6194b"}])
     pool = Pool.objects.get_or_create(name="local", defaults={"job_types": ["training", "inference"]})[0]
     Flavor.objects.get_or_create(name="cpu-1c-1g", defaults={"cpus": 1, "memory_mb": 1024})[0].pools.add(pool)
     algorithm = api.post("/api/v1/training/algorithms/", {
@@ -124,6 +127,7 @@ def test_real_list_responses_validate_against_the_schema(spec, api, owner, works
         "/api/v1/deployment/models/{id}/versions/": f"/api/v1/deployment/models/{version.app_id}/versions/",
         "/api/v1/deployment/versions/{id}/events/": f"/api/v1/deployment/versions/{version.pk}/events/",
         "/api/v1/deployment/services/": "/api/v1/deployment/services/",
+        "/api/v1/labeling/jobs/": "/api/v1/labeling/jobs/",
         "/api/v1/runtime/pools/": "/api/v1/runtime/pools/",
         "/api/v1/runtime/flavors/": "/api/v1/runtime/flavors/",
         "/api/v1/storage/buckets/": "/api/v1/storage/buckets/",
