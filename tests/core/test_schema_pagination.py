@@ -1,6 +1,7 @@
 """The OpenAPI schema documents paginated lists exactly: real list responses of the accounts,
-datasets, labeling, training, deployment, runtime and storage APIs validate against the generated schema (page wrapper,
-item fields, no undocumented keys), and no GET list answers a bare array unless it really does.
+datasets, labeling, training, deployment, runtime and storage APIs validate against the
+generated schema (page wrapper, item fields, no undocumented keys), and no GET list that pages
+its rows is documented as a bare array.
 """
 from __future__ import annotations
 
