@@ -138,7 +138,13 @@ def insert(row_class: type[Row], rows: list[Row], *, now) -> None:
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values)
+        if connection.vendor == "postgresql":
+            # COPY streams the rows in one round trip; executemany would send one statement per row.
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+        else:
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values)
 
 
 @contextlib.contextmanager
