@@ -1,5 +1,7 @@
 // The create-job form: scene tabs filter the type cards, the type filters the dataset list and
 // the label columns, rows are added and removed, and the label counter counts down.
+import { nextColor } from "./workbench/ui.js";
+
 const form = document.querySelector("[data-job-form]");
 if (form) {
   // getAttribute, not form.dataset: the form's "dataset" <select> shadows that property.
@@ -42,6 +44,9 @@ if (form) {
   form.addEventListener("input", update);
   form.querySelector("[data-add-label]").addEventListener("click", () => {
     rows.append(form.querySelector("[data-label-template]").content.cloneNode(true));
+    // A new row starts in a colour the other rows do not use yet.
+    const colors = [...rows.querySelectorAll("input[name=label_color]")];
+    colors[colors.length - 1].value = nextColor(colors.slice(0, -1).map((i) => ({ color: i.value })));
     update();
     rows.lastElementChild.querySelector("input").focus();
   });

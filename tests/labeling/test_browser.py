@@ -667,6 +667,8 @@ def test_create_form_filters_datasets_by_type_counts_labels_and_creates(asgi_ser
     page.locator("input[name=label_shortcut]").first.fill("b")
     page.locator("[data-add-label]").click()
     page.locator("input[name=label_name]").nth(1).fill("engine")
+    colors = page.locator("input[name=label_color]").evaluate_all("els => els.map(e => e.value)")
+    assert colors == ["#e6194b", "#3cb44b"]  # a new row takes a colour no other row uses
     assert page.locator("[data-label-counter]").inner_text() == "9998 more labels can be created."
     page.locator("[data-scene=image]").click()
     page.locator("input[value=object_detection]").check()
