@@ -3,6 +3,8 @@ publish, export, feature analysis, auto-grouping and processing each leave a Dat
 start/finish times, progress done/total and a per-item error report naming the file and the rule,
 while the valid items still go through. A run started twice is not run twice, and re-running the
 same import adds no duplicate."""
+import json
+
 import pytest
 
 from apps.core.paths import parse
@@ -83,3 +85,45 @@ def test_every_long_operation_is_a_recorded_run_with_progress_and_per_item_error
     sync = finished(operation_start(user=owner, dataset=dataset, kind="sync", params={}))
     assert (sync.result["added"], sync.result["removed"], report(sync)) == (1, 1, {("n2.jpg", "CORRUPT_IMAGE")})
     assert dataset.samples.count() == 6
+
+
+@pytest.mark.parametrize("fmt", ["voc", "manifest", "coco", "yolo"])
+def test_rerunning_a_labeled_import_duplicates_neither_samples_nor_annotations(owner, make_dataset, root, fmt):
+    from apps.datasets.models import Annotation
+
+    bucket = parse(root).bucket
+    put(f"{root}/src/a.jpg", image_bytes(100, 80, fmt="JPEG"))
+    box = {"xmin": 10, "ymin": 10, "xmax": 40, "ymax": 50}
+    if fmt == "voc":
+        put(f"{root}/src/a.xml", "<annotation><size><width>100</width><height>80</height></size><object><name>cat"
+                                 "</name><bndbox>" + "".join(f"<{k}>{v}</{k}>" for k, v in box.items())
+            + "</bndbox></object></annotation>")
+        path = f"{root}/src"
+    elif fmt == "manifest":
+        put(f"{root}/src/set.manifest", json.dumps({"source": f"s3://{bucket}/src/a.jpg", "annotation": [
+            {"type": "modelarts/object_detection", "annotation-loc": f"s3://{bucket}/src/a.xml",
+             "annotation-format": "PASCAL VOC"}]}) + "\n")
+        put(f"{root}/src/a.xml", "<annotation><size><width>100</width><height>80</height></size><object><name>cat"
+                                 "</name><bndbox>" + "".join(f"<{k}>{v}</{k}>" for k, v in box.items())
+            + "</bndbox></object></annotation>")
+        path = f"{root}/src/set.manifest"
+    elif fmt == "coco":
+        put(f"{root}/src/images/a.jpg", image_bytes(100, 80, fmt="JPEG"))
+        put(f"{root}/src/instances.json", json.dumps({
+            "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 40]}],
+            "categories": [{"id": 1, "name": "cat"}]}))
+        path = f"{root}/src/instances.json"
+    else:
+        put(f"{root}/src/obj.names", "cat\n")
+        put(f"{root}/src/obj.data", "classes = 1\nnames = data/obj.names\ntrain = data/train.txt\n")
+        put(f"{root}/src/train.txt", "data/obj_train_data/a.jpg\n")
+        put(f"{root}/src/obj_train_data/a.jpg", image_bytes(100, 80, fmt="JPEG"))
+        put(f"{root}/src/obj_train_data/a.txt", "0 0.25 0.375 0.3 0.5\n")
+        path = f"{root}/src"
+    dataset = make_dataset(label_type="object_detection")
+    for _ in range(2):
+        op = finished(operation_start(user=owner, dataset=dataset, kind="import", params={"path": path, "format": fmt}))
+        assert op.error_count == 0, list(op.errors.values_list("item", "message"))
+    assert dataset.samples.count() == 1
+    assert list(Annotation.objects.filter(dataset=dataset).values_list("label__name", flat=True)) == ["cat"]
