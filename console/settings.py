@@ -377,8 +377,6 @@ ATELIER_RUNTIME_READY_SECONDS = env_int("ATELIER_RUNTIME_READY_SECONDS", 300)
 ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS = env_int("ATELIER_RUNTIME_SAMPLE_RETENTION_HOURS", 72)
 # Seconds between resource samples of a run's own process tree (CPU, memory, GPU); 0 turns them off.
 ATELIER_RUNTIME_RUN_SAMPLE_SECONDS = env_int("ATELIER_RUNTIME_RUN_SAMPLE_SECONDS", 10)
-# Seconds between resource samples of a run's own process tree (CPU, memory, GPU); 0 turns them off.
-ATELIER_RUNTIME_RUN_SAMPLE_SECONDS = env_int("ATELIER_RUNTIME_RUN_SAMPLE_SECONDS", 10)
 # GPUs of this worker: empty = discover with nvidia-smi; a number declares that many (0 = none).
 ATELIER_WORKER_GPUS = env_str("ATELIER_WORKER_GPUS", "")
 # Address other nodes and the console use to reach runs on this worker; empty = detect.
@@ -408,12 +406,6 @@ ATELIER_TRAINING_PRECHECK_SHM_BYTES = env_int("ATELIER_TRAINING_PRECHECK_SHM_BYT
 ATELIER_TRAINING_PRECHECK_CACHE_BYTES = env_int("ATELIER_TRAINING_PRECHECK_CACHE_BYTES", 1024 ** 3)
 # Seconds between passes of the training queue (jobs waiting for room in their pool, by priority).
 ATELIER_TRAINING_SCHEDULE_SECONDS = env_int("ATELIER_TRAINING_SCHEDULE_SECONDS", 10)
-# A job re-queued by auto-restart that waits longer than this for resources fails (ModelArts: 30 min).
-ATELIER_TRAINING_RESTART_WAIT_SECONDS = env_int("ATELIER_TRAINING_RESTART_WAIT_SECONDS", 30 * 60)
-# Seconds in one "hour" of a job's maximum runtime; only tests shorten it, so auto-stop fires in seconds.
-ATELIER_TRAINING_RUNTIME_HOUR_SECONDS = env_int("ATELIER_TRAINING_RUNTIME_HOUR_SECONDS", 3600)
-# Lifetime of a shared log link (a signed URL that opens one node's log without signing in).
-ATELIER_TRAINING_LOG_SHARE_SECONDS = env_int("ATELIER_TRAINING_LOG_SHARE_SECONDS", 3600)
 # A job re-queued by auto-restart that waits longer than this for resources fails (ModelArts: 30 min).
 ATELIER_TRAINING_RESTART_WAIT_SECONDS = env_int("ATELIER_TRAINING_RESTART_WAIT_SECONDS", 30 * 60)
 # Seconds in one "hour" of a job's maximum runtime; only tests shorten it, so auto-stop fires in seconds.
