@@ -380,3 +380,24 @@ def test_list_query_counts_are_fixed(api, owner, workspace, edge_version, cpu_fl
     assert counts() == one
     with django_assert_max_num_queries(12):
         api.get(f"{API}/services/")
+
+
+def test_pool_api_binds_and_unbinds_workers(api, outsider_api, owner, workspace):
+    nodes = [running_node(owner, workspace, name=f"w{i}", activate=False) for i in range(4)]
+    made = api.post(f"{API}/pools/", {"name": "pool-a", "max_workers": 2, "masters": [nodes[0].pk],
+                                      "workers": [nodes[1].pk]}, format="json")
+    assert made.status_code == 201, made.content
+    pid = made.json()["id"]
+    assert (made.json()["masters"], made.json()["workers"]) == ([nodes[0].pk], [nodes[1].pk])
+    bad = api.post(f"{API}/pools/{pid}/workers/", {"nodes": ["x"]}, format="json")
+    assert bad.status_code == 400 and "list of numbers" in str(bad.json())
+    full = api.post(f"{API}/pools/{pid}/workers/", {"nodes": [nodes[2].pk, nodes[3].pk]}, format="json")
+    assert full.status_code == 400 and "at most 2 workers" in str(full.json())
+    assert api.post(f"{API}/pools/{pid}/workers/", {"nodes": [nodes[2].pk]}, format="json").status_code == 200
+    master = api.delete(f"{API}/pools/{pid}/workers/{nodes[0].pk}/")
+    assert master.status_code == 400 and "masters cannot be removed" in str(master.json())
+    assert outsider_api.delete(f"{API}/pools/{pid}/workers/{nodes[2].pk}/").status_code == 404
+    assert api.delete(f"{API}/pools/{pid}/workers/{nodes[2].pk}/").status_code == 204
+    assert api.get(f"{API}/pools/{pid}/").json()["workers"] == [nodes[1].pk]
+    assert api.delete(f"{API}/pools/{pid}/").status_code == 204
+    assert not EdgeNode.objects.filter(edge_pool__isnull=False).exists()

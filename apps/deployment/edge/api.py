@@ -228,6 +228,21 @@ class PoolDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class PoolWorkersView(APIView):
+    """POST {"nodes": [ids]}: bind free nodes as workers (within max_workers). DELETE …/workers/<node>/: unbind one."""
+
+    def post(self, request, pk):
+        pool = selectors.edge_pool_get_for_user(request.user, pk)
+        services.edge_pool_workers_add(user=request.user, pool=pool, node_ids=request.data.get("nodes") or [])
+        return Response(EdgePoolSerializer(pool).data)
+
+    def delete(self, request, pk, node_pk):
+        pool = selectors.edge_pool_get_for_user(request.user, pk)
+        services.edge_pool_worker_remove(user=request.user, pool=pool,
+                                         node=selectors.edge_node_get_for_user(request.user, node_pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class ServiceListView(APIView):
     """GET: edge services. POST {name, model_version, flavor, node | edge_pool, instance_count,
     port_mappings, volumes, start_params}: deploy."""
@@ -381,6 +396,8 @@ urlpatterns = [
     path("nodes/<int:pk>/<str:action>/", NodeActionView.as_view(), name="edge-node-action"),
     path("pools/", PoolListView.as_view(), name="edge-pool-list"),
     path("pools/<int:pk>/", PoolDetailView.as_view(), name="edge-pool-detail"),
+    path("pools/<int:pk>/workers/", PoolWorkersView.as_view(), name="edge-pool-workers"),
+    path("pools/<int:pk>/workers/<int:node_pk>/", PoolWorkersView.as_view(), name="edge-pool-worker"),
     path("services/", ServiceListView.as_view(), name="edge-service-list"),
     path("services/<int:pk>/", ServiceDetailView.as_view(), name="edge-service-detail"),
     path("services/<int:pk>/<str:action>/", ServiceActionView.as_view(), name="edge-service-action"),

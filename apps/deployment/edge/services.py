@@ -302,8 +302,15 @@ def edge_node_delete(*, user, node: EdgeNode) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _ids(values, field: str) -> list[int]:
+    try:
+        return [int(i) for i in values or []]
+    except (TypeError, ValueError):
+        raise ValidationError({field: ["Give node ids as a list of numbers."]}) from None
+
+
 def _free_nodes(workspace, ids, field: str) -> list[EdgeNode]:
-    ids = [int(i) for i in ids or []]
+    ids = _ids(ids, field)
     nodes = list(EdgeNode.objects.select_for_update().filter(workspace=workspace, pk__in=ids))
     missing = sorted(set(ids) - {n.pk for n in nodes})
     if missing:
@@ -323,7 +330,7 @@ def edge_pool_create(*, user, workspace, name: str, description: str = "", max_w
     name = _name(name)
     description = _description(description)
     max_workers = _int_in(max_workers, "max_workers", 1, 64, "Max worker count")
-    masters, workers = [int(i) for i in masters or []], [int(i) for i in workers or []]
+    masters, workers = _ids(masters, "masters"), _ids(workers, "workers")
     if not 1 <= len(masters) <= MAX_MASTERS:
         raise ValidationError({"masters": [f"Choose 1 to {MAX_MASTERS} master nodes; {len(masters)} chosen."]})
     if set(masters) & set(workers):

@@ -104,7 +104,6 @@ def edge_service_create(request):
 def edge_service_detail(request, pk):
     service = selectors.edge_service_get_for_user(request.user, pk)
     require_perm(request.user, service.workspace, "service:view")
-    serving.edge_service_refresh(service)
     return render(request, "deployment/edgeservice_detail.html", {
         "service": service, "instances": selectors.edge_service_instances(service),
         "events": timeline_for(service), "no_lifecycle": NO_LIFECYCLE,
@@ -194,7 +193,7 @@ def edge_node_action(request, pk, action):
             return render(request, "deployment/edgenode_list.html", {
                 "tabs": edge_tabs("deployment:edge_node_list"), "nodes": selectors.edge_nodes_in(node.workspace),
                 "form": EdgeNodeForm(), "created": node, "token": token,
-                "can_create": True, "console_url": request.build_absolute_uri("/").rstrip("/")})
+                "can_create": has_perm(request.user, node.workspace, "service:create"), "console_url": request.build_absolute_uri("/").rstrip("/")})
         elif action == "activate":
             services.edge_nodes_activate(user=request.user, workspace=node.workspace, nodes=[node],
                                          months=request.POST.get("months"))
