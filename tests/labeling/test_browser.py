@@ -154,6 +154,9 @@ def test_detection_keyboard_edit_drag_reset_hide_delete_all(asgi_server, page, l
     page.keyboard.press("?")
     page.wait_for_selector("[data-testid=help-overlay]")
     assert "Shift+Delete" in page.locator("[data-testid=help-overlay]").inner_text().replace("\n", "")
+    zoom_row = page.locator("[data-testid=help-overlay] tr", has_text="Zoom in and out")
+    assert zoom_row.locator("kbd").all_inner_texts() == ["Wheel", "+", "-"]
+    page.screenshot(path=SHOTS.format("help"))
     page.keyboard.press("Escape")
 
 

@@ -130,7 +130,8 @@ export function toast(message, tone = "info") {
 // The help overlay lists every shortcut the current editor registered.
 export function helpOverlay(shortcuts) {
   const rows = shortcuts.map(([keys, what]) => el("tr", {}, el("td", {}, keys.split(" / ").map((k, i) =>
-    [i ? " / " : "", ...k.split("+").map((p, j) => [j ? "+" : "", el("kbd", {}, p)])])), el("td", {}, what)));
+    // "+" joins keys only between two of them: the "+" key on its own stays a key.
+    [i ? " / " : "", ...k.split(/(?<=.)\+(?=.)/).map((p, j) => [j ? "+" : "", el("kbd", {}, p)])])), el("td", {}, what)));
   const dialog = el("div", { class: "wb-help", role: "dialog", "aria-modal": "true", "aria-label": "Keyboard shortcuts", "data-testid": "help-overlay" },
     el("div", { class: "wb-help-box" },
       el("div", { class: "wb-help-head" }, el("h2", {}, "Keyboard shortcuts"),
