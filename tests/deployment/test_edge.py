@@ -401,3 +401,23 @@ def test_pool_api_binds_and_unbinds_workers(api, outsider_api, owner, workspace)
     assert api.get(f"{API}/pools/{pid}/").json()["workers"] == [nodes[1].pk]
     assert api.delete(f"{API}/pools/{pid}/").status_code == 204
     assert not EdgeNode.objects.filter(edge_pool__isnull=False).exists()
+
+
+def test_pool_page_adds_and_removes_workers(owner, outsider, workspace):
+    nodes = [running_node(owner, workspace, name=f"p{i}", activate=False) for i in range(3)]
+    pool = services.edge_pool_create(user=owner, workspace=workspace, name="pg", masters=[nodes[0].pk])
+    client = Client()
+    client.force_login(owner)
+    url = reverse("deployment:edge_pool_workers", args=[pool.pk])
+    assert client.post(url, {"nodes": [nodes[1].pk, nodes[2].pk]}).status_code == 302
+    assert set(pool.nodes.filter(is_master=False).values_list("pk", flat=True)) == {nodes[1].pk, nodes[2].pk}
+    page = client.get(reverse("deployment:edge_pool_list")).content.decode()
+    assert "Remove p1 from pg" in page
+    client.post(url, {"remove": nodes[0].pk})  # a master: refused with the reason
+    assert EdgeNode.objects.get(pk=nodes[0].pk).is_master
+    client.post(url, {"remove": nodes[1].pk})
+    assert EdgeNode.objects.get(pk=nodes[1].pk).edge_pool_id is None
+    other = Client()
+    other.force_login(outsider)
+    assert other.post(url, {"remove": nodes[2].pk}).status_code == 404
+    assert EdgeNode.objects.get(pk=nodes[2].pk).edge_pool_id == pool.pk

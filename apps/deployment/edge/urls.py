@@ -14,6 +14,7 @@ urlpatterns = [
     path("nodes/<int:pk>/delete", views.edge_node_delete, name="edge_node_delete"),
     path("nodes/<int:pk>/<str:action>", views.edge_node_action, name="edge_node_action"),
     path("pools/", views.edge_pool_list, name="edge_pool_list"),
+    path("pools/<int:pk>/workers", views.edge_pool_workers, name="edge_pool_workers"),
     path("pools/<int:pk>/delete", views.edge_pool_delete, name="edge_pool_delete"),
     path("balancers/", views.edge_lb_list, name="edge_lb_list"),
     path("balancers/<int:pk>/delete", views.edge_lb_delete, name="edge_lb_delete"),

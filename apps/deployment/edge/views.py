@@ -259,6 +259,7 @@ def edge_pool_list(request):
     return render(request, "deployment/edgepool_list.html", {
         "tabs": edge_tabs("deployment:edge_pool_list"),
         "pools": selectors.edge_pools_in(workspace).prefetch_related("nodes"), "form": form,
+        "free_nodes": [n for n in nodes if not n.edge_pool_id],
         "can_create": has_perm(request.user, workspace, "service:create"),
         "can_delete": has_perm(request.user, workspace, "service:delete")},
         status=400 if request.method == "POST" else 200)
@@ -274,6 +275,25 @@ def edge_pool_delete(request, pk):
         cancel_url=reverse("deployment:edge_pool_list"), consequences=["Its nodes are unbound and stay."],
         do_delete=lambda: services.edge_pool_delete(user=request.user, pool=pool),
         done_url=reverse("deployment:edge_pool_list"))
+
+
+@login_required
+@require_POST
+def edge_pool_workers(request, pk):
+    """Add the ticked free nodes as workers (`add`), or remove one worker (`remove=<node id>`)."""
+    pool = selectors.edge_pool_get_for_user(request.user, pk)
+    try:
+        if request.POST.get("remove"):
+            node = selectors.edge_node_get_for_user(request.user, request.POST["remove"])
+            services.edge_pool_worker_remove(user=request.user, pool=pool, node=node)
+            messages.success(request, f'"{node.name}" removed from pool "{pool.name}".')
+        else:
+            services.edge_pool_workers_add(user=request.user, pool=pool, node_ids=request.POST.getlist("nodes"))
+            messages.success(request, f'Workers added to pool "{pool.name}".')
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    return redirect("deployment:edge_pool_list")
 
 
 # ---- load balancers and access ports ----------------------------------------------------------
