@@ -50,7 +50,11 @@ def _editor_data(request) -> dict:
     from .models import Algorithm
 
     algorithms = {str(a.pk): {"inputs": a.inputs, "outputs": a.outputs, "hyperparameters": a.hyperparameters,
-                              "boot_mode": a.boot_mode, "distributed": a.distributed}
+                              "boot_mode": a.boot_mode, "distributed": a.distributed,
+                              # Shown greyed out on the form: the algorithm fixes them (item 8).
+                              "boot": {"boot_mode": a.boot_mode, "engine": a.engine, "image": a.image,
+                                       "code_dir": a.code_dir, "boot_file": a.boot_file,
+                                       "boot_command": a.boot_command}}
                   for a in Algorithm.objects.in_workspace(request.workspace)}
     builtins = {}
     for key in Builtin.values:

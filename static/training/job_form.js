@@ -35,12 +35,29 @@ function definitions() {
 }
 
 function toggle() {
+  fixBootFields();  // first: it may change boot_mode, which the blocks below depend on
   for (const block of form.querySelectorAll("[data-show-when]")) {
     const [name, values] = block.dataset.showWhen.split("=");
     block.hidden = !values.split(",").includes(value(name));
   }
-  const hasAlgorithm = Boolean(value("algorithm"));
-  form.querySelector("[data-hide-when-algorithm]").hidden = hasAlgorithm;
+}
+
+// With "My algorithm" chosen, the boot fields show the algorithm's values greyed out (inert: they
+// cannot be edited; the server uses the algorithm's values anyway). Clearing it restores the user's.
+const BOOT_FIELDS = ["boot_mode", "engine", "image", "code_dir", "boot_file", "boot_command"];
+let ownBootValues = null;
+function fixBootFields() {
+  const block = form.querySelector("[data-fixed-by-algorithm]");
+  const boot = data.algorithms?.[value("algorithm")]?.boot;
+  if (boot && !ownBootValues) ownBootValues = Object.fromEntries(BOOT_FIELDS.map((n) => [n, value(n)]));
+  const values = boot || (block.inert ? ownBootValues : null);
+  if (values) {
+    for (const name of BOOT_FIELDS) if (field(name) && values[name] != null) field(name).value = values[name];
+  }
+  if (!boot) ownBootValues = null;
+  block.inert = Boolean(boot);
+  block.classList.toggle("is-fixed", Boolean(boot));
+  block.querySelector("[data-fixed-note]").hidden = !boot;
 }
 
 // ---- channels ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ Screenshots go to $ATELIER_SCREENSHOTS (default: the system temp dir)."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -108,8 +109,23 @@ def test_job_form_optional_sections(page, asgi_server, login, owner, workspace, 
     from .conftest import put
 
     put("storage://train-data/in/a.bin", b"x" * 2048)
+    algorithm = Algorithm.objects.create(workspace=workspace, name="fixed-algo", boot_mode="custom",
+                                         boot_command="python run.py --fast", image="team/run:1")
     login(page, owner, asgi_server.url)
     page.goto(f"{asgi_server.url}/training/jobs/new")
+    # "My algorithm": the fields it fixes show its values, greyed out and not editable (item 8).
+    page.fill("input[name=code_dir]", "storage://train-data/mine")
+    page.select_option("select[name=algorithm]", str(algorithm.pk))
+    boot = page.locator("[data-testid=boot-fields]")
+    expect(boot).to_have_class(re.compile("is-fixed"))
+    expect(page.locator("input[name=boot_command]")).to_have_value("python run.py --fast")
+    expect(page.locator("input[name=image]")).to_have_value("team/run:1")
+    assert boot.evaluate("el => el.inert") is True
+    page.screenshot(path=str(SHOTS / "training-job-form-algorithm.png"), full_page=True)
+    page.select_option("select[name=algorithm]", "")
+    expect(boot).not_to_have_class(re.compile("is-fixed"))
+    expect(page.locator("select[name=boot_mode]")).to_have_value("preset")
+    expect(page.locator("input[name=code_dir]")).to_have_value("storage://train-data/mine")  # restored
     expect(page.locator("input[name=run_as_uid]")).to_be_hidden()
     expect(page.locator("input[name=image]")).to_be_hidden()  # plain preset framework: no image
     page.select_option("select[name=boot_mode]", "preset_image")
