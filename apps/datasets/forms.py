@@ -152,14 +152,23 @@ class AutoGroupForm(StoragePathFormMixin, forms.Form):
                                                   ("colour", "Image colour")], label="Advanced features")
 
 
+def _operator_choices() -> list[tuple[str, str]]:
+    # Imported on use: the processing module pulls in the imaging stack, which list pages do not need.
+    from .processing import OPERATORS
+
+    return [(name, name.replace("_", " ")) for name in sorted(OPERATORS)]
+
+
 class ProcessingForm(forms.Form):
     operation = forms.ChoiceField(choices=[("validate", "Data validation"), ("clean", "Data cleaning"),
                                            ("dedupe", "Data selection (de-duplicate)"),
                                            ("augment", "Data augmentation")])
     threshold = forms.IntegerField(required=False, min_value=0, max_value=64, initial=5,
                                    label="Similarity threshold (hash bits)")
-    operators = forms.CharField(required=False, label="Augmentation operators",
-                                help_text="Comma-separated operator names.")
+    operators = forms.MultipleChoiceField(required=False, label="Augmentation operators",
+                                          choices=_operator_choices, widget=forms.CheckboxSelectMultiple(
+                                              attrs={"class": "ds-operator"}),
+                                          help_text="Used by data augmentation: each copy applies one of them.")
     copies = forms.IntegerField(required=False, min_value=1, max_value=10, initial=1)
 
 

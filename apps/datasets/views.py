@@ -730,17 +730,14 @@ def dataset_processing(request, pk):
         data = form.cleaned_data
         try:
             op = processing_start(user=request.user, dataset=dataset, operation=data["operation"],
-                                  threshold=data["threshold"], operators=[
-                                      o.strip() for o in (data["operators"] or "").split(",") if o.strip()],
+                                  threshold=data["threshold"], operators=data["operators"] or [],
                                   copies=data["copies"] or 1)
         except ValidationError as exc:
             _field_errors(form, exc)
         else:
             messages.success(request, f"Processing {op.uid} started.")
             return redirect("datasets:operation", dataset.pk, op.pk)
-    from .processing import OPERATORS
-
-    context = {**_detail_context(request, dataset, "processing"), "form": form, "operators": sorted(OPERATORS),
+    context = {**_detail_context(request, dataset, "processing"), "form": form,
                "history": selectors.operations_of(dataset, OperationKind.PROCESSING)[:20]}
     return render(request, "datasets/dataset_processing.html", context, status=400 if form.errors else 200)
 

@@ -223,3 +223,16 @@ def test_export_page_lists_the_export_history(client_for, owner, detection, root
     row = history[history.index("<tbody>"):history.index("</tbody>")]
     for text in (op.uid, "Storage directory", f"{root}/exp", '<td class="num">2</td>', "Succeeded", "<time "):
         assert text in row, text
+
+
+def test_processing_form_picks_augmentation_operators_from_checkboxes(client_for, owner, detection):
+    url = reverse("datasets:processing", args=[detection.pk])
+    page = client_for(owner).get(url).content.decode()
+    assert page.count('name="operators"') >= 18  # spec item 30: at least 18 operators, each a checkbox
+    refused = client_for(owner).post(url, {"operation": "augment", "copies": 1})
+    assert refused.status_code == 400 and "Choose at least one operator" in refused.content.decode()
+    response = client_for(owner).post(url, {"operation": "augment", "operators": ["flip_horizontal", "rotate_90"],
+                                            "copies": 2})
+    assert response.status_code == 302
+    op = DatasetOperation.objects.get(dataset=detection, kind="processing")
+    assert (op.params["operators"], op.params["copies"]) == (["flip_horizontal", "rotate_90"], 2)
