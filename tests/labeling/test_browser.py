@@ -721,3 +721,37 @@ def test_a_thousand_boxes_draw_fast_select_delete_and_save(asgi_server, page, lo
     wait_saved(page)
     assert job.dataset.labels.get(name="bird").color.lower() == "#4363d8"  # after cat's #e6194b and dog's #3cb44b
     page.screenshot(path=SHOTS.format("thousand-boxes"))
+
+
+def test_d_saves_and_moves_on_keeping_the_tool_and_leaving_asks_while_unsaved(asgi_server, page, login, owner,
+                                                                              make_job, add_sample):
+    """Items 25 and 28: D saves and opens the next image with the last-used tool; "Back to job" with
+    edits that could not be saved asks first and stays; once saved it leaves without asking."""
+    job = make_job(LabelType.OBJECT_DETECTION)
+    first, second = add_sample(job.dataset), add_sample(job.dataset)
+    open_workbench(page, asgi_server, login, owner, job, first)
+    page.keyboard.press("3")
+    click_image(page, 300, 200)
+    click_image(page, 340, 200)
+    pick(page, "cat")
+    page.keyboard.press("d")
+    page.wait_for_function(f"() => location.pathname.endsWith('/label/{second.pk}')")
+    assert [a["shape"] for a in api_sample(owner, job, first)["annotations"]] == ["circle"]
+    assert page.evaluate("window.atelierWorkbench.editor.canvas.tool") == "circle"
+    # The network drops: the edit is kept, and leaving asks instead of losing it.
+    page.context.route("**/annotations/", lambda route: route.abort())
+    page.keyboard.press("6")
+    click_image(page, 100, 100)
+    pick(page, "dog")
+    page.wait_for_function("() => document.querySelector('[data-testid=save-status]').dataset.state === 'offline'")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.locator("[data-part=back]").click()
+    page.wait_for_function("() => document.querySelector('.toast, [role=status]') !== null")
+    assert asked == ["Save your changes before leaving this sample?"]
+    assert f"/label/{second.pk}" in page.url
+    page.context.unroute("**/annotations/")
+    wait_saved(page)
+    page.locator("[data-part=back]").click()
+    page.wait_for_function(f"() => location.pathname === '/labeling/{job.pk}/'")
+    assert [a["label"] for a in api_sample(owner, job, second)["annotations"]] == ["dog"]
