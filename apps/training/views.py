@@ -166,7 +166,9 @@ def job_detail(request, pk):
                "can_delete": job.status in TERMINAL_JOB_STATUSES and has_perm(request.user, job.workspace,
                                                                               "trainjob:delete"),
                "can_create": has_perm(request.user, job.workspace, "trainjob:create"),
-               "can_update": has_perm(request.user, job.workspace, "trainjob:update")}
+               "can_update": has_perm(request.user, job.workspace, "trainjob:update"),
+               # Item 24: the code folder is opened for editing only while no node can be reading it.
+               "can_edit_code": bool(job.code_dir) and job.status not in LIVE_JOB_STATUSES}
     if request.htmx and request.htmx.target == "job-status":
         return render(request, "training/trainingjob_detail.html#status-card", context)
     _shell_tab(request, job, runs, context)

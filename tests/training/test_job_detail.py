@@ -116,8 +116,10 @@ def test_the_shell_tab_exists_only_while_running(client, owner, job, status):
     client.force_login(owner)
     page = client.get(f"/training/jobs/{job.pk}/").content.decode()
     assert ('href="?tab=shell"' in page) == (status == S.RUNNING)
-    buttons = ('data-testid="stop"' in page, 'data-testid="delete"' in page)
-    assert buttons == ((True, False) if status in (S.CREATING, S.PENDING, S.RUNNING) else (False, True))
+    buttons = ('data-testid="stop"' in page, 'data-testid="delete"' in page, 'data-testid="edit-code"' in page)
+    assert buttons == ((True, False, False) if status in (S.CREATING, S.PENDING, S.RUNNING) else (False, True, True))
+    if status == S.COMPLETED:  # "Edit code" opens the job's code folder in the storage browser
+        assert client.get("/storage/go", {"path": job.code_dir}, follow=True).status_code == 200
 
 
 def test_auto_restart_and_other_fields_are_fixed_after_creation(api, job):
