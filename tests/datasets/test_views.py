@@ -236,3 +236,17 @@ def test_processing_form_picks_augmentation_operators_from_checkboxes(client_for
     assert response.status_code == 302
     op = DatasetOperation.objects.get(dataset=detection, kind="processing")
     assert (op.params["operators"], op.params["copies"]) == (["flip_horizontal", "rotate_90"], 2)
+
+
+def test_export_into_the_output_location_warns_and_into_the_input_is_refused(client_for, owner, detection):
+    """Item 50: a save path in the dataset's output location is allowed with a warning; the input
+    location is refused on the field (a later sync would import the export as new samples)."""
+    url = reverse("datasets:export", args=[detection.pk])
+    refused = client_for(owner).post(url, {"method": "storage", "format": "default", "filter": "",
+                                           "path": detection.input_location.rstrip("/") + "/exp"})
+    assert refused.status_code == 400
+    assert "The save path cannot be the dataset&#x27;s input location" in refused.content.decode()
+    response = client_for(owner).post(url, {"method": "storage", "format": "default", "filter": "",
+                                            "path": detection.output_location.rstrip("/") + "/exp"}, follow=True)
+    assert "The save path is inside the dataset&#x27;s output location." in response.content.decode()
+    assert DatasetOperation.objects.filter(dataset=detection, kind="export").count() == 1
