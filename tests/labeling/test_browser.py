@@ -270,6 +270,17 @@ def test_triplet_entities_and_a_typed_relation(asgi_server, page, login, owner, 
     rows = sorted((a["ref_id"], a["label"], a["shape"], a["geometry"]) for a in data["annotations"])
     assert rows == [("E1", "Person", "span", {"start": 4, "end": 9}), ("E2", "Book", "span", {"start": 22, "end": 26}),
                     ("R1", "author", "relation", {"from": "E1", "to": "E2"})]
+    # Item 38: right-click deletes a relation (and an entity); "Delete current item's labels" clears the rest.
+    page.locator(".wb-relation").click(button="right")
+    page.wait_for_function("() => document.querySelectorAll('.wb-relation').length === 0")
+    page.locator("[data-ref=E2]").click(button="right")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=entity-tag]').length === 1")
+    wait_saved(page)
+    assert [a["ref_id"] for a in api_sample(owner, job, sample)["annotations"]] == ["E1"]
+    page.get_by_role("button", name="Delete current item's labels").click()
+    wait_saved(page)
+    data = api_sample(owner, job, sample)
+    assert (data["annotations"], data["status"]) == ([], "unlabeled")
 
 
 def test_speech_segment_from_a_generated_wav(asgi_server, page, login, owner, make_job, add_sample):
