@@ -226,6 +226,16 @@ def dataset_detail(request, pk):
     return render(request, template, context, status=400 if errors else 200)
 
 
+def _mask_fill(properties: dict) -> str:
+    """A segmentation polygon's mask colour ("r,g,b" from VOC `mask_color`) as a CSS colour, so the
+    preview shows the mask overlay in the colour the mask PNG uses (spec item 17); "" when absent
+    or malformed (imported data is not trusted into a style attribute)."""
+    parts = str((properties or {}).get("mask_color", "")).split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) <= 255 for p in parts):
+        return ""
+    return "rgb({},{},{})".format(*(int(p) for p in parts))
+
+
 def _svg_shapes(annotations) -> list[dict]:
     """Annotations as SVG elements to draw over the image (no client code needed)."""
     out = []
@@ -238,7 +248,8 @@ def _svg_shapes(annotations) -> list[dict]:
         elif ann.shape in (Shape.POLYGON, Shape.LINE):
             points = " ".join(f"{x},{y}" for x, y in g["points"])
             out.append({"kind": "polygon" if ann.shape == Shape.POLYGON else "polyline", "points": points,
-                        "x": g["points"][0][0], "y": g["points"][0][1], "color": color, "label": name})
+                        "x": g["points"][0][0], "y": g["points"][0][1], "color": color, "label": name,
+                        "fill": _mask_fill(ann.properties) if ann.shape == Shape.POLYGON else ""})
         elif ann.shape == Shape.POINT:
             out.append({"kind": "point", "x": g["x"], "y": g["y"], "color": color, "label": name})
         elif ann.shape == Shape.CIRCLE:

@@ -250,3 +250,14 @@ def test_export_into_the_output_location_warns_and_into_the_input_is_refused(cli
                                             "path": detection.output_location.rstrip("/") + "/exp"}, follow=True)
     assert "The save path is inside the dataset&#x27;s output location." in response.content.decode()
     assert DatasetOperation.objects.filter(dataset=detection, kind="export").count() == 1
+
+
+def test_segmentation_preview_overlays_the_mask_colour(client_for, owner, make_dataset, run_import, root):
+    """Item 17: a voc-seg polygon is drawn filled with its `mask_color`, the colour of the mask PNG."""
+    put(f"{root}/seg/image_0006.jpg", image_bytes(230, 300))
+    put(f"{root}/seg/image_0006.xml", (FIXTURES / "segmentation_voc.xml").read_text())
+    dataset = make_dataset(name="seg", label_type="image_segmentation")
+    run_import(dataset, f"{root}/seg", "voc-seg")
+    sample = dataset.samples.get()
+    page = client_for(owner).get(reverse("datasets:sample", args=[dataset.pk, sample.pk])).content.decode()
+    assert 'class="ds-mask" style="fill: rgb(193,243,53)"' in page
