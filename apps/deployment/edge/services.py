@@ -271,9 +271,11 @@ def edge_node_log_settings_update(*, user, node: EdgeNode, log_retention_days, s
     """Change retention, levels and the rolling period; the agent applies them on its next heartbeat.
     The 50 MB total and 10 MB file sizes are fixed (seed-06 §7.4)."""
     require_perm(user, node.workspace, "service:update")
-    for field, value in _log_settings(log_retention_days, system_log_level, app_log_level, log_rotate_days).items():
+    values = _log_settings(log_retention_days, system_log_level, app_log_level, log_rotate_days)
+    for field, value in values.items():
         setattr(node, field, value)
     node.save()
+    audit_record(actor=user, action="edge_node:update", obj=node, workspace=node.workspace, detail=values)
     return node
 
 
@@ -363,6 +365,8 @@ def edge_pool_workers_add(*, user, pool: EdgePool, node_ids: list) -> EdgePool:
     for node in nodes:
         node.edge_pool, node.is_master = pool, False
         node.save(update_fields=["edge_pool", "is_master", "updated_at"])
+    audit_record(actor=user, action="edge_pool:update", obj=pool, workspace=pool.workspace,
+                 detail={"added": [n.pk for n in nodes]})
     return pool
 
 
@@ -376,6 +380,8 @@ def edge_pool_worker_remove(*, user, pool: EdgePool, node: EdgeNode) -> None:
         raise ValidationError({"node": [f'"{node.name}" is a master: masters cannot be removed from a pool.']})
     node.edge_pool, node.is_master = None, False
     node.save(update_fields=["edge_pool", "is_master", "updated_at"])
+    audit_record(actor=user, action="edge_pool:update", obj=pool, workspace=pool.workspace,
+                 detail={"removed": [node.pk]})
 
 
 @transaction.atomic
