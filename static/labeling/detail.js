@@ -68,7 +68,8 @@ if (configNode) {
     apply(e.target.elements.label.value.trim());
   });
   document.addEventListener("keydown", (e) => {
-    if (config.type !== "audio_classification" || e.target.closest("input, textarea, select")) return;
+    // Typing fields keep their keys; a checkbox just ticked (the usual focus here) does not.
+    if (config.type !== "audio_classification" || e.target.closest("input:not([type=checkbox]), textarea, select")) return;
     const label = config.labels.find((l) => l.shortcut && l.shortcut === e.key);
     if (!label || !selected().length) return;
     e.preventDefault();

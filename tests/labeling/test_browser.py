@@ -766,3 +766,25 @@ def test_d_saves_and_moves_on_keeping_the_tool_and_leaving_asks_while_unsaved(as
     page.locator("[data-part=back]").click()
     page.wait_for_function(f"() => location.pathname === '/labeling/{job.pk}/'")
     assert [a["label"] for a in api_sample(owner, job, second)["annotations"]] == ["dog"]
+
+
+def test_sound_shortcut_on_the_job_page_asks_then_labels_the_selection(asgi_server, page, login, owner, make_job,
+                                                                       add_sample):
+    """Item 40: with files selected, a label's shortcut key asks for confirmation, then labels them;
+    declining changes nothing."""
+    job = make_job(LabelType.SOUND_CLASSIFICATION)
+    first, second = add_sample(job.dataset, duration=1.0), add_sample(job.dataset, duration=1.0)
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/labeling/{job.pk}/")
+    page.locator(f"[data-select='{first.pk}']").check()  # the focus stays on the checkbox
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.keyboard.press("2")
+    page.wait_for_function("() => true")
+    assert asked == ['Label the 1 selected file(s) as "engine"?']
+    assert first.annotations.count() == 0
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.keyboard.press("2")
+    assert list(first.annotations.values_list("label__name", flat=True)) == ["engine"]
+    assert second.annotations.count() == 0
