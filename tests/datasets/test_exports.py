@@ -245,3 +245,32 @@ def test_exported_file_is_independent_of_later_dataset_writes(owner, det_dataset
     source = det_dataset.samples.get(file_name="a.jpg").source
     put(source, image_bytes(10, 10))
     assert read(f"{root}/exp-raw/images/a.jpg") == exported != read(source)
+
+
+def test_coco_segmentation_round_trip_through_pycocotools(owner, make_dataset, run_import, root, tmp_path):
+    """COCO polygon segmentation (beyond the spec): imported as polygons, an RLE mask is a per-item
+    error, and the export loads in pycocotools with the same polygon and a mask of the right area."""
+    from pycocotools.coco import COCO
+
+    put(f"{root}/cs/images/a.jpg", image_bytes(100, 80))
+    polygon = [10, 10, 60, 10, 60, 50, 10, 50]
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [polygon],
+                            "bbox": [10, 10, 50, 40], "area": 2000, "iscrowd": 0},
+                           {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 1, 1],
+                            "segmentation": {"counts": [0, 1], "size": [80, 100]}}],
+           "categories": [{"id": 1, "name": "road"}]}
+    put(f"{root}/cs/instances.json", json.dumps(doc))
+    dataset = make_dataset(name="seg", label_type="image_segmentation")
+    op = run_import(dataset, f"{root}/cs/instances.json", "coco")
+    assert [(e.code, e.message) for e in op.errors.all()] == [
+        ("ANNOTATION_PARSE_ERROR", "annotation 2 is an RLE mask; only polygon segmentation is read.")]
+    assert Annotation.objects.get(dataset=dataset).geometry == {"points": [[10, 10], [60, 10], [60, 50], [10, 50]]}
+    run_export(owner, dataset, f"{root}/exp-cs", format="coco")
+    local = tmp_path / "annotations.json"
+    local.write_bytes(read(f"{root}/exp-cs/annotations.json"))
+    coco = COCO(str(local))
+    (ann,) = coco.loadAnns(coco.getAnnIds())
+    assert [float(v) for v in ann["segmentation"][0]] == polygon
+    assert coco.loadCats(ann["category_id"])[0]["name"] == "road"
+    assert abs(int(coco.annToMask(ann).sum()) - 2000) <= 100  # rasterised 50×40 polygon
