@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.deployment.edge import serving, services
 from apps.deployment.edge.choices import EdgeNodeStatus, EdgeServiceStatus
 from apps.deployment.edge.models import EdgeNode, EdgeService
-from apps.runtime.models import WorkerNode
+from apps.runtime.models import Run, WorkerNode
 from tests.deployment.conftest import FAST, make_version, wait_for
 from tests.harness import ROOT, free_port, subprocess_env
 
@@ -77,6 +77,9 @@ def test_agent_enrols_serves_balances_and_goes_faulty(asgi_server, celery_worker
         for service in (mapped, pair):
             wait_for(lambda s=service: EdgeService.objects.get(pk=s.pk).status == EdgeServiceStatus.RUNNING,
                      timeout=120, message=f"{service.name} running")
+        # Every instance runs on the edge node's own worker, through the run engine.
+        workers = set(Run.objects.filter(edge_instance__service__node=node).values_list("worker__hostname", flat=True))
+        assert len(workers) == 1 and workers.pop().startswith(f"edge-{node.pk}@")
         # The mapped instance answers a prediction on its host port.
         answer = httpx.post(f"http://127.0.0.1:{host_port}/", json={"data": {"req_data": [{"x": 2, "y": 3}]}},
                             timeout=10)
