@@ -64,8 +64,11 @@ def deployment_sweep(*, now=None) -> dict[str, int]:
     from .async_requests import async_requests_expire
     from .batch import batch_sweep
 
+    from .edge.services import edge_nodes_sweep
+
     counts.update(batch_sweep(now))
     counts.update(async_requests_expire(now))
+    counts.update(edge_nodes_sweep(now))
     return counts
 
 

@@ -80,6 +80,12 @@ def test_status_follows_heartbeats_freeze_and_upgrade(owner, workspace, settings
     assert node.status == EdgeNodeStatus.UPGRADING
     later = timezone.now() + timedelta(seconds=31)
     assert node.current_status(later) == EdgeNodeStatus.FAULTY
+    from apps.core.models import Event
+    from apps.deployment.sweep import deployment_sweep
+
+    assert deployment_sweep(now=later)["edge_faulty"] == 1
+    assert deployment_sweep(now=later + timedelta(seconds=10))["edge_faulty"] == 0  # one event per outage
+    assert Event.objects.filter(object_id=str(node.pk), message__startswith="Node is faulty").count() == 1
     services.edge_node_freeze(user=owner, node=node, frozen=True)
     assert node.status == EdgeNodeStatus.FREEZE
 

@@ -9,10 +9,12 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.choices import EventLevel
 from apps.core.permissions import require_perm
 from apps.core.services import audit_record, event_add
 from apps.runtime.choices import PoolStatus, RunStatus
@@ -220,6 +222,24 @@ def edge_node_heartbeat(*, node: EdgeNode, cpu_percent: float, memory_percent: f
     if before in (EdgeNodeStatus.UNCONNECTED, EdgeNodeStatus.FAULTY):
         event_add(obj=node, message=f"Node is {node.current_status(now).lower()} (was {before.lower()}).")
     return agent_config(node)
+
+
+def edge_nodes_sweep(now=None) -> dict[str, int]:
+    """Sweep step: one warning event per outage for nodes whose heartbeats stopped (now FAULTY).
+
+    The status itself is derived on read; the cache key names the last heartbeat, so a node that
+    comes back and fails again gets a new event, and overlapping sweeps write one."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ATELIER_EDGE_FAULTY_SECONDS)
+    count = 0
+    # Outages older than a day were reported by earlier sweeps; the bound keeps the query small.
+    for node in EdgeNode.objects.filter(last_heartbeat__lt=cutoff, last_heartbeat__gte=now - timedelta(days=1),
+                                        frozen=False):
+        if cache.add(f"edge.faulty.{node.pk}.{node.last_heartbeat.timestamp():.0f}", 1, timeout=2 * 86400):
+            event_add(obj=node, level=EventLevel.WARNING,
+                      message=f"Node is faulty: no heartbeat since {node.last_heartbeat:%Y-%m-%d %H:%M:%S} UTC.")
+            count += 1
+    return {"edge_faulty": count}
 
 
 @transaction.atomic
