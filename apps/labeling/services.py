@@ -24,7 +24,7 @@ from apps.core.permissions import has_perm, require_perm
 from apps.core.services import audit_record, event_add, publish_on_commit
 from apps.core.storage import get_storage
 from apps.datasets import services as dataset_services
-from apps.datasets.choices import AnnotationSource, LabelKind, LabelStatus, LabelType, OperationKind, SampleType, Shape
+from apps.datasets.choices import AnnotationSource, DataType, LabelKind, LabelStatus, LabelType, OperationKind, SampleType, Shape
 from apps.datasets.models import Annotation, Dataset, Label, Sample
 from apps.datasets.validators import validate_color, validate_description
 
@@ -653,6 +653,12 @@ def job_data_add(*, user, job: LabelingJob, labeled: bool, path: str = "", files
         raise ValidationError({"format": [
             f"Labeled data is imported with its annotations: choose their format ({formats})." if formats else
             f"{dataset.get_label_type_display()} data has no annotation format to import; choose Unlabeled."]})
+    if files is not None and fmt == ImportFormat.RAW and dataset.data_type == DataType.VIDEO:
+        # Item 44: refused at once with the names, rather than as rejected rows after the upload.
+        wrong = [f.name for f in files if not f.name.lower().endswith((".mp4", ".zip"))]
+        if wrong:
+            raise ValidationError({"files": [f"Video labeling takes MP4 files only (or a zip of them); "
+                                             f"not {', '.join(wrong[:5])}{' …' if len(wrong) > 5 else ''}."]})
     if files is not None:
         if path:
             raise ValidationError({"path": ["Choose either a storage path or files to upload, not both."]})

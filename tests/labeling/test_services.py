@@ -702,6 +702,22 @@ def test_add_data_refusals_name_the_field(owner, make_job, bucket):
     assert DatasetOperation.objects.filter(dataset=job.dataset).count() == 0
 
 
+def test_video_upload_takes_mp4_only_with_the_names_refused(owner, make_job):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.datasets.models import DatasetOperation
+
+    job = make_job(LabelType.VIDEO)
+    files = [SimpleUploadedFile("clip.mp4", b"\x00\x00\x00\x18ftypmp42"), SimpleUploadedFile("talk.avi", b"RIFF"),
+             SimpleUploadedFile("cat.MOV", b"moov")]
+    with pytest.raises(ValidationError) as exc:
+        services.job_data_add(user=owner, job=job, labeled=False, files=files)
+    assert messages(exc) == {"files": ["Video labeling takes MP4 files only (or a zip of them); not talk.avi, cat.MOV."]}
+    assert DatasetOperation.objects.filter(dataset=job.dataset).count() == 0
+    operation = services.job_data_add(user=owner, job=job, labeled=False, files=[files[0]])
+    assert operation.params["path"]
+
+
 def test_voc_imported_shapes_resave_unchanged_and_keep_their_attributes(owner, make_job, bucket):
     """VOC flags and imported attributes the label set does not define survive a workbench save;
     new undefined attributes and bad flag values are refused (labeling item 31, datasets item 15)."""
