@@ -4,6 +4,7 @@ deployments on its edge nodes and pools (seed-06 §5), so a service is deployed,
 from __future__ import annotations
 
 import ipaddress
+import json
 import posixpath
 import re
 
@@ -185,7 +186,7 @@ def edge_service_deploy(*, user, workspace, name: str, model_version: AiAppVersi
         run_env = {**params, **env}
         if places:
             # The instance finds its volumes here (mount path → node path; temp paths live in the run directory).
-            run_env["EDGE_VOLUMES"] = __import__("json").dumps(places)
+            run_env["EDGE_VOLUMES"] = json.dumps(places)
         if port is not None:
             run_env["PORT"] = str(port)  # the run engine listens on a PORT the run names
         run = run_submit(user=user, workspace=workspace, name=f"edge · {name}", command=argv, flavor=flavor,
