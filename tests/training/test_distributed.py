@@ -105,3 +105,37 @@ def test_seed_ddp_sample_runs_unchanged_on_two_nodes(training_worker, owner, wor
         assert f"--rank={rank} --world_size=2" in started and "--custom_data=true --data_url=" in started
         assert "[atelier] torch.distributed: this node has no GPU; using the gloo backend instead of nccl." in lines
         assert any("you are training on custom random dataset" in line for line in lines)
+
+
+TORCHRUN_PROBE = '''
+import json, os
+import torch, torch.distributed as dist
+names = ["MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"]
+print("ENV " + json.dumps({n: os.environ.get(n) for n in names}), flush=True)
+dist.init_process_group(backend="gloo")  # env:// from what torchrun set
+t = torch.tensor([dist.get_rank() + 1.0])
+dist.all_reduce(t)
+print("SUM " + str(int(t.item())), flush=True)
+dist.destroy_process_group()
+'''
+
+
+def test_torchrun_mode_sets_the_torch_variables_on_two_nodes(training_worker, owner, workspace, bucket, local_pool,
+                                                               cpu_flavor):
+    """Item 20: the optional torchrun mode sets MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK."""
+    training_worker(name="node-a")
+    training_worker(name="node-b")
+    put_tree("storage://train-data/trun", {"probe.py": TORCHRUN_PROBE})
+    job = training_job_create(
+        user=owner, workspace=workspace, name="torchrun-probe", pool=local_pool, flavor=cpu_flavor,
+        experiment="none", engine="pytorch", code_dir="storage://train-data/trun", boot_file="probe.py",
+        node_count=2, launch_mode="torchrun")
+    job = wait_job(job, TrainingStatus.COMPLETED, timeout=120)
+    log0, log1 = job_log(job, 0), job_log(job, 1)
+    env0, env1 = json.loads(_line(log0, "ENV ")), json.loads(_line(log1, "ENV "))
+    assert (env0["RANK"], env1["RANK"], env0["WORLD_SIZE"], env0["LOCAL_RANK"], env1["LOCAL_RANK"]) == \
+           ("0", "1", "2", "0", "0")
+    assert env0["MASTER_ADDR"] == env1["MASTER_ADDR"] == "127.0.0.1"
+    assert env0["MASTER_PORT"] == env1["MASTER_PORT"]
+    assert _line(log0, "SUM ") == _line(log1, "SUM ") == "3"  # 1 + 2: both ranks joined one group
+    assert "-m torch.distributed.run --nnodes=2 --node_rank=1" in _line(log1, "[atelier] Training process starts: ")
