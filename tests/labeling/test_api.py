@@ -254,3 +254,15 @@ def test_save_and_next_sample_query_counts_are_pinned(api, owner, detection, add
     with django_assert_num_queries(4):
         response = api.get(url(job, f"samples/next/?after={newest.pk}&status=unlabeled"))
     assert (response.status_code, response.json()["id"]) == (200, later.pk)
+
+
+def test_the_annotation_api_is_documented_for_clients(db):
+    """The CLI and SDK label through the same API as the workbench: the schema documents saving
+    (with the 409 of a stale version), reading a sample and walking to the next one."""
+    schema = APIClient().get("/api/schema/", {"format": "json"}).json()
+    paths = schema["paths"]
+    save = paths["/api/v1/labeling/jobs/{id}/samples/{sample_id}/annotations/"]["put"]
+    assert {"200", "409"} <= set(save["responses"]) and save["requestBody"]
+    assert "version" in save["description"]
+    assert "get" in paths["/api/v1/labeling/jobs/{id}/samples/{sample_id}/"]
+    assert any(p.startswith("/api/v1/labeling/jobs/{id}/samples/") and "next" in p for p in paths)
