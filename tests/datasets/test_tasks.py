@@ -39,3 +39,12 @@ def test_import_runs_on_worker_and_is_idempotent(transactional_db, celery_worker
     again = wait_finished(operation_start(user=owner, dataset=dataset, kind="import",
                                           params={"path": f"{root}/src", "format": "imagenet-folder"}).pk)
     assert (again.result["created"], again.result["existing"]) == (0, 2)
+    # Every other kind goes through the same queue and runner: an export and a validation on the worker.
+    from apps.core.paths import parse
+    from apps.datasets.exports import export_start
+    from apps.datasets.processing import processing_start
+
+    export = wait_finished(export_start(user=owner, dataset=dataset, method="storage", path=parse(f"{root}/exp")).pk)
+    assert (export.status, export.result["exported"], export.progress_done) == ("succeeded", 2, 2)
+    validation = wait_finished(processing_start(user=owner, dataset=dataset, operation="validate").pk)
+    assert (validation.status, validation.error_count) == ("succeeded", 0)
