@@ -33,7 +33,7 @@ def client_for(user) -> APIClient:
 def test_members_read_pools_and_staff_alone_create_them(api, staff, owner, workspace, local_pool):
     assert api.get("/api/v1/runtime/pools/").json()["results"][0] == {
         "id": local_pool.pk, "name": "local", "description": "", "job_types": ["training", "notebook", "inference"],
-        "status": "enabled", "queue": "pool.local",
+        "status": "enabled", "dedicated": False, "queue": "pool.local",
         "created_at": local_pool.created_at.isoformat().replace("+00:00", "Z"),
     }
 
@@ -46,6 +46,8 @@ def test_members_read_pools_and_staff_alone_create_them(api, staff, owner, works
                                      format="json")
     assert created.status_code == 201
     assert created.json()["queue"] == "pool.gpu"
+    marked = client_for(staff).patch("/api/v1/runtime/pools/gpu/", {"dedicated": True}, format="json")
+    assert marked.status_code == 200 and marked.json()["dedicated"] is True
     assert AuditEntry.objects.filter(action="pool:create", object_repr="gpu", actor=staff).count() == 1
 
 

@@ -18,7 +18,7 @@ class PoolSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Pool
-        fields = ["id", "name", "description", "job_types", "status", "queue", "created_at"]
+        fields = ["id", "name", "description", "job_types", "status", "dedicated", "queue", "created_at"]
 
 
 class PoolWriteSerializer(serializers.Serializer):
@@ -26,6 +26,7 @@ class PoolWriteSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     job_types = serializers.ListField(child=serializers.ChoiceField(choices=JobType.choices), required=False)
     status = serializers.ChoiceField(choices=PoolStatus.choices, required=False)
+    dedicated = serializers.BooleanField(required=False)  # one team's pool: training uid 0–65535
 
 
 class FlavorSerializer(serializers.ModelSerializer):
