@@ -6,6 +6,7 @@ import secrets
 from django import forms
 
 from apps.storage.forms import StoragePathField, StoragePathFormMixin
+from apps.storage.widgets import StoragePathWidget
 
 from .choices import (
     EXTENSIONS,
@@ -101,6 +102,12 @@ class MultipleFileField(forms.FileField):
 
 class UploadForm(forms.Form):
     files = MultipleFileField(label="Files", help_text="Up to 100 files, 5 GB in all; zip archives are unpacked.")
+    # Spec §5.5 "storage path for uploaded data"; checked by `dataset_upload` (writable folder, not
+    # inside the output location), so a plain text field with the picker.
+    storage_path = forms.CharField(required=False, label="Storage path for uploaded data",
+                                   widget=StoragePathWidget(kind="folder"),
+                                   help_text="A new upload-<time> folder is made inside it; empty = the dataset's "
+                                             "input location.")
     format = forms.ChoiceField(choices=ImportFormat.choices, label="Format", initial=ImportFormat.RAW)
 
 

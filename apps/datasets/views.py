@@ -430,10 +430,13 @@ def dataset_upload_view(request, pk):
     if form.is_valid():
         try:
             op = dataset_upload(user=request.user, dataset=dataset, files=form.cleaned_data["files"],
-                                import_format=form.cleaned_data["format"])
+                                import_format=form.cleaned_data["format"],
+                                storage_path=form.cleaned_data["storage_path"].strip())
         except ValidationError as exc:
-            for message in exc.messages:
-                messages.error(request, message)
+            for field, field_messages in getattr(exc, "message_dict", {"": exc.messages}).items():
+                label = form.fields[field].label if field in form.fields else ""
+                for message in field_messages:
+                    messages.error(request, f"{label}: {message}" if label else message)
         else:
             messages.success(request, f"Upload stored; import {op.uid} started.")
             return redirect("datasets:operation", dataset.pk, op.pk)

@@ -261,3 +261,22 @@ def test_segmentation_preview_overlays_the_mask_colour(client_for, owner, make_d
     sample = dataset.samples.get()
     page = client_for(owner).get(reverse("datasets:sample", args=[dataset.pk, sample.pk])).content.decode()
     assert 'class="ds-mask" style="fill: rgb(193,243,53)"' in page
+
+
+def test_local_upload_stores_files_in_the_chosen_storage_path(client_for, owner, detection, root):
+    """Spec §5.5: the upload dialog's "storage path for uploaded data" (with the path picker)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    page = client_for(owner).get(reverse("datasets:import", args=[detection.pk])).content.decode()
+    assert 'name="storage_path"' in page and "data-path-picker" in page
+    url = reverse("datasets:upload", args=[detection.pk])
+    refused = client_for(owner).post(url, {"files": [SimpleUploadedFile("u.png", image_bytes())], "format": "raw",
+                                           "storage_path": detection.output_location}, follow=True)
+    assert ("Storage path for uploaded data: The storage path for uploaded data cannot be the dataset&#x27;s output "
+            "location") in refused.content.decode()
+    assert not DatasetOperation.objects.filter(dataset=detection, kind="import", params__source="upload").exists()
+    response = client_for(owner).post(url, {"files": [SimpleUploadedFile("u.png", image_bytes())], "format": "raw",
+                                            "storage_path": f"{root}/uploads"})
+    assert response.status_code == 302
+    op = DatasetOperation.objects.get(dataset=detection, kind="import", params__source="upload")
+    assert op.params["path"].startswith(f"{root}/uploads/upload-")
