@@ -16,8 +16,9 @@ kept (Django's streaming path still uses it, and lazily: ordinary responses neve
 thread); the request's database connections are context-local, so pooled threads never share one.
 
 What stays as Django does it: a client disconnect cancels the wait, streaming and file
-responses are consumed on the loop and closed after they are sent, and an async view (none
-today) still works because Django wraps it with async_to_sync inside the sync chain.
+responses are closed after they are sent, and an async view (none today) still works because
+Django wraps it with async_to_sync inside the sync chain. What does not: Django reads a
+synchronous stream to its end before sending any of it; here it is pulled chunk by chunk.
 """
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ from django.urls import set_script_prefix
 # ATELIER_DB_POOL_SIZE, which requests beyond it wait for).
 HTTP_THREADS = 32
 _executor = ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="atelier-http")
+
+
+async def _chunks_off_loop(iterator):
+    """A synchronous response iterator as an async one: each `next` runs off the event loop."""
+    pull = sync_to_async(next)
+    done = object()
+    while (chunk := await pull(iterator, done)) is not done:
+        yield chunk
 
 
 class ConsoleASGIHandler(ASGIHandler):
@@ -64,6 +73,14 @@ class ConsoleASGIHandler(ASGIHandler):
             # stream that reads the database opens its own there.
             connections.close_all()
         return response
+
+    async def send_response(self, response, send):
+        if response.streaming and not response.is_async:
+            # Django would list() the whole iterator on a worker thread before sending a byte (and
+            # warn); a large download then sat in memory and held the thread. Pull one chunk per
+            # hop instead, in the same thread-sensitive context, and send each as it comes.
+            response.streaming_content = _chunks_off_loop(response.streaming_content)
+        await super().send_response(response, send)
 
     async def handle(self, scope, receive, send):
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -74,7 +75,7 @@ async def _call(method: str, url: str, body: bytes = b"") -> tuple[int, bytes]:
     await app.send_input({"type": "http.request", "body": body[3:], "more_body": False})
     start = await app.receive_output(5)
     assert start["type"] == "http.response.start"
-    chunks = []
+    chunks = SEEN["messages"] = []
     while True:
         message = await app.receive_output(5)
         chunks.append(message.get("body", b""))
@@ -139,6 +140,18 @@ def test_streaming_is_sent_in_full_then_closed(recorded):
     assert status == 200 and body == b"part-0;part-1;part-2;"
     assert recorded["closed"] == ["stream"]
     assert [name for name, _ in recorded["threads"]] == ["started", "finished"]
+
+
+@pytest.mark.urls("tests.core.test_http_handler")
+@pytest.mark.django_db(transaction=True)
+def test_streams_are_sent_chunk_by_chunk_without_djangos_fallback(recorded):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, body = _run(_call("GET", "/_h/stream/"))
+    assert status == 200 and body == b"part-0;part-1;part-2;"
+    # Each part is its own message (Django's fallback read them all into a list first, and warned).
+    assert recorded["messages"] == [b"part-0;", b"part-1;", b"part-2;", b""]
+    assert not [w for w in caught if "synchronous iterators" in str(w.message)]
 
 
 @pytest.mark.urls("tests.core.test_http_handler")
