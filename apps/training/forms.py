@@ -94,7 +94,9 @@ class TrainingJobForm(StoragePathFormMixin, forms.Form):
                                           choices=[(0, "Off"), (1, "1 time"), (2, "2 times"), (3, "3 times")],
                                           help_text="Cannot be changed after creation.")
     max_runtime_hours = forms.IntegerField(min_value=1, max_value=720, required=False, label="Auto-stop after (h)",
-                                           help_text="1–720 hours of running time; empty = never.")
+                                           widget=forms.NumberInput(attrs={"list": "runtime-presets"}),
+                                           help_text="1, 2, 4 or 6 h (suggested), or any 1–720 hours of running "
+                                                     "time; empty = never.")
     run_as_uid = forms.IntegerField(required=False, initial=1000, label="Run-as uid",
                                     help_text="Default 1000; 1000–65535 on shared pools, 0–65535 on dedicated pools.")
     custom_flavor_on = forms.BooleanField(required=False, label="Custom flavor",
