@@ -106,8 +106,8 @@ class UploadForm(forms.Form):
     # inside the output location), so a plain text field with the picker.
     storage_path = forms.CharField(required=False, label="Storage path for uploaded data",
                                    widget=StoragePathWidget(kind="folder"),
-                                   help_text="A new upload-<time> folder is made inside it; empty = the dataset's "
-                                             "input location.")
+                                   help_text="Each upload gets a new time-stamped folder inside it; empty = the "
+                                             "dataset's input location.")
     format = forms.ChoiceField(choices=ImportFormat.choices, label="Format", initial=ImportFormat.RAW)
 
 
