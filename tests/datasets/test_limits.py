@@ -79,3 +79,18 @@ def test_upload_bytes_limit_refuses_the_batch_before_storing(settings, make_data
         dataset_upload(user=owner, dataset=dataset, files=files, import_format="raw")
     assert exc.value.message_dict == {"files": [f"One upload holds at most 100 bytes; this one has {total}."]}
     assert dataset.operations.count() == 0
+
+
+def test_upload_with_a_file_name_breaking_the_rules_is_refused_naming_it(make_dataset, owner):
+    from apps.core.paths import parse
+    from apps.core.storage import get_storage
+
+    dataset = make_dataset()
+    files = [SimpleUploadedFile("good.png", image_bytes()), SimpleUploadedFile("bad name.png", image_bytes())]
+    with pytest.raises(ValidationError) as exc:
+        dataset_upload(user=owner, dataset=dataset, files=files, import_format="raw")
+    assert exc.value.message_dict == {"files": [
+        'The file name "bad name.png" contains a space; rename the file and try again.']}
+    # Nothing was stored: the batch is checked before the first file is written.
+    assert dataset.operations.count() == 0
+    assert not list(get_storage().walk(parse(dataset.input_location)))
