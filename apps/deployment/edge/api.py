@@ -7,7 +7,8 @@ delete, node actions). Agents: `enroll` (spends a one-time token) and `heartbeat
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -72,10 +73,10 @@ class EdgePoolSerializer(serializers.Serializer):
     workers = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
-    def get_masters(self, pool):
+    def get_masters(self, pool) -> list[int]:
         return [n.pk for n in pool.nodes.all() if n.is_master]
 
-    def get_workers(self, pool):
+    def get_workers(self, pool) -> list[int]:
         return [n.pk for n in pool.nodes.all() if not n.is_master]
 
 
@@ -96,7 +97,7 @@ class EdgeServiceSerializer(serializers.Serializer):
     instances = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
-    def get_instances(self, service):
+    def get_instances(self, service) -> list[dict]:
         return [{"run": i.run_id, "status": i.run.status, "endpoint": i.run.endpoint, "host_port": i.host_port}
                 for i in service.instances.all()]  # prefetched by the list selector
 
@@ -122,6 +123,82 @@ class AccessPortSerializer(serializers.Serializer):
     ports = serializers.JSONField()
 
 
+# ---- request bodies, for the schema (the services validate and explain every field) --------------------------
+class NodeActionSerializer(serializers.Serializer):
+    log_retention_days = serializers.IntegerField(required=False, help_text="logs: 1–30 days")
+    system_log_level = serializers.CharField(required=False)
+    app_log_level = serializers.CharField(required=False)
+    log_rotate_days = serializers.IntegerField(required=False)
+
+
+class NodeIdsSerializer(serializers.Serializer):
+    nodes = serializers.ListField(child=serializers.IntegerField())
+
+
+class ActivateSerializer(NodeIdsSerializer):
+    months = serializers.ChoiceField(choices=[1, 3])
+
+
+class EdgePoolCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_blank=True)
+    max_workers = serializers.IntegerField(required=False, default=8)
+    masters = serializers.ListField(child=serializers.IntegerField(), required=False)
+    workers = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+
+class EdgeServiceCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_blank=True)
+    model_version = serializers.IntegerField()
+    flavor = serializers.CharField()
+    node = serializers.IntegerField(required=False, allow_null=True)
+    edge_pool = serializers.IntegerField(required=False, allow_null=True)
+    instance_count = serializers.IntegerField(required=False, default=1)
+    port_mappings = serializers.JSONField(required=False)
+    volumes = serializers.JSONField(required=False)
+    start_params = serializers.JSONField(required=False)
+
+
+class LoadBalancerCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_blank=True)
+    listen_port = serializers.IntegerField()
+    rules = serializers.JSONField(required=False)
+    node = serializers.IntegerField(required=False, allow_null=True)
+    edge_pool = serializers.IntegerField(required=False, allow_null=True)
+    sticky = serializers.BooleanField(required=False, default=False)
+
+
+class AccessPortCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    service = serializers.IntegerField()
+    ports = serializers.JSONField()
+
+
+class EnrollSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    host = serializers.CharField(required=False, allow_blank=True)
+    os = serializers.CharField(required=False, allow_blank=True)
+    arch = serializers.CharField(required=False, allow_blank=True)
+    agent_version = serializers.CharField(required=False, allow_blank=True)
+
+
+class EnrollResultSerializer(serializers.Serializer):
+    node = serializers.IntegerField()
+    agent_key = serializers.CharField()
+    config = serializers.DictField()
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    cpu_percent = serializers.FloatField(required=False)
+    memory_percent = serializers.FloatField(required=False)
+    disk_percent = serializers.FloatField(required=False)
+    gpus = serializers.ListField(child=serializers.DictField(), required=False)
+    upgrading = serializers.BooleanField(required=False)
+    agent_version = serializers.CharField(required=False, allow_blank=True)
+
+
 def _node(user, pk):
     return selectors.edge_node_get_for_user(user, pk) if pk not in (None, "") else None
 
@@ -134,13 +211,13 @@ class NodeListView(APIView):
     """GET: edge nodes of the current workspace. POST: create one; the answer carries its one-time
     enrolment `token` (shown once, valid 24 h)."""
 
-    @extend_schema(responses=EdgeNodeSerializer(many=True))
+    @extend_schema(responses=EdgeNodeSerializer(many=True), operation_id="edge_node_list")
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "service:view")
         return Response(EdgeNodeSerializer(selectors.edge_nodes_in(workspace), many=True).data)
 
-    @extend_schema(request=EdgeNodeCreateSerializer, responses={201: EdgeNodeSerializer})
+    @extend_schema(request=EdgeNodeCreateSerializer, responses={201: EdgeNodeSerializer}, operation_id="edge_node_create")
     def post(self, request):
         data = EdgeNodeCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -152,12 +229,13 @@ class NodeListView(APIView):
 class NodeDetailView(APIView):
     """GET one node; DELETE it (refused while it is in a pool or runs services/load balancers)."""
 
-    @extend_schema(responses=EdgeNodeSerializer)
+    @extend_schema(responses=EdgeNodeSerializer, operation_id="edge_node_retrieve")
     def get(self, request, pk):
         node = selectors.edge_node_get_for_user(request.user, pk)
         require_perm(request.user, node.workspace, "service:view")
         return Response(EdgeNodeSerializer(node).data)
 
+    @extend_schema(responses={204: None}, operation_id="edge_node_delete")
     def delete(self, request, pk):
         services.edge_node_delete(user=request.user, node=selectors.edge_node_get_for_user(request.user, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -166,6 +244,7 @@ class NodeDetailView(APIView):
 class NodeActionView(APIView):
     """POST freeze | unfreeze | token (a fresh enrolment token) | logs (log settings)."""
 
+    @extend_schema(request=NodeActionSerializer, responses={200: EdgeNodeSerializer}, operation_id="edge_node_action", description="freeze | unfreeze | logs answer the node; token answers {\"token\": …} (shown once).")
     def post(self, request, pk, action):
         node = selectors.edge_node_get_for_user(request.user, pk)
         data = request.data
@@ -188,6 +267,7 @@ class NodeActionView(APIView):
 class ActivateView(APIView):
     """POST {"nodes": [ids ≤ 50], "months": 1|3}: activate connected nodes, effective now."""
 
+    @extend_schema(request=ActivateSerializer, responses=EdgeNodeSerializer(many=True), operation_id="edge_nodes_activate")
     def post(self, request):
         workspace = _workspace(request)
         ids = request.data.get("nodes") or []
@@ -203,12 +283,14 @@ class ActivateView(APIView):
 class PoolListView(APIView):
     """GET: edge pools. POST {name, description, max_workers, masters: [ids], workers: [ids]}."""
 
+    @extend_schema(responses=EdgePoolSerializer(many=True), operation_id="edge_pool_list")
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "service:view")
         return Response(EdgePoolSerializer(selectors.edge_pools_in(workspace).prefetch_related("nodes"),
                                            many=True).data)
 
+    @extend_schema(request=EdgePoolCreateSerializer, responses={201: EdgePoolSerializer}, operation_id="edge_pool_create")
     def post(self, request):
         d = request.data
         pool = services.edge_pool_create(user=request.user, workspace=_workspace(request), name=d.get("name", ""),
@@ -218,24 +300,32 @@ class PoolListView(APIView):
 
 
 class PoolDetailView(APIView):
+    @extend_schema(responses=EdgePoolSerializer, operation_id="edge_pool_retrieve")
     def get(self, request, pk):
         pool = selectors.edge_pool_get_for_user(request.user, pk)
         require_perm(request.user, pool.workspace, "service:view")
         return Response(EdgePoolSerializer(pool).data)
 
+    @extend_schema(responses={204: None}, operation_id="edge_pool_delete")
     def delete(self, request, pk):
         services.edge_pool_delete(user=request.user, pool=selectors.edge_pool_get_for_user(request.user, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class PoolWorkersView(APIView):
-    """POST {"nodes": [ids]}: bind free nodes as workers (within max_workers). DELETE …/workers/<node>/: unbind one."""
+    """POST {"nodes": [ids]}: bind free nodes as workers (within max_workers)."""
 
+    @extend_schema(request=NodeIdsSerializer, responses=EdgePoolSerializer, operation_id="edge_pool_workers_add")
     def post(self, request, pk):
         pool = selectors.edge_pool_get_for_user(request.user, pk)
         services.edge_pool_workers_add(user=request.user, pool=pool, node_ids=request.data.get("nodes") or [])
         return Response(EdgePoolSerializer(pool).data)
 
+
+class PoolWorkerView(APIView):
+    """DELETE …/workers/<node>/: unbind one worker node from the pool."""
+
+    @extend_schema(responses={204: None}, operation_id="edge_pool_worker_remove")
     def delete(self, request, pk, node_pk):
         pool = selectors.edge_pool_get_for_user(request.user, pk)
         services.edge_pool_worker_remove(user=request.user, pool=pool,
@@ -247,11 +337,13 @@ class ServiceListView(APIView):
     """GET: edge services. POST {name, model_version, flavor, node | edge_pool, instance_count,
     port_mappings, volumes, start_params}: deploy."""
 
+    @extend_schema(responses=EdgeServiceSerializer(many=True), operation_id="edge_service_list")
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "service:view")
         return Response(EdgeServiceSerializer(selectors.edge_services_in(workspace), many=True).data)
 
+    @extend_schema(request=EdgeServiceCreateSerializer, responses={201: EdgeServiceSerializer}, operation_id="edge_service_deploy")
     def post(self, request):
         d = request.data
         workspace = _workspace(request)
@@ -271,11 +363,13 @@ class ServiceListView(APIView):
 
 
 class ServiceDetailView(APIView):
+    @extend_schema(responses=EdgeServiceSerializer, operation_id="edge_service_retrieve")
     def get(self, request, pk):
         service = selectors.edge_service_get_for_user(request.user, pk)
         require_perm(request.user, service.workspace, "service:view")
         return Response(EdgeServiceSerializer(service).data)
 
+    @extend_schema(responses={204: None}, operation_id="edge_service_delete")
     def delete(self, request, pk):
         serving.edge_service_delete(user=request.user,
                                     service=selectors.edge_service_get_for_user(request.user, pk))
@@ -285,6 +379,7 @@ class ServiceDetailView(APIView):
 class ServiceActionView(APIView):
     """start / stop / restart do not exist for edge node and pool deployments (seed-06 §5)."""
 
+    @extend_schema(request=None, responses={409: OpenApiResponse(description="Start, stop and restart are not available for edge deployments.")}, operation_id="edge_service_action")
     def post(self, request, pk, action):
         selectors.edge_service_get_for_user(request.user, pk)
         return error_response("not_supported", f"{action.capitalize()} is not available for services deployed on "
@@ -293,11 +388,13 @@ class ServiceActionView(APIView):
 
 
 class LoadBalancerListView(APIView):
+    @extend_schema(responses=LoadBalancerSerializer(many=True), operation_id="edge_load_balancer_list")
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "service:view")
         return Response(LoadBalancerSerializer(selectors.load_balancers_in(workspace), many=True).data)
 
+    @extend_schema(request=LoadBalancerCreateSerializer, responses={201: LoadBalancerSerializer}, operation_id="edge_load_balancer_create")
     def post(self, request):
         d = request.data
         lb = serving.load_balancer_create(
@@ -309,22 +406,26 @@ class LoadBalancerListView(APIView):
 
 
 class LoadBalancerDetailView(APIView):
+    @extend_schema(responses=LoadBalancerSerializer, operation_id="edge_load_balancer_retrieve")
     def get(self, request, pk):
         lb = selectors.load_balancer_get_for_user(request.user, pk)
         require_perm(request.user, lb.workspace, "service:view")
         return Response(LoadBalancerSerializer(lb).data)
 
+    @extend_schema(responses={204: None}, operation_id="edge_load_balancer_delete")
     def delete(self, request, pk):
         serving.load_balancer_delete(user=request.user, lb=selectors.load_balancer_get_for_user(request.user, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AccessPortListView(APIView):
+    @extend_schema(responses=AccessPortSerializer(many=True), operation_id="edge_access_port_list")
     def get(self, request):
         workspace = _workspace(request)
         require_perm(request.user, workspace, "service:view")
         return Response(AccessPortSerializer(selectors.access_ports_in(workspace), many=True).data)
 
+    @extend_schema(request=AccessPortCreateSerializer, responses={201: AccessPortSerializer}, operation_id="edge_access_port_create")
     def post(self, request):
         d = request.data
         service = selectors.edge_service_get_for_user(request.user, d.get("service") or 0)
@@ -334,6 +435,7 @@ class AccessPortListView(APIView):
 
 
 class AccessPortDetailView(APIView):
+    @extend_schema(responses={204: None}, operation_id="edge_access_port_delete")
     def delete(self, request, pk):
         serving.access_port_delete(user=request.user, port=selectors.access_port_get_for_user(request.user, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -346,6 +448,7 @@ class EnrollView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(request=EnrollSerializer, responses={201: EnrollResultSerializer}, operation_id="edge_agent_enroll")
     def post(self, request):
         d = request.data
         try:
@@ -365,6 +468,7 @@ class HeartbeatView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(request=HeartbeatSerializer, responses={200: OpenApiTypes.OBJECT}, operation_id="edge_agent_heartbeat")
     def post(self, request):
         header = request.headers.get("Authorization", "")
         node = services.edge_node_by_agent_key(header[6:].strip() if header.startswith("Agent ") else "")
@@ -397,7 +501,7 @@ urlpatterns = [
     path("pools/", PoolListView.as_view(), name="edge-pool-list"),
     path("pools/<int:pk>/", PoolDetailView.as_view(), name="edge-pool-detail"),
     path("pools/<int:pk>/workers/", PoolWorkersView.as_view(), name="edge-pool-workers"),
-    path("pools/<int:pk>/workers/<int:node_pk>/", PoolWorkersView.as_view(), name="edge-pool-worker"),
+    path("pools/<int:pk>/workers/<int:node_pk>/", PoolWorkerView.as_view(), name="edge-pool-worker"),
     path("services/", ServiceListView.as_view(), name="edge-service-list"),
     path("services/<int:pk>/", ServiceDetailView.as_view(), name="edge-service-detail"),
     path("services/<int:pk>/<str:action>/", ServiceActionView.as_view(), name="edge-service-action"),
