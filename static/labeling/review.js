@@ -121,6 +121,14 @@ if (node) {
     const names = [...new Set(current[item.id].map((a) => a.label).filter(Boolean))];
     const tags = box.querySelector(".lb-tags");
     tags.replaceChildren(...names.map((n) => { const s = document.createElement("span"); s.className = "badge badge-neutral"; s.textContent = n; return s; }));
+    // Item 19: who (or which model) made the annotations under review.
+    const makers = [...new Set(current[item.id].map((a) => a.annotated_by).filter(Boolean))];
+    if (makers.length) {
+      const by = document.createElement("span");
+      by.className = "muted small"; by.dataset.part = "annotated-by";
+      by.textContent = `by ${makers.join(", ")}`;
+      tags.append(by);
+    }
   }
 
   function refresh() {

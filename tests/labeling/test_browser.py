@@ -388,6 +388,8 @@ def test_quick_review_moves_deletes_relabels_undoes_and_applies_atomically(asgi_
     # Filtered by "cat" and sorted by area, smallest first: the dog-only image is not listed.
     assert page.locator("[data-testid=review-item]").evaluate_all("els => els.map(e => e.dataset.sample)") == [
         small.pk, large.pk]
+    # Item 19: each card says who made its annotations.
+    assert _review_item(page, large).locator("[data-part=annotated-by]").inner_text() == f"by {owner.username}"
     # Drag the large cat box 50 image pixels right: the card is badged Modified.
     shape = _review_item(page, large).locator(".lb-review-shape").first
     box = shape.bounding_box()
