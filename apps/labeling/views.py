@@ -421,7 +421,10 @@ def job_data(request, pk):
     formats = [(v, ImportFormat(v).label) for v in [ImportFormat.RAW, *FORMATS_BY_LABEL_TYPE.get(job.dataset.label_type, [])]]
     upload_path = StoragePathWidget(kind="folder", attrs={"id": "id_upload_path",
                                                           "placeholder": job.dataset.input_location})
+    # The import path may be a folder or a manifest file: browse without creating anything.
+    import_path = StoragePathWidget(kind="folder", allow_create=False, attrs={"id": "id_path"})
     context = {"job": job, "errors": errors, "formats": formats, "form": request.POST,
+               "import_path": import_path.render("path", request.POST.get("path", "")),
                "upload_path": upload_path.render("upload_path", request.POST.get("upload_path", "")),
                "picker_media": upload_path.media,
                "history": [selectors.import_row(op) | {"created": op.created_at}
