@@ -3,7 +3,9 @@
 The rules are ordered: the first rule matching a line of the failed node's log tail wins (rules
 look at the last lines first, where the error usually is). A cause whose retry would fail
 the same way (a missing module, a bad argument, a syntax error) is not retryable; out of
-memory, device errors, failed pre-checks and lost machines are.
+memory, device errors, failed pre-checks and lost machines are. A non-zero exit no rule explains
+is retryable too: nothing says it repeats, and a crash mid-training is what auto-restart (with the
+checkpoints restored into the output folders) is for.
 """
 from __future__ import annotations
 
@@ -102,4 +104,4 @@ def diagnose(*, exit_code: int | None, lines: list[str], first_seq: int = 1, los
                          "Look at the last log lines; a crash in native code often means a library mismatch.",
                          True, "signal")
     return Diagnosis(f"The process exited with non-zero exit code {exit_code}.",
-                     "Read the end of the log for the error the program reported.", False, "exit_code")
+                     "Read the end of the log for the error the program reported.", True, "exit_code")

@@ -26,6 +26,7 @@ def test_each_documented_pattern_gives_a_cause_and_highlights_its_line(line, key
 def test_without_a_pattern_the_exit_code_speaks():
     assert diagnose(exit_code=137, lines=["working"]).key == "oom"
     plain = diagnose(exit_code=3, lines=["working"])
-    assert (plain.key, plain.retryable, plain.cause) == ("exit_code", False,
+    # Nothing says an unexplained crash repeats: auto-restart may try again.
+    assert (plain.key, plain.retryable, plain.cause) == ("exit_code", True,
                                                         "The process exited with non-zero exit code 3.")
     assert diagnose(exit_code=None, lines=[], lost=True).key == "lost"

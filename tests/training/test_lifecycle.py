@@ -121,3 +121,35 @@ def test_terminate_a_running_job(training_worker, owner, workspace, bucket, loca
     assert "Training job manually terminated by alice." in events and events[-1] == "Training job terminated."
     assert job.status_reason == "Terminated by a user."
     assert job_runs(job)[0].exit_code == 143
+
+
+CRASH_AFTER_EPOCH_1 = '''
+import argparse, os, sys
+from atelier import restart_count
+parser = argparse.ArgumentParser(); parser.add_argument("--train_url")
+args, _ = parser.parse_known_args()
+found = sorted(os.listdir(args.train_url))
+print(f"ATTEMPT {restart_count() + 1} FOUND {found}", flush=True)
+if restart_count() == 0:
+    with open(os.path.join(args.train_url, "epoch_1.pth"), "w") as fh:
+        fh.write("weights after epoch 1")
+    sys.exit(3)
+with open(os.path.join(args.train_url, "resumed.txt"), "w") as fh:
+    fh.write(" ".join(found))
+'''
+
+
+def test_crashed_attempt_leaves_its_checkpoint_for_the_restart(training_worker, owner, workspace, bucket,
+                                                               local_pool, cpu_flavor):
+    """Spec item 37: with output pre-download on, attempt 2 finds attempt 1's epoch_1.pth before it starts."""
+    training_worker()
+    job = _create(owner, workspace, local_pool, cpu_flavor, "crash", CRASH_AFTER_EPOCH_1, auto_restart=1,
+                  outputs=[{"name": "train_url", "uri": "storage://train-data/crash-out", "predownload": True}])
+    job = wait_job(job, TrainingStatus.COMPLETED, timeout=60)
+
+    assert job.restart_count == 1
+    lines = job_log(job)
+    assert "ATTEMPT 1 FOUND []" in lines
+    assert "ATTEMPT 2 FOUND ['epoch_1.pth']" in lines
+    assert read("storage://train-data/crash-out/resumed.txt") == b"epoch_1.pth"
+    assert read("storage://train-data/crash-out/epoch_1.pth") == b"weights after epoch 1"
