@@ -232,6 +232,23 @@ def test_add_data_api_starts_an_import_and_lists_history(api, outsider_api, dete
     assert (row["status"], row["total"], row["imported"], row["imported_labeled"]) == ("succeeded", 1, 1, 0)
 
 
+def test_add_data_api_upload_to_a_chosen_storage_path(api, detection, bucket):
+    """Multipart upload with `upload_path` (spec §3.6); a refusal names the field in the error format."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from .conftest import png_bytes
+
+    job, _ = detection
+    refused = api.post(url(job, "data/"), {"labeled": "false", "files": [SimpleUploadedFile("u.png", png_bytes(8, 8))],
+                                           "upload_path": job.dataset.output_location}, format="multipart")
+    assert refused.status_code == 400 and list(refused.json()["error"]["fields"]) == ["upload_path"]
+    started = api.post(url(job, "data/"), {"labeled": "false", "files": [SimpleUploadedFile("u.png", png_bytes(8, 8))],
+                                           "upload_path": f"storage://{bucket.name}/drop"}, format="multipart")
+    assert started.status_code == 202
+    (row,) = api.get(url(job, "data/")).json()["results"]
+    assert row["mode"] == "Local upload" and row["path"].startswith(f"storage://{bucket.name}/drop/upload-")
+
+
 def test_save_and_next_sample_query_counts_are_pinned(api, owner, detection, add_sample, django_assert_num_queries):
     """The two hot paths of a labeler's day stay at a fixed number of queries, whatever the
     dataset size: no recount of the dataset, no read-back of the saved rows."""
