@@ -1,7 +1,8 @@
 """The real edge agent: a `python -m apps.deployment.edge.agent` process enrols with its one-time
 token (reuse and expiry refused), heartbeats, runs a run-engine worker on the node's own pool,
 serves an edge service on its mapped host port and a load balancer round-robin over two
-instances, applies its log settings, and leaves the node FAULTY when killed."""
+instances, applies its log settings, stops its worker taking new work while frozen (and resumes when unfrozen),
+and leaves the node FAULTY when killed."""
 from __future__ import annotations
 
 import json
@@ -9,16 +10,20 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import httpx
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.deployment.edge import serving, services
 from apps.deployment.edge.choices import EdgeNodeStatus, EdgeServiceStatus
 from apps.deployment.edge.models import EdgeNode, EdgeService
+from apps.runtime.choices import RunStatus
 from apps.runtime.models import Run, WorkerNode
+from apps.runtime.services import run_submit
 from tests.deployment.conftest import FAST, make_version, wait_for
 from tests.harness import ROOT, free_port, subprocess_env
 
@@ -103,6 +108,29 @@ def test_agent_enrols_serves_balances_and_goes_faulty(asgi_server, celery_worker
         assert [r.json()["data"]["resp_data"][0]["sum"] for r in seen] == [2, 2, 2, 2]
         picked = [r.headers["x-edge-instance"] for r in seen]
         assert set(picked) == endpoints and picked[0] != picked[1] and picked[0] == picked[2]  # round-robin
+
+        # Freeze: the node's worker stops taking new work (the running instances keep serving);
+        # unfreezing restores it.
+        log = tmp_path / "a" / "logs" / "agent.log"
+        services.edge_node_freeze(user=owner, node=node, frozen=True)
+        wait_for(lambda: "stopped taking work (frozen)" in log.read_text(), timeout=30,
+                 message="the agent to stop its worker consuming")
+        node.refresh_from_db()
+        with pytest.raises(ValidationError) as refused_deploy:
+            serving.edge_service_deploy(user=owner, workspace=workspace, name="frozen", model_version=version,
+                                        flavor=cpu_flavor, node=node)
+        assert "cannot take services: it is FREEZE" in str(refused_deploy.value)
+        # Work on the node's queue (an instance deployed just before the freeze) waits while frozen.
+        queued = run_submit(user=owner, workspace=workspace, name="while frozen", command=[sys.executable, "-c", "pass"],
+                            flavor=cpu_flavor, pool=node.pool, job_type="inference")[0]
+        time.sleep(3)  # three heartbeats
+        assert Run.objects.get(pk=queued.pk).status == RunStatus.QUEUED
+        assert httpx.post(f"http://127.0.0.1:{host_port}/", json={"data": {"req_data": [{"x": 1, "y": 1}]}},
+                          timeout=10).status_code == 200  # still serving
+        services.edge_node_freeze(user=owner, node=node, frozen=False)
+        wait_for(lambda: Run.objects.get(pk=queued.pk).status != RunStatus.QUEUED, timeout=30,
+                 message="the waiting run taken after unfreezing")
+        assert "resumed taking work" in log.read_text()
     finally:
         os.killpg(agent.pid, signal.SIGKILL)  # a powered-off machine: no goodbye
         agent.wait(timeout=10)

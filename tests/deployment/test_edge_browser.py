@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from apps.deployment.edge import serving
+from apps.deployment.edge import serving, services
 from apps.deployment.edge.models import EdgeNode
 from tests.deployment.conftest import make_version
 from tests.deployment.test_edge import running_node
@@ -42,7 +42,7 @@ def test_node_list_enrol_dialog_and_edge_service_page(page, asgi_server, login, 
         "Host port 18080 is already used by another edge service on this node.")
 
     page.goto(f"{asgi_server.url}/services/edge/nodes/")
-    expect(page.locator("tr[data-node=edge-east]")).to_contain_text("RUNNING")
+    expect(page.locator("tr:has([data-node=edge-east])")).to_contain_text("RUNNING")
     page.click("[data-testid=create-node]")
     dialog = page.locator("dialog#enrol-node")
     expect(dialog).to_be_visible()
@@ -60,8 +60,19 @@ def test_node_list_enrol_dialog_and_edge_service_page(page, asgi_server, login, 
     assert token.startswith("edg_")
     expect(page.locator("[data-testid=agent-command]")).to_contain_text(f"--token {token}")
     assert EdgeNode.objects.get(name="edge-west").log_retention_days == 14
-    expect(page.locator("tr[data-node=edge-west]")).to_contain_text("UNCONNECTED")
+    expect(page.locator("tr:has([data-node=edge-west])")).to_contain_text("UNCONNECTED")
     page.screenshot(path=str(SHOTS / "edge-node-list.png"), full_page=True)
+    # The list is a shared table: search narrows it, and statuses refresh without a reload.
+    page.fill("#edge-nodes-q", "west")
+    expect(page.locator("#edge-nodes-results tbody tr")).to_have_count(1)
+    page.fill("#edge-nodes-q", "")
+    expect(page.locator("#edge-nodes-results tbody tr")).to_have_count(2)
+    services.edge_node_freeze(user=owner, node=node, frozen=True)
+    expect(page.locator("tr:has([data-node=edge-east])")).to_contain_text("FREEZE", timeout=12_000)
+
+    page.goto(f"{asgi_server.url}/services/edge/")
+    expect(page.locator("tr:has([data-service=edge-echo])")).to_contain_text("Deploying")
+    page.screenshot(path=str(SHOTS / "edge-service-list.png"), full_page=True)
 
     page.goto(f"{asgi_server.url}/services/edge/{service.pk}/")
     for name in ("start", "stop", "restart"):

@@ -7,7 +7,7 @@ It enrols once with the node's one-time token (the key it gets back is kept in
   so edge service instances are ordinary long-lived runs supervised on this machine;
 * heartbeats to the console every few seconds with CPU, memory and disk use, and applies the
   configuration it gets back: queues (the worker restarts when they change), freeze (the worker
-  stops), log settings, and the load balancers it must serve;
+  stops taking new work; running instances keep serving), log settings, and the load balancers it must serve;
 * serves each load balancer on its listen port: HTTP requests matching a rule (prefix, exact or
   regex path) go round-robin — or by client IP when sticky — to the service's instance endpoints,
   through the same upstream client the console's gateway uses.
@@ -96,27 +96,59 @@ def _die_with_parent() -> None:
 
 
 class Worker:
-    """The node's run-engine worker process, restarted when its queues change."""
+    """The node's run-engine worker process, restarted when its queues change.
+
+    Freezing does not stop it: the instances it supervises keep serving; it only stops consuming its
+    queues (celery's cancel_consumer), so no new instance starts here until the node is unfrozen
+    (add_consumer). A frozen agent that has no worker yet starts none."""
 
     def __init__(self, node: int, log_level: str, concurrency: int):
         self.node, self.log_level, self.concurrency = node, log_level, concurrency
+        self.hostname = f"edge-{node}@{socket.gethostname()}"
         self.queues: list[str] = []
         self.proc: subprocess.Popen | None = None
+        self.paused = False
 
     def ensure(self, queues: list[str], frozen: bool, log_level: str) -> None:
-        wanted = [] if frozen else sorted(queues)
-        if wanted == self.queues and log_level == self.log_level and (not wanted or self.running):
+        wanted = sorted(queues)
+        if self.running and wanted == self.queues and log_level == self.log_level:
+            if frozen != self.paused:
+                self._consume(resume=not frozen)
             return
+        if not self.running and not self.queues and (frozen or not wanted):
+            return  # already idle
         self.stop()
-        self.queues, self.log_level = wanted, log_level
-        if not wanted:
+        if frozen or not wanted:
+            # A restart would consume again; with nothing running worth keeping, stay idle instead.
+            self.queues = []
             logger.info("worker paused (frozen or no queue)")
             return
+        self.queues, self.log_level, self.paused = wanted, log_level, False
         argv = [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", ",".join(wanted),
-                "-n", f"edge-{self.node}@{socket.gethostname()}", "--concurrency", str(self.concurrency),
+                "-n", self.hostname, "--concurrency", str(self.concurrency),
                 "--without-gossip", "--without-mingle", "--loglevel", log_level]
         logger.info("starting worker on %s", ", ".join(wanted))
         self.proc = subprocess.Popen(argv, cwd=ROOT, preexec_fn=_die_with_parent)
+
+    def _consume(self, *, resume: bool) -> None:
+        """Tell the running worker to stop (or resume) consuming its queues, off the heartbeat loop
+        (a `celery control` call takes a few seconds); on failure the next heartbeat tries again."""
+        self.paused = not resume
+        verb, queues = ("add_consumer" if resume else "cancel_consumer"), list(self.queues)
+
+        def call():
+            for queue in queues:
+                done = subprocess.run([sys.executable, "-m", "celery", "-A", "console", "control", verb, queue,
+                                       "-d", self.hostname, "--timeout", "5"],
+                                      cwd=ROOT, capture_output=True, text=True, timeout=60)
+                if done.returncode != 0 or "error" in done.stdout.lower():
+                    logger.warning("%s %s failed: %s", verb, queue, (done.stdout + done.stderr).strip()[-500:])
+                    self.paused = resume  # retried on the next heartbeat
+                    return
+            logger.info("worker %s (%s)", "resumed taking work" if resume else "stopped taking work (frozen)",
+                        ", ".join(queues))
+
+        threading.Thread(target=call, name=f"edge-{verb}", daemon=True).start()
 
     @property
     def running(self) -> bool:

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.permissions import has_perm, require_perm
 from apps.core.selectors import timeline_for
+from apps.core.tables import render_table
 from apps.runtime.models import Flavor
 
 from ..choices import DeployType, ModelStatus
@@ -20,6 +21,7 @@ from ..models import AiAppVersion
 from ..views import _apply_errors, _confirm_delete
 from . import selectors, serving, services
 from .forms import AccessPortForm, EdgeNodeForm, EdgePoolForm, EdgeServiceForm, LoadBalancerForm, LogSettingsForm
+from .tables import EdgeNodeTable, EdgeServiceTable
 
 TABS = [("deployment:edge_service_list", "Edge services"), ("deployment:edge_node_list", "Edge nodes"),
         ("deployment:edge_pool_list", "Edge pools"), ("deployment:edge_lb_list", "Load balancers and ports")]
@@ -60,9 +62,10 @@ def _target(request, value: str):
 @require_GET
 def edge_service_list(request):
     workspace = _workspace(request)
-    return render(request, "deployment/edgeservice_list.html", {
-        "tabs": edge_tabs("deployment:edge_service_list"), "services": selectors.edge_services_in(workspace),
-        "can_create": has_perm(request.user, workspace, "service:create")})
+    table = EdgeServiceTable(selectors.edge_services_in(workspace), request.GET, id="edge-services")
+    return render_table(request, "deployment/edgeservice_list.html", {
+        "tabs": edge_tabs("deployment:edge_service_list"),
+        "can_create": has_perm(request.user, workspace, "service:create")}, table)
 
 
 def _service_form(request, workspace, data=None):
@@ -144,13 +147,22 @@ def edge_node_list(request):
                 _apply_errors(form, exc)
             else:
                 form = EdgeNodeForm()
-    return render(request, "deployment/edgenode_list.html", {
-        "tabs": edge_tabs("deployment:edge_node_list"), "nodes": selectors.edge_nodes_in(workspace),
-        "form": form, "created": created, "token": token, "can_create": can_create,
-        "open_dialog": request.method == "POST" and created is None,
-        "can_admin": has_perm(request.user, workspace, "workspace:update"),
-        "console_url": request.build_absolute_uri("/").rstrip("/")},
-        status=400 if request.method == "POST" and created is None else 200)
+    return _node_list_page(request, workspace, form=form, created=created, token=token,
+                           open_dialog=request.method == "POST" and created is None,
+                           status=400 if request.method == "POST" and created is None else 200)
+
+
+def _node_list_page(request, workspace, *, form, created=None, token=None, open_dialog=False, status=200):
+    """The node list (a shared table, its results refreshed by polling) with the enrol dialog; `token`
+    is shown once."""
+    can_admin = has_perm(request.user, workspace, "workspace:update")
+    # A POST (enrol, new token) renders the page at its list URL, with the default table state.
+    table = EdgeNodeTable(selectors.edge_nodes_in(workspace), request.GET if request.method == "GET" else {},
+                          id="edge-nodes", can_select=can_admin)
+    return render_table(request, "deployment/edgenode_list.html", {
+        "tabs": edge_tabs("deployment:edge_node_list"), "form": form, "created": created, "token": token,
+        "can_create": has_perm(request.user, workspace, "service:create"), "open_dialog": open_dialog,
+        "can_admin": can_admin, "console_url": request.build_absolute_uri("/").rstrip("/")}, table, status=status)
 
 
 @login_required
@@ -190,10 +202,7 @@ def edge_node_action(request, pk, action):
             messages.success(request, f'Node "{node.name}" {"frozen" if action == "freeze" else "unfrozen"}.')
         elif action == "token":
             token = services.edge_node_token_renew(user=request.user, node=node)
-            return render(request, "deployment/edgenode_list.html", {
-                "tabs": edge_tabs("deployment:edge_node_list"), "nodes": selectors.edge_nodes_in(node.workspace),
-                "form": EdgeNodeForm(), "created": node, "token": token,
-                "can_create": has_perm(request.user, node.workspace, "service:create"), "console_url": request.build_absolute_uri("/").rstrip("/")})
+            return _node_list_page(request, node.workspace, form=EdgeNodeForm(), created=node, token=token)
         elif action == "activate":
             services.edge_nodes_activate(user=request.user, workspace=node.workspace, nodes=[node],
                                          months=request.POST.get("months"))
