@@ -573,7 +573,7 @@ def training_job_create(
             notify_channel=notify[0], notify_target=notify[1], notify_events=notify[2], **boot,
         )
         _experiment_touch(target)
-        event_add(obj=job, message="Training job created.")
+        event_add(obj=job, message="训练作业创建成功 / Training job created.")
         audit_record(actor=user, action="trainjob:create", obj=job,
                      detail={"pool": pool.name, "flavor": flavor.name, "nodes": node_count, "priority": priority})
         pool_id = pool.pk
@@ -654,7 +654,7 @@ def _job_wait(job: TrainingJob, reason: str) -> None:
         if first or fresh.status_reason != reason:
             TrainingJob.objects.filter(pk=job.pk).update(status=S.PENDING, status_reason=reason)
             if first:
-                event_add(obj=fresh, message="Queued, waiting for resources.")
+                event_add(obj=fresh, message="训练作业已排队，正在等待资源分配 / Queued, waiting for resources.")
             fresh.status, fresh.status_reason = S.PENDING, reason
             _publish(fresh)
 
@@ -685,7 +685,7 @@ def _job_submit(job: TrainingJob) -> bool:
             reason = f"Could not be submitted: {'; '.join(messages)}"
             TrainingJob.objects.filter(pk=fresh.pk).update(status=S.ABNORMAL, status_reason=reason[:500],
                                                            finished_at=timezone.now())
-            event_add(obj=fresh, message=f"Training job creation failed: {'; '.join(messages)}",
+            event_add(obj=fresh, message=f"训练作业创建失败报错 / Training job creation failed: {'; '.join(messages)}",
                       level=EventLevel.ERROR)
             fresh.refresh_from_db()
             _publish(fresh)
@@ -695,7 +695,7 @@ def _job_submit(job: TrainingJob) -> bool:
         TrainingJob.objects.filter(pk=fresh.pk).update(run_group=runs[0].group, submitted_at=now, status=S.PENDING,
                                                        status_reason="Waiting for a worker.")
         if fresh.status == S.CREATING:
-            event_add(obj=fresh, message="Queued, waiting for resources.")
+            event_add(obj=fresh, message="训练作业已排队，正在等待资源分配 / Queued, waiting for resources.")
         fresh.refresh_from_db()
         _publish(fresh)
     return True
@@ -746,7 +746,7 @@ def _job_stop(job: TrainingJob, *, who: str) -> None:
                                   f"Running jobs can be terminated.")
         now = timezone.now()
         TrainingJob.objects.filter(pk=fresh.pk).update(stop_requested_at=now)
-        event_add(obj=fresh, message=f"Training job manually terminated by {who}.")
+        event_add(obj=fresh, message=f"训练作业已被手动终止 / Training job manually terminated by {who}.")
         runs = list(_job_runs(fresh))
         if not runs:
             TrainingJob.objects.filter(pk=fresh.pk).update(status=S.TERMINATED, finished_at=now,
@@ -950,7 +950,7 @@ def training_job_sync(job: TrainingJob) -> TrainingJob:
         events: list[tuple[str, str]] = []
         if restarts > job.restart_count:
             updates["restart_count"] = restarts
-            events.append((f"Training job restarted ({restarts}/{job.auto_restart}).", EventLevel.WARNING))
+            events.append((f"训练作业已重启 / Training job restarted ({restarts}/{job.auto_restart}).", EventLevel.WARNING))
         if statuses & {R.STARTING, R.RUNNING, R.STOPPING}:
             status, reason = S.RUNNING, ""
             if job.started_at is None:
@@ -968,7 +968,7 @@ def training_job_sync(job: TrainingJob) -> TrainingJob:
         if status != job.status:
             updates["status"] = status
             if status == S.RUNNING:
-                events.append(("Training job started running.", EventLevel.INFO))
+                events.append(("训练作业开始运行 / Training job started running.", EventLevel.INFO))
         if reason != job.status_reason:
             updates["status_reason"] = reason[:500]
         if updates:
@@ -998,18 +998,18 @@ def _final_status(job: TrainingJob, runs, max_runtime_reason: str):
     from apps.runtime.choices import RunStatus as R
 
     if job.stop_requested_at is not None:
-        return S.TERMINATED, "Terminated by a user.", EventLevel.INFO, "Training job terminated."
+        return S.TERMINATED, "Terminated by a user.", EventLevel.INFO, "训练作业已终止 / Training job terminated."
     if any(r.status_reason == max_runtime_reason for r in runs):
         hours = job.max_runtime_hours
         return (S.TERMINATED, f"Terminated: reached the maximum runtime of {hours} h.", EventLevel.WARNING,
-                f"Training job terminated (max runtime: {hours}h).")
+                f"训练作业已被终止（最大运行时长：{hours}h） / Training job terminated (max runtime: {hours}h).")
     if all(r.status == R.SUCCEEDED for r in runs):
-        return S.COMPLETED, "", EventLevel.INFO, "Training job completed."
+        return S.COMPLETED, "", EventLevel.INFO, "训练作业运行成功 / Training job completed."
     if job.failure:  # a restart was refused: the job failed on the attempt before
-        return S.FAILED, job.failure.get("cause", ""), EventLevel.ERROR, "Training job failed."
+        return S.FAILED, job.failure.get("cause", ""), EventLevel.ERROR, "训练作业运行失败 / Training job failed."
     culprit = next((r for r in runs if r.status in (R.FAILED, R.LOST)), None)
     if culprit is not None and (culprit.status == R.LOST or culprit.exit_code is None):
-        return S.ABNORMAL, "", EventLevel.ERROR, "Training job abnormal: a platform error ended it."
+        return S.ABNORMAL, "", EventLevel.ERROR, "训练作业异常 / Training job abnormal: a platform error ended it."
     if culprit is not None:
-        return S.FAILED, "", EventLevel.ERROR, "Training job failed."
-    return S.TERMINATED, "Stopped.", EventLevel.INFO, "Training job terminated."
+        return S.FAILED, "", EventLevel.ERROR, "训练作业运行失败 / Training job failed."
+    return S.TERMINATED, "Stopped.", EventLevel.INFO, "训练作业已终止 / Training job terminated."

@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,23 @@ WARMUP_JOBS = 2
 
 def log(message: str) -> None:
     print(f"bench training: {message}", file=sys.stderr, flush=True)
+
+
+def stop_worker(worker: subprocess.Popen | None) -> None:
+    """Warm shutdown: SIGTERM to the Celery main process only, which lets its pool children finish the
+    task they run and exit (signalling the whole group, as `stop` does, kills the children under it and
+    the main process reports WorkerLostError); the group is killed only if that takes over 30 s."""
+    if worker is None or worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        stop(worker)
+    try:  # whatever the main process left behind in its group (a child that outlived it)
+        os.killpg(worker.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def figure(name: str, value: float, unit: str) -> None:
@@ -203,8 +221,8 @@ def main() -> int:
         figure("builtin_detection_shapes_map50", map50, "ratio")
         return 0
     finally:
-        for proc in (worker, redis_proc):
-            stop(proc)
+        stop_worker(worker)
+        stop(redis_proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

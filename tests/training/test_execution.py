@@ -102,6 +102,7 @@ def test_custom_script_job_end_to_end(training_worker, owner, workspace, bucket,
     losses = list(Metric.objects.filter(run=run, name="loss").order_by("step").values_list("step", "value"))
     assert losses == [(0, 1.0), (1, 0.5), (2, 1.0 / 3)]
     events = job_events(job)
-    assert events[0] == "Training job created."
-    assert "Training job started running." in events and events[-1] == "Training job completed."
+    assert events[0] == "训练作业创建成功 / Training job created."
+    assert "训练作业开始运行 / Training job started running." in events
+    assert events[-1] == "训练作业运行成功 / Training job completed."
     assert job.started_at is not None and job.finished_at is not None and job.experiment.name == "exp-a"

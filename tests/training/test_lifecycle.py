@@ -61,7 +61,7 @@ def test_killed_worker_resumes_from_checkpoint_and_finishes(training_worker, bea
     job = wait_job(job, TrainingStatus.COMPLETED, timeout=90)
     assert json.loads(read("storage://train-data/resume-out/done.json")) == {"resumed_from": 4}
     assert job.restart_count == 1
-    assert "Training job restarted (1/1)." in job_events(job)
+    assert "训练作业已重启 / Training job restarted (1/1)." in job_events(job)
     lines = job_log(job)
     assert "RESUME from epoch 1 (restart 0)" in lines and "RESUME from epoch 4 (restart 1)" in lines
     assert "[atelier] Restart 1: the output folders hold what the previous attempt uploaded." in lines
@@ -102,7 +102,7 @@ def test_out_of_memory_is_retried_and_the_retry_completes(training_worker, owner
 
     assert job.restart_count == 1
     assert "second attempt fine" in job_log(job)
-    assert "Training job restarted (1/1)." in job_events(job)
+    assert "训练作业已重启 / Training job restarted (1/1)." in job_events(job)
 
 
 def test_terminate_a_running_job(training_worker, owner, workspace, bucket, local_pool, cpu_flavor):
@@ -118,7 +118,8 @@ def test_terminate_a_running_job(training_worker, owner, workspace, bucket, loca
     job = wait_job(job, TrainingStatus.TERMINATED, timeout=30)
 
     events = job_events(job)
-    assert "Training job manually terminated by alice." in events and events[-1] == "Training job terminated."
+    assert "训练作业已被手动终止 / Training job manually terminated by alice." in events
+    assert events[-1] == "训练作业已终止 / Training job terminated."
     assert job.status_reason == "Terminated by a user."
     assert job_runs(job)[0].exit_code == 143
 
@@ -148,6 +149,7 @@ def test_crashed_attempt_leaves_its_checkpoint_for_the_restart(training_worker, 
     job = wait_job(job, TrainingStatus.COMPLETED, timeout=60)
 
     assert job.restart_count == 1
+    assert "训练作业已重启 / Training job restarted (1/1)." in job_events(job)
     lines = job_log(job)
     assert "ATTEMPT 1 FOUND []" in lines
     assert "ATTEMPT 2 FOUND ['epoch_1.pth']" in lines

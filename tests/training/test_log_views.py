@@ -181,7 +181,7 @@ def test_a_restart_waiting_more_than_the_limit_fails_the_job_with_an_event(owner
     assert job.failure["key"] == "restart_wait"
     assert job.status_reason.endswith("The restarted job waited more than 30 min for resources.")
     messages = [e.message for e in events_for(job)]
-    assert "Training job failed: the restart waited in the queue for more than 30 min." in messages
+    assert "训练作业排队失败 / Training job failed: the restart waited in the queue for more than 30 min." in messages
     assert set(fresh.values_list("status", flat=True)) == {RunStatus.STOPPED}
     assert training_restart_waits_expire() == 0  # idempotent
 

@@ -196,4 +196,4 @@ def test_suspected_hang_notifies_subscribers(owner, workspace, local_pool, monke
                                              kind="hang", previous="running", status="running",
                                              reason="no output for 10 min"))
     assert queued == [(job.pk, "hang")]
-    assert any(m.startswith("Suspected hang") for m in job_events(job))
+    assert any(m.startswith("系统检测到您的作业疑似卡死") for m in job_events(job))

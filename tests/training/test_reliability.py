@@ -51,7 +51,7 @@ def test_max_runtime_terminates_the_job_counting_only_running_time(training_work
 
     assert time.monotonic() - queued_at > 3
     assert job.status_reason == "Terminated: reached the maximum runtime of 1 h."
-    assert job_events(job)[-1] == "Training job terminated (max runtime: 1h)."
+    assert job_events(job)[-1] == "训练作业已被终止（最大运行时长：1h） / Training job terminated (max runtime: 1h)."
     run = job_runs(job)[0]
     assert run.status == RunStatus.FAILED and run.exit_code == 143  # SIGTERM, then no restart
     assert (run.finished_at - run.started_at).total_seconds() >= 6, "\n".join(job_log(job)[:30])  # hook + code
@@ -81,7 +81,7 @@ def test_one_failed_node_terminates_its_peer_and_fails_the_job(training_worker, 
     assert (rank1.status, rank1.exit_code) == (RunStatus.FAILED, 3)
     assert rank0.status == RunStatus.STOPPED and rank0.exit_code == 143
     assert rank0.status_reason.startswith("Node 1 ended (Exited with exit code 3")
-    assert job_events(job)[-1] == "Training job failed."
+    assert job_events(job)[-1] == "训练作业运行失败 / Training job failed."
     assert job.failure["node"] == 1
 
 
@@ -136,8 +136,9 @@ def test_pipeline_events_resource_samples_and_a_reported_hang(training_worker, o
     assert not any(line.startswith("ATELIER_EVENT ") for line in lines)
     assert "woke up" in lines
 
-    hang = [m for m in job_events(job) if m.startswith("Suspected hang")]
-    assert hang == ["Suspected hang: worker-0 shows no output and almost no CPU use for 2 s. The job keeps running; "
+    hang = [m for m in job_events(job) if "Suspected hang" in m]
+    assert hang == ["系统检测到您的作业疑似卡死，请及时前往作业详情界面查看并处理 / "
+                    "Suspected hang: worker-0 shows no output and almost no CPU use for 2 s. The job keeps running; "
                     "check it on the job page."]
 
     samples = list(RunSample.objects.filter(run=run).order_by("at"))
