@@ -340,7 +340,16 @@ def test_pages_render_and_isolate(owner, outsider, workspace, edge_version, cpu_
     detail = client.get(reverse("deployment:edge_service_detail", args=[service.pk])).content.decode()
     assert "Start, stop and restart are not available" in detail and 'data-testid="restart">Restart' in detail
     node_page = client.get(reverse("deployment:edge_node_detail", args=[node.pk])).content.decode()
-    assert "RUNNING" in node_page and 'data-testid="node-samples"' in node_page
+    assert "RUNNING" in node_page and 'id="monitoring-figures"' in node_page and "CPU usage" in node_page
+    # The range select's endpoint: GPU charts appear once a sample reported GPUs; others answer 404.
+    EdgeNodeSample.objects.create(node=node, at=timezone.now(), cpu_percent=50, memory_percent=60, disk_percent=70,
+                                  gpus=[{"index": 0, "util": 80, "memory": 40}])
+    monitoring = client.get(reverse("deployment:edge_node_monitoring", args=[node.pk]), {"range": "3h"}).json()
+    assert [c["key"] for c in monitoring["charts"]] == ["cpu", "memory", "disk", "gpu_util", "gpu_memory"]
+    assert monitoring["charts"][3]["figure"]["data"][0]["y"][-1] == 80
+    outsider_client = Client()
+    outsider_client.force_login(outsider)
+    assert outsider_client.get(reverse("deployment:edge_node_monitoring", args=[node.pk])).status_code == 404
     created = client.post(reverse("deployment:edge_node_list"), {
         "name": "from-page", "accelerator": "none", "log_retention_days": 7, "system_log_level": "DEBUG",
         "app_log_level": "DEBUG", "log_rotate_days": 5})

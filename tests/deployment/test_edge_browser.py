@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.deployment.edge import serving, services
-from apps.deployment.edge.models import EdgeNode
+from apps.deployment.edge.models import EdgeNode, EdgeNodeSample
 from tests.deployment.conftest import make_version
 from tests.deployment.test_edge import running_node
 
@@ -69,6 +71,18 @@ def test_node_list_enrol_dialog_and_edge_service_page(page, asgi_server, login, 
     expect(page.locator("#edge-nodes-results tbody tr")).to_have_count(2)
     services.edge_node_freeze(user=owner, node=node, frozen=True)
     expect(page.locator("tr:has([data-node=edge-east])")).to_contain_text("FREEZE", timeout=12_000)
+
+    # Node monitoring as charts (CPU, memory, disk, and GPU once a sample reported one).
+    now = timezone.now()
+    EdgeNodeSample.objects.bulk_create(
+        EdgeNodeSample(node=node, at=now - timedelta(minutes=5 * i), cpu_percent=20 + (i * 7) % 50,
+                       memory_percent=40 + i % 5, disk_percent=30, gpus=[{"index": 0, "util": (i * 13) % 90, "memory": 35}])
+        for i in range(1, 24))
+    page.goto(f"{asgi_server.url}/services/edge/nodes/{node.pk}/")
+    charts = page.locator("[data-testid=monitoring-charts] .monitoring-chart")
+    expect(charts).to_have_count(5)
+    expect(charts.first.locator(".main-svg").first).to_be_visible()
+    page.screenshot(path=str(SHOTS / "edge-node-detail.png"), full_page=True)
 
     page.goto(f"{asgi_server.url}/services/edge/")
     expect(page.locator("tr:has([data-service=edge-echo])")).to_contain_text("Deploying")

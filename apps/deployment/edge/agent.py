@@ -5,7 +5,7 @@ It enrols once with the node's one-time token (the key it gets back is kept in
 
 * runs a run-engine worker (`celery worker`) consuming the node's own queue (and its edge pool's),
   so edge service instances are ordinary long-lived runs supervised on this machine;
-* heartbeats to the console every few seconds with CPU, memory and disk use, and applies the
+* heartbeats to the console every few seconds with CPU, memory, disk and (nvidia-smi) GPU use, and applies the
   configuration it gets back: queues (the worker restarts when they change), freeze (the worker
   stops taking new work; running instances keep serving), log settings, and the load balancers it must serve;
 * serves each load balancer on its listen port: HTTP requests matching a rule (prefix, exact or
@@ -28,6 +28,7 @@ import logging.handlers
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -262,9 +263,24 @@ class Balancers:
             b'{"error_code":"no_route","error_msg":"No forwarding rule matches this path."}'
 
 
+def gpu_sample() -> list[dict]:
+    """[{"index", "util", "memory"}] (percent) from nvidia-smi; [] without NVIDIA GPUs or on any error."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=index,utilization.gpu,memory.used,memory.total",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5).stdout
+        rows = [[part.strip() for part in line.split(",")] for line in out.splitlines() if line.strip()]
+        return [{"index": int(i), "util": float(u), "memory": round(100 * float(used) / float(total), 1)}
+                for i, u, used, total in rows if float(total) > 0]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []  # a sample without GPUs beats a missed heartbeat
+
+
 def _sample() -> dict:
     return {"cpu_percent": psutil.cpu_percent(interval=None), "memory_percent": psutil.virtual_memory().percent,
-            "disk_percent": psutil.disk_usage("/").percent, "agent_version": VERSION}
+            "disk_percent": psutil.disk_usage("/").percent, "gpus": gpu_sample(), "agent_version": VERSION}
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("nodes/activate", views.edge_nodes_activate, name="edge_nodes_activate"),
     path("nodes/<int:pk>/", views.edge_node_detail, name="edge_node_detail"),
     path("nodes/<int:pk>/delete", views.edge_node_delete, name="edge_node_delete"),
+    path("nodes/<int:pk>/monitoring.json", views.edge_node_monitoring, name="edge_node_monitoring"),
     path("nodes/<int:pk>/<str:action>", views.edge_node_action, name="edge_node_action"),
     path("pools/", views.edge_pool_list, name="edge_pool_list"),
     path("pools/<int:pk>/workers", views.edge_pool_workers, name="edge_pool_workers"),

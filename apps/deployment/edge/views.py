@@ -3,10 +3,11 @@ the enrol dialog, detail with log settings and monitoring, freeze, activate, del
 load balancers and access ports. Thin: forms parse, services decide, selectors scope."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,7 +20,7 @@ from apps.runtime.models import Flavor
 from ..choices import DeployType, ModelStatus
 from ..models import AiAppVersion
 from ..views import _apply_errors, _confirm_delete
-from . import selectors, serving, services
+from . import charts, selectors, serving, services
 from .forms import AccessPortForm, EdgeNodeForm, EdgePoolForm, EdgeServiceForm, LoadBalancerForm, LogSettingsForm
 from .tables import EdgeNodeTable, EdgeServiceTable
 
@@ -183,12 +184,23 @@ def edge_node_detail(request, pk):
             return redirect("deployment:edge_node_detail", node.pk)
     return render(request, "deployment/edgenode_detail.html", {
         "node": node, "form": form, "tabs": edge_tabs("deployment:edge_node_list"),
-        "samples": list(node.samples.all()[:288]),  # a day at one sample per 5 minutes
+        "charts": charts.node_figures(node), "ranges": charts.RANGES,
+        "sample_minutes": max(1, settings.ATELIER_EDGE_SAMPLE_SECONDS // 60),
         "services": node.services.select_related("model_version__app"), "events": timeline_for(node),
         "can_admin": has_perm(request.user, node.workspace, "workspace:update"),
         "can_update": has_perm(request.user, node.workspace, "service:update"),
         "can_delete": has_perm(request.user, node.workspace, "service:delete")},
         status=400 if request.method == "POST" else 200)
+
+
+@login_required
+@require_GET
+def edge_node_monitoring(request, pk):
+    """JSON {"charts"} for the node page's range select and refresh (?range=24h|12h|3h; other values: 24h)."""
+    node = selectors.edge_node_get_for_user(request.user, pk)
+    require_perm(request.user, node.workspace, "service:view")
+    hours = charts.RANGES.get(request.GET.get("range", ""), charts.RANGES[charts.DEFAULT_RANGE])
+    return JsonResponse({"charts": charts.node_figures(node, hours=hours)})
 
 
 @login_required
