@@ -121,7 +121,8 @@ def training_restart_waits_expire(*, now: datetime | None = None) -> int:
                 "key": "restart_wait", "cause": cause, "retryable": False, "lines": [], "node": None,
                 "suggestion": "Free capacity in the pool (or add a worker), then rebuild the job."})
             event_add(obj=fresh, level=EventLevel.ERROR,
-                      message=f"训练作业排队失败 / Training job failed: the restart waited in the queue for more than {minutes}.")
+                      message=f"训练作业排队失败 / Training job failed: the restart waited in the queue for more "
+                              f"than {minutes}.")
             reason = f"Not restarted: waited more than {minutes} for resources."
             for run in Run.objects.filter(group=fresh.run_group, status=RunStatus.QUEUED):
                 run_transition(run, RunStatus.STOPPED, reason=reason, event=reason, level=EventLevel.ERROR)
@@ -138,7 +139,8 @@ def training_job_on_hang(job: TrainingJob, *, run_id: int, reason: str) -> None:
     run = Run.objects.filter(pk=run_id).only("node_rank").first()
     node = f"worker-{run.node_rank}" if run is not None else "a node"
     event_add(obj=job, level=EventLevel.WARNING,
-              message=f"系统检测到您的作业疑似卡死，请及时前往作业详情界面查看并处理 / Suspected hang: {node} shows {reason}. The job keeps running; check it on the job page.")
+              message=f"系统检测到您的作业疑似卡死，请及时前往作业详情界面查看并处理 / Suspected hang: {node} shows {reason}. "
+                      "The job keeps running; check it on the job page.")
 
 
 def restart_isolate_failed_node(run) -> bool:

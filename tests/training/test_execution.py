@@ -95,7 +95,7 @@ def test_custom_script_job_end_to_end(training_worker, owner, workspace, bucket,
     assert f"CWD {run_dir}/user-job-dir/demo-code" in lines
     assert "DEP tinydep-ok" in lines
     assert "[atelier][INFO][detect] code: 0, message: ok, item: disk-size root" in lines
-    assert any(line.startswith("[atelier] Installing Python dependencies, file: requirements.txt") for line in lines)
+    assert "[atelier] 正在安装Python依赖包 / Installing Python dependencies, file: requirements.txt" in lines
     assert any(line.startswith("[atelier] Running the pre-start hook ma-pre-start.sh") for line in lines)
 
     assert json.loads(read("storage://train-data/out/result.json")) == {"total": 10, "lr": 0.01, "shuffle": "true"}

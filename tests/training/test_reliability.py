@@ -121,18 +121,19 @@ def test_pipeline_events_resource_samples_and_a_reported_hang(training_worker, o
              for m in node_events if m.startswith("[worker-0] ")]
     assert steps == [
         "[worker-0] Preparing the training environment",
-        "[worker-0] [耗时: N 秒] Training code placed at PATH (took N s)",
-        "[worker-0] Environment pre-check running",
-        "[worker-0] [耗时: N 秒] Pre-check done (took N s)",
-        "[worker-0] Installing Python dependencies, file: requirements.txt",
-        "[worker-0] [耗时: N 秒] Python dependencies installed, file: requirements.txt (took N s)",
+        "[worker-0] [耗时: N 秒] 训练代码下载完成 / Training code placed at PATH (took N s)",
+        "[worker-0] 训练环境预检中 / Environment pre-check running",
+        "[worker-0] [耗时: N 秒] 预检完成 / Pre-check done (took N s)",
+        "[worker-0] 正在安装Python依赖包 / Installing Python dependencies, file: requirements.txt",
+        "[worker-0] [耗时: N 秒] Python依赖包安装完成 / Python dependencies installed, file: requirements.txt "
+        "(took N s)",
         "[worker-0] Running the pre-start hook ma-pre-start.sh",
         "[worker-0] [耗时: N 秒] Pre-start hook ma-pre-start.sh done (took N s)",
-        "[worker-0] Training process started",
+        "[worker-0] 训练任务开始运行 / Training process started",
         "[worker-0] [耗时: N 秒] Process ended, exit code 0 (took N s)",
     ]
     lines = job_log(job)
-    assert any(re.fullmatch(r"\[atelier\] \[耗时: \d+ 秒\] Pre-check done \(took \d+ s\)", line) for line in lines)
+    assert any(re.fullmatch(r"\[atelier\] \[耗时: \d+ 秒\] 预检完成 / Pre-check done \(took \d+ s\)", line) for line in lines)
     assert not any(line.startswith("ATELIER_EVENT ") for line in lines)
     assert "woke up" in lines
 
@@ -186,8 +187,9 @@ def test_precheck_items_logged_and_switched_off_with_ma_skip_image_detect_0(tmp_
     assert "[atelier][INFO][detect] code: 0, message: ok, item: disk-size shm" in out
     events = [json.loads(line[len("ATELIER_EVENT "):]) for line in out if line.startswith("ATELIER_EVENT ")]
     assert events[0] == {"message": "Preparing the training environment", "level": "info", "runtime_clock": "hold"}
-    assert events[2]["message"] == "Environment pre-check running"
-    assert events[3]["level"] == "error" and events[3]["message"].startswith("Check failed. Error found: disk-size root")
+    assert events[2]["message"] == "训练环境预检中 / Environment pre-check running"
+    assert events[3]["level"] == "error" and events[3]["message"].startswith(
+        "检查失败。发现错误 / Check failed. Error found: disk-size root")
     assert "user code ran" not in out
 
 

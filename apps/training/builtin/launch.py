@@ -108,7 +108,7 @@ def precheck(spec: dict, run_dir: Path, env: dict) -> None:
     """ModelArts-style environment checks, logged as `code: <n>, message: <m>, item: <item>`."""
     limits = spec.get("precheck") or {}
     started = time.monotonic()
-    event("Environment pre-check running")
+    event("训练环境预检中 / Environment pre-check running")
     say("[task] Detect")
     problems = []
 
@@ -142,9 +142,10 @@ def precheck(spec: dict, run_dir: Path, env: dict) -> None:
         ok = shutil.which("nvidia-smi") is not None or any(Path("/dev").glob("nvidia[0-9]*"))
         report("gpu-check", ok, "no GPU driver found on this node")
     if problems:
-        event("Check failed. Error found: " + "; ".join(problems), seconds=time.monotonic() - started, level="error")
+        event("检查失败。发现错误 / Check failed. Error found: " + "; ".join(problems), seconds=time.monotonic() - started,
+              level="error")
         fail(EXIT_PRECHECK, "pre-check failed: " + "; ".join(problems))
-    event("Pre-check done", seconds=time.monotonic() - started)
+    event("预检完成 / Pre-check done", seconds=time.monotonic() - started)
 
 
 def place_code(spec: dict, run_dir: Path, job_dir: Path) -> Path:
@@ -161,7 +162,7 @@ def place_code(spec: dict, run_dir: Path, job_dir: Path) -> Path:
         staged.rename(target)
     else:
         target.mkdir(parents=True)
-    event(f"Training code placed at {target}", seconds=time.monotonic() - started)
+    event(f"训练代码下载完成 / Training code placed at {target}", seconds=time.monotonic() - started)
     return target
 
 
@@ -171,7 +172,7 @@ def install_requirements(workspace: Path, run_dir: Path, env: dict) -> None:
         return
     target = run_dir / ".pydeps"
     for path in found:
-        event(f"Installing Python dependencies, file: {path.name}")
+        event(f"正在安装Python依赖包 / Installing Python dependencies, file: {path.name}")
         started = time.monotonic()
         command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-warn-script-location",
                    "--target", str(target), "--find-links", str(workspace), "-r", str(path)]
@@ -179,11 +180,12 @@ def install_requirements(workspace: Path, run_dir: Path, env: dict) -> None:
             command += ["--index-url", env["MA_PIP_URL"]]
         result = subprocess.run(command, cwd=workspace, env=env, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
-            event(f"Installing Python dependencies failed, file: {path.name}, pip exit code {result.returncode}",
+            event(f"Python依赖包安装失败 / Installing Python dependencies failed, file: {path.name}, "
+                  f"pip exit code {result.returncode}",
                   seconds=time.monotonic() - started, level="error")
             fail(EXIT_REQUIREMENTS, f"Installing Python dependencies from {path.name} failed (pip exited with code "
                                     f"{result.returncode}).")
-        event(f"Python dependencies installed, file: {path.name}", seconds=time.monotonic() - started)
+        event(f"Python依赖包安装完成 / Python dependencies installed, file: {path.name}", seconds=time.monotonic() - started)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH", "")]))
 
 
@@ -334,7 +336,7 @@ def main() -> None:
     cwd.mkdir(parents=True, exist_ok=True)
     shown = argv if target is not None else argv[2:]
     say(f"Training process starts: {' '.join(shlex.quote(a) for a in shown)}")
-    event("Training process started", clock="start")
+    event("训练任务开始运行 / Training process started", clock="start")
     drop = switch_user(spec.get("run_as_uid"), run_dir, env)
     sys.stdout.flush()
     os.chdir(cwd)
