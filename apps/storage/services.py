@@ -7,7 +7,7 @@ fix raise ValidationError (a dict keyed by form field where one applies) and cha
 from __future__ import annotations
 
 import contextlib
-from typing import BinaryIO, Iterable, Protocol
+from typing import BinaryIO, Callable, Iterable, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -35,6 +35,28 @@ class Upload(Protocol):
     size: int | None
 
     def read(self, size: int = -1) -> bytes: ...
+
+
+# Other apps hold folders that must not change under them (training: the code folder of a job that
+# is creating, pending or running). A guard gets a bucket name and returns the folders it holds there,
+# each with why; storage never imports the apps that hold paths.
+WriteGuard = Callable[[str], Iterable[tuple[StoragePath, str]]]
+_WRITE_GUARDS: list[WriteGuard] = []
+
+
+def storage_write_guard_register(guard: WriteGuard) -> None:
+    """Refuse user writes and deletes the guard objects to (called from an AppConfig.ready)."""
+    if guard not in _WRITE_GUARDS:
+        _WRITE_GUARDS.append(guard)
+
+
+def _write_allowed(path: StoragePath, field: str | None = None, *, deleting: bool = False) -> None:
+    """ValidationError (code "locked") with the guard's reason when `path` lies in a held folder or,
+    for a delete, holds one (deleting a parent folder would delete the held one too)."""
+    for guard in _WRITE_GUARDS:
+        for held, reason in guard(path.bucket):
+            if path.is_within(held) or (deleting and held.is_within(path)):
+                raise ValidationError({field: [reason]} if field else reason, code="locked")
 
 
 @contextlib.contextmanager
@@ -92,6 +114,7 @@ def bucket_delete(*, user, bucket: Bucket, recursive: bool = False) -> None:
     bucket = bucket_get_for_user(user, bucket.name)
     require_perm(user, bucket.workspace, "storage:delete")
     root = StoragePath(bucket.name, "")
+    _write_allowed(root, deleting=True)
     if not recursive and not folder_is_empty(root):
         raise ValidationError(f'The bucket "{bucket.name}" is not empty; confirm deleting it with everything in it.',
                               code="not_empty")
@@ -114,6 +137,7 @@ def folder_create(*, user, parent: StoragePath, name: str) -> StoragePath:
         path = parse(parent.child(name).uri)  # the whole path's length counts, not just the name's
     except ValidationError as exc:
         raise ValidationError({"name": exc.messages}) from None
+    _write_allowed(path, "name")
     storage = get_storage()
     if storage.is_folder(path):
         raise ValidationError({"name": [f'A folder named "{name}" already exists in {parent.uri}.']})
@@ -167,6 +191,7 @@ def object_upload(*, user, folder: StoragePath, file: Upload) -> ObjectInfo:
     except ValidationError as exc:
         raise ValidationError({"files": [f'The file name "{file.name}" is not allowed here: {exc.messages[0]}']}) \
             from None
+    _write_allowed(path, "files")
     storage = get_storage()
     replaced = storage.exists(path)
     with _storage_errors("files"):
@@ -187,6 +212,7 @@ def objects_upload(*, user, folder: StoragePath, files: Iterable[Upload]) -> lis
     if not files:
         raise ValidationError({"files": ["Choose at least one file to upload."]})
     _bucket_for(user, folder, "storage:create")
+    _write_allowed(folder, "files")  # refuse the batch before its first file is written
     seen: set[str] = set()
     for file in files:
         _upload_check(file)
@@ -200,6 +226,7 @@ def objects_upload(*, user, folder: StoragePath, files: Iterable[Upload]) -> lis
 def object_delete(*, user, path: StoragePath) -> None:
     """Delete one file (needs storage:delete)."""
     bucket = _bucket_for(user, path, "storage:delete")
+    _write_allowed(path, deleting=True)
     storage = get_storage()
     if not path.key or storage.is_folder(path):
         raise ValidationError(f"{path.uri} is a folder; delete it as a folder.", code="not_file")
@@ -219,6 +246,7 @@ def folder_delete(*, user, path: StoragePath, recursive: bool = False) -> None:
     storage = get_storage()
     if not storage.is_folder(path):
         raise ValidationError(f"{path.uri} is not a folder.", code="not_folder")
+    _write_allowed(path, deleting=True)
     if not recursive and not folder_is_empty(path):
         raise ValidationError(f'The folder "{path.key}" is not empty; confirm deleting it with everything in it.',
                               code="not_empty")

@@ -22,3 +22,9 @@ class TrainingConfig(AppConfig):
 
         register(retention_settings_check)  # metrics ≥ 3 days, logs ≥ 1 day
         register_live_source("training.trainingjob", lambda user, pk: training_job_get_for_user(user, pk))
+        # The code folder of a live job is read again at every attempt: storage refuses edits to it.
+        from apps.storage.services import storage_write_guard_register
+
+        from .codedirs import code_dirs_held
+
+        storage_write_guard_register(code_dirs_held)

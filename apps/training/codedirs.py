@@ -148,3 +148,25 @@ def code_upload(*, destination: StoragePath, files) -> int:
     except StorageError as exc:
         raise ValidationError({"code_files": [str(exc)]}) from None
     return written
+
+
+def code_dirs_held(bucket: str) -> list[tuple[StoragePath, str]]:
+    """The code folders in `bucket` of jobs that are creating, pending or running, each with the reason
+    storage gives when a user tries to change it (spec item 24: no code edits then). Every attempt,
+    restarts included, copies the folder again, so it must not change under a live job."""
+    from apps.core.paths import parse
+
+    from .choices import LIVE_JOB_STATUSES
+    from .models import TrainingJob
+
+    held = []
+    jobs = (TrainingJob.objects.filter(status__in=LIVE_JOB_STATUSES, code_dir__startswith=f"storage://{bucket}")
+            .exclude(code_dir="").only("name", "status", "code_dir").order_by("pk"))
+    for job in jobs:
+        path = parse(job.code_dir)
+        if path.bucket != bucket:  # "storage://data" also starts "storage://data2/…"
+            continue
+        held.append((path, f'{path.uri} is the code folder of training job "{job.name}", which is '
+                           f"{job.get_status_display().lower()}; its code can be edited once the job has ended "
+                           "(or after terminating it)."))
+    return held
