@@ -87,3 +87,29 @@ def test_the_api_and_the_storage_browser_answer_with_the_reason(api, client, own
     # The job page offers no "Edit code" link while the job is live.
     page = client.get(f"/training/jobs/{job.pk}/").content.decode()
     assert 'data-testid="edit-code"' not in page
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_storage_browser_upload_dialog_shows_the_lock(page, asgi_server, login, owner, job, tmp_path):
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from playwright.sync_api import expect
+
+    TrainingJob.objects.filter(pk=job.pk).update(status=TrainingStatus.RUNNING)
+    edited = tmp_path / "train.py"
+    edited.write_text("print('v2')\n")
+    login(page, owner, asgi_server.url)
+    page.goto(f"{asgi_server.url}/storage/b/train-data/team/code")
+    page.click("[data-testid=upload-open]")
+    upload = page.locator("dialog#upload-dialog")
+    upload.locator("input[type=file]").set_input_files([str(edited)])
+    upload.locator("[data-upload-submit]").click()
+    refused = upload.locator("li.upload-item[data-file='train.py']")
+    expect(refused).to_have_attribute("data-state", "failed")
+    expect(refused.locator("[data-upload-status]")).to_have_text(HELD_RUNNING)
+    shots = Path(os.environ.get("ATELIER_SCREENSHOTS", tempfile.gettempdir()))
+    page.screenshot(path=str(shots / "training-code-lock-upload.png"))
+    assert read("storage://train-data/team/code/train.py") == b"print('v1')\n"
