@@ -3,6 +3,7 @@ settings, pools and delete ordering, edge service / load balancer / access port 
 REST API's refusals and workspace isolation. The real agent is in test_edge_agent.py."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -222,7 +223,9 @@ def test_edge_service_validation(owner, workspace, edge_version, cpu_flavor, ech
         start_params={"MODE": "fast"})
     run = Run.objects.get(edge_instance__service=service)
     assert run.env["PORT"] == "18080" and run.env["MODE"] == "fast" and run.pool_id == node.pool_id
-    assert '"/data": "/srv/data"' in run.env["EDGE_VOLUMES"] and run.long_lived
+    assert run.command[1].endswith("edge/volumes.py") and run.long_lived
+    assert json.loads(run.command[3])[0] == {"name": "data", "type": "host_path", "mount_path": "/data",
+                                             "read_only": True, "host_path": "/srv/data"}
     with pytest.raises(ValidationError) as exc:
         serving.edge_service_deploy(**base, name="clash", port_mappings=[{"container_port": 8080, "host_port": 18080}])
     assert "already used by another edge service" in error(exc)

@@ -2,7 +2,8 @@
 token (reuse and expiry refused), heartbeats, runs a run-engine worker on the node's own pool,
 serves an edge service on its mapped host port and a load balancer round-robin over two
 instances, applies its log settings, stops its worker taking new work while frozen (and resumes when unfrozen),
-and leaves the node FAULTY when killed."""
+realises host-path and temp-path volumes as links in the instance's run directory, and leaves
+the node FAULTY when killed."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,10 +26,45 @@ from apps.deployment.edge.models import EdgeNode, EdgeService
 from apps.runtime.choices import RunStatus
 from apps.runtime.models import Run, WorkerNode
 from apps.runtime.services import run_submit
-from tests.deployment.conftest import FAST, make_version, wait_for
+from tests.deployment.conftest import FAST, make_version, upload_package, wait_for
+from tests.deployment.packages import fixture_package
 from tests.harness import ROOT, free_port, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+READER = """
+import os
+
+from model_service.model_service import SingleNodeService
+
+
+class ReaderService(SingleNodeService):
+    def __init__(self, model_name, model_path):
+        pass
+
+    def _preprocess(self, data):
+        return data
+
+    def _inference(self, data):
+        root = os.environ["EDGE_MOUNT_ROOT"]
+        with open(os.path.join(root, "mnt/data", data["file"])) as handle:
+            content = handle.read()
+        with open(os.path.join(root, "scratch", "note.txt"), "w") as handle:
+            handle.write("scratch")
+        return {"content": content, "root": root, "scratch_written": True}
+
+    def _postprocess(self, data):
+        return data
+"""
+
+
+def reader_version(owner, workspace, tmp_path):
+    """An edge AI application that reads a file under its /mnt/data mount and writes under /scratch."""
+    root = fixture_package("echo", tmp_path / "reader-src")
+    (root / "model" / "customize_service.py").write_text(READER)
+    return make_version(owner, workspace, upload_package(root, "models", "reader"), name="reader",
+                        deploy_types=("edge",))
 
 
 def start_agent(url: str, token: str, state_dir) -> subprocess.Popen:
@@ -43,9 +80,10 @@ def test_agent_enrols_serves_balances_and_goes_faulty(asgi_server, celery_worker
     for name, value in FAST.items():
         setattr(settings, name, int(value) if value.isdigit() else value)
     settings.ATELIER_EDGE_HEARTBEAT_SECONDS = 1
-    settings.ATELIER_EDGE_FAULTY_SECONDS = 3
+    settings.ATELIER_EDGE_FAULTY_SECONDS = 5  # slack for a loaded machine
     celery_worker(queues=("atelier.control",), env=FAST)  # dispatch and sweeps; runs go to the edge node's pool
     version = make_version(owner, workspace, echo_uri, name="echo-edge", deploy_types=("edge",))
+    version_with_files = reader_version(owner, workspace, tmp_path)
     node, token = services.edge_node_create(user=owner, workspace=workspace, name="edge-a", app_log_level="INFO",
                                             log_retention_days=3)
     # An expired token is refused and spends nothing.
@@ -130,7 +168,31 @@ def test_agent_enrols_serves_balances_and_goes_faulty(asgi_server, celery_worker
         services.edge_node_freeze(user=owner, node=node, frozen=False)
         wait_for(lambda: Run.objects.get(pk=queued.pk).status != RunStatus.QUEUED, timeout=30,
                  message="the waiting run taken after unfreezing")
-        assert "resumed taking work" in log.read_text()
+        wait_for(lambda: "resumed taking work" in log.read_text(), timeout=30, message="the agent's resume log")
+
+        # Volumes: a host path read in place through its link at the mount path, and a temp path
+        # folder that the instance writes to and that goes with the run directory.
+        shared = tmp_path / "node-data"
+        shared.mkdir()
+        (shared / "greeting.txt").write_text("hello from the node")
+        reader_port = free_port()
+        node.refresh_from_db()
+        reader = serving.edge_service_deploy(
+            user=owner, workspace=workspace, name="reader", model_version=version_with_files,
+            flavor=cpu_flavor, node=node, port_mappings=[{"container_port": 8080, "host_port": reader_port}],
+            volumes=[{"name": "data", "type": "host_path", "host_path": str(shared), "mount_path": "/mnt/data",
+                      "read_only": True},
+                     {"name": "scratch", "type": "temp_path", "mount_path": "/scratch"}])
+        wait_for(lambda: EdgeService.objects.get(pk=reader.pk).status == EdgeServiceStatus.RUNNING, timeout=120,
+                 message="the service with volumes running")
+        body = httpx.post(f"http://127.0.0.1:{reader_port}/", json={"file": "greeting.txt"}, timeout=10).json()
+        assert body["content"] == "hello from the node" and body["scratch_written"]
+        run_dir = Path(body["root"])
+        assert (run_dir / "mnt" / "data").resolve() == shared.resolve()
+        assert (run_dir / "volumes" / "scratch" / "note.txt").exists()
+        serving.edge_service_delete(user=owner, service=reader)
+        wait_for(lambda: not run_dir.exists(), timeout=30, message="the run directory (and temp path) wiped")
+        assert (shared / "greeting.txt").read_text() == "hello from the node"  # the host folder stays
     finally:
         os.killpg(agent.pid, signal.SIGKILL)  # a powered-off machine: no goodbye
         agent.wait(timeout=10)

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import posixpath
 import re
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -73,6 +74,9 @@ def _port_mappings(raw, *, node: EdgeNode | None, instances: int, exclude_servic
                                                  f"{instances} instances."]})
     return [{"container_port": container, "host_ip": host_ip, "port_min": low, "port_max": high,
              "host_ports": free[:instances]}]
+
+
+VOLUMES_SCRIPT = Path(__file__).with_name("volumes.py")
 
 
 def _volumes(raw) -> list[dict]:
@@ -181,12 +185,11 @@ def edge_service_deploy(*, user, workspace, name: str, model_version: AiAppVersi
     if mappings:
         ports = mappings[0].get("host_ports") or [mappings[0]["host_port"]] * count
     argv, health_path, inputs, env = instance_command(model_version, params.keys())
-    places = {v["mount_path"]: v.get("host_path") or f"volumes/{v['name']}" for v in volumes}
+    if volumes:
+        # Links at the mount paths inside the run directory, made on the node before the instance starts.
+        argv = ["python", str(VOLUMES_SCRIPT), "--volumes", json.dumps(volumes), "--", *argv]
     for port in ports:
         run_env = {**params, **env}
-        if places:
-            # The instance finds its volumes here (mount path → node path; temp paths live in the run directory).
-            run_env["EDGE_VOLUMES"] = json.dumps(places)
         if port is not None:
             run_env["PORT"] = str(port)  # the run engine listens on a PORT the run names
         run = run_submit(user=user, workspace=workspace, name=f"edge · {name}", command=argv, flavor=flavor,
