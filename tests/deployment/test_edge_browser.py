@@ -67,6 +67,7 @@ def test_node_list_enrol_dialog_and_edge_service_page(page, asgi_server, login, 
     # The list is a shared table: search narrows it, and statuses refresh without a reload.
     page.fill("#edge-nodes-q", "west")
     expect(page.locator("#edge-nodes-results tbody tr")).to_have_count(1)
+    expect(page.locator("#edge-nodes-results .form-errors")).to_have_count(0)
     page.fill("#edge-nodes-q", "")
     expect(page.locator("#edge-nodes-results tbody tr")).to_have_count(2)
     services.edge_node_freeze(user=owner, node=node, frozen=True)
@@ -94,3 +95,17 @@ def test_node_list_enrol_dialog_and_edge_service_page(page, asgi_server, login, 
     expect(page.locator("[data-testid=no-lifecycle]")).to_contain_text("not available for services deployed on edge")
     expect(page.locator("[data-testid=edge-service-header]")).to_contain_text("container 8080 → 0.0.0.0:18080")
     page.screenshot(path=str(SHOTS / "edge-service-detail.png"), full_page=True)
+
+    # Pools and load balancers are shared tables too (search narrows them in place).
+    serving.load_balancer_create(user=owner, workspace=workspace, name="front", node=node, listen_port=18090,
+                                 rules=[{"match": "prefix", "path": "/", "service": service.pk}])
+    page.goto(f"{asgi_server.url}/services/edge/balancers/")
+    expect(page.locator("#load-balancers-results tbody tr")).to_contain_text("Round-robin")
+    page.fill("#load-balancers-q", "nothing-like-this")
+    expect(page.locator("#load-balancers-results")).to_contain_text("No matches")
+    expect(page.locator("#load-balancers-results .form-errors")).to_have_count(0)
+    page.fill("#load-balancers-q", "")
+    expect(page.locator("#load-balancers-results tbody tr")).to_have_count(1)
+    page.screenshot(path=str(SHOTS / "edge-load-balancers.png"), full_page=True)
+    page.goto(f"{asgi_server.url}/services/edge/pools/")
+    expect(page.locator("#edge-pools-results")).to_contain_text("No edge pools yet")

@@ -29,7 +29,7 @@ class EdgeNodeTable(Table):
     filters = [ChoiceFilter("accelerator", "Accelerator", lookup="accelerator", choices=Accelerator.choices),
                ChoiceFilter("frozen", "Frozen", lookup="frozen", choices=[("true", "Frozen"), ("false", "Not frozen")],
                             coerce=as_bool)]
-    default_sort = "-created_at"
+    default_sort = "name"  # a sortable column: the toolbar sends it back with every search and refresh
     empty_title = "No edge nodes yet"
     empty_text = "Create a node, then start the edge agent on the machine with its one-time token."
     caption = "Edge nodes"
@@ -61,3 +61,41 @@ class EdgeServiceTable(Table):
     empty_text = "Enrol and activate an edge node, then deploy an AI application version made for edge onto it."
     caption = "Edge services"
     column_chooser = True
+
+
+class EdgePoolTable(Table):
+    """Edge pools with their masters and workers (workers are added and removed in place)."""
+
+    columns = [
+        Column("name", "Name", sort="name", cell=CELLS + "name.html", hideable=False),
+        Column("masters", "Masters", cell=CELLS + "pool_masters.html"),
+        Column("workers", "Workers", cell=CELLS + "pool_workers.html"),
+        Column("node_count", "Nodes", sort="node_count", classes="num"),
+        Column("max_workers", "Max workers", sort="max_workers", classes="num"),
+        Column("created_at", "Created", sort="created_at", cell="deployment/_datetime_cell.html", classes="nowrap"),
+        Column("pk", "", cell=CELLS + "pool_actions.html", classes="actions", hideable=False),
+    ]
+    search_fields = ["name", "description"]
+    search_placeholder = "Search edge pools"
+    default_sort = "-created_at"
+    empty_title = "No edge pools yet"
+    empty_text = "Group enrolled edge nodes into a pool (1–3 masters and workers) to deploy onto all of them."
+    caption = "Edge pools"
+
+
+class LoadBalancerTable(Table):
+    columns = [
+        Column("name", "Name", sort="name", cell=CELLS + "name.html", hideable=False),
+        Column("node", "Target", cell=CELLS + "lb_target.html"),
+        Column("listen_port", "Listen port", sort="listen_port", classes="num"),
+        Column("protocol", "Protocol"),
+        Column("sticky", "Policy", sort="sticky", cell=CELLS + "lb_policy.html"),
+        Column("rules", "Rules", cell=CELLS + "lb_rules.html"),
+        Column("pk", "", cell=CELLS + "lb_actions.html", classes="actions", hideable=False),
+    ]
+    search_fields = ["name", "description"]
+    search_placeholder = "Search load balancers"
+    default_sort = "name"
+    empty_title = "No load balancers yet"
+    empty_text = "A load balancer listens on a node (or a pool's masters) and forwards HTTP to an edge service."
+    caption = "Load balancers"

@@ -22,7 +22,7 @@ from ..models import AiAppVersion
 from ..views import _apply_errors, _confirm_delete
 from . import charts, selectors, serving, services
 from .forms import AccessPortForm, EdgeNodeForm, EdgePoolForm, EdgeServiceForm, LoadBalancerForm, LogSettingsForm
-from .tables import EdgeNodeTable, EdgeServiceTable
+from .tables import EdgeNodeTable, EdgePoolTable, EdgeServiceTable, LoadBalancerTable
 
 TABS = [("deployment:edge_service_list", "Edge services"), ("deployment:edge_node_list", "Edge nodes"),
         ("deployment:edge_pool_list", "Edge pools"), ("deployment:edge_lb_list", "Load balancers and ports")]
@@ -277,12 +277,13 @@ def edge_pool_list(request):
             else:
                 messages.success(request, f'Edge pool "{pool.name}" created.')
                 return redirect("deployment:edge_pool_list")
-    return render(request, "deployment/edgepool_list.html", {
-        "tabs": edge_tabs("deployment:edge_pool_list"),
-        "pools": selectors.edge_pools_in(workspace).prefetch_related("nodes"), "form": form,
+    table = EdgePoolTable(selectors.edge_pools_in(workspace).prefetch_related("nodes"),
+                          request.GET if request.method == "GET" else {}, id="edge-pools")
+    return render_table(request, "deployment/edgepool_list.html", {
+        "tabs": edge_tabs("deployment:edge_pool_list"), "form": form,
         "free_nodes": [n for n in nodes if not n.edge_pool_id],
         "can_create": has_perm(request.user, workspace, "service:create"),
-        "can_delete": has_perm(request.user, workspace, "service:delete")},
+        "can_delete": has_perm(request.user, workspace, "service:delete")}, table,
         status=400 if request.method == "POST" else 200)
 
 
@@ -356,12 +357,15 @@ def edge_lb_list(request):
             else:
                 messages.success(request, f'"{d["name"]}" created.')
                 return redirect("deployment:edge_lb_list")
-    return render(request, "deployment/loadbalancer_list.html", {
-        "tabs": edge_tabs("deployment:edge_lb_list"), "balancers": selectors.load_balancers_in(workspace),
+    # Access ports stay a plain table under it: one shared table per page owns the query parameters.
+    table = LoadBalancerTable(selectors.load_balancers_in(workspace), request.GET if request.method == "GET" else {},
+                              id="load-balancers")
+    return render_table(request, "deployment/loadbalancer_list.html", {
+        "tabs": edge_tabs("deployment:edge_lb_list"),
         "ports": selectors.access_ports_in(workspace), "lb_form": lb_form, "port_form": port_form,
         "services_by_id": {s.pk: s for s in edge_services},
         "can_create": has_perm(request.user, workspace, "service:create"),
-        "can_delete": has_perm(request.user, workspace, "service:delete")},
+        "can_delete": has_perm(request.user, workspace, "service:delete")}, table,
         status=400 if request.method == "POST" else 200)
 
 
