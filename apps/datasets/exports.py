@@ -237,7 +237,15 @@ def _export_one(writer: Writer, fmt: str, dataset: Dataset, sample: dict, annota
             filename=dest.name, folder=dest.parent.name, width=sample["width"] or 0, height=sample["height"] or 0,
             objects=shaped, segmented=segmented, mask_source=mask_source))
     elif fmt == ExportFormat.MANIFEST:
-        state["manifest"].append(sample_line(sample, annotations, source=rel, hard_attribute=True))
+        # Shapes travel in a VOC file beside the image (as in published versions), so boxes and labeled
+        # video frames (sample-type 0 beside their .mp4) re-import losslessly.
+        loc = ""
+        if shaped:
+            loc = _stem(rel) + ".xml"
+            writer.text(loc, voc_xml(filename=dest.name, folder=dest.parent.name, width=sample["width"] or 0,
+                                     height=sample["height"] or 0, objects=shaped, segmented=False))
+        state["manifest"].append(sample_line(sample, annotations, source=rel, hard_attribute=True,
+                                             annotation_loc=loc, sample_type=sample.get("sample_type")))
     elif fmt == ExportFormat.CSV:
         state["csv"].append(sample | {"labels": annotations, "file": rel})
 

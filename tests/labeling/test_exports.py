@@ -82,3 +82,32 @@ def test_triplets_export_entity_and_relation_ids(owner, make_job, add_sample, bu
     entity, relation = by_id["E1"]["property"], by_id["R1"]["property"]
     assert (entity["@modelarts:start_index"], entity["@modelarts:end_index"]) == (4, 9)
     assert (by_id["R1"]["name"], relation["@modelarts:from"], relation["@modelarts:to"]) == ("author", "E1", "E2")
+
+
+def test_labeled_video_frame_exports_as_a_jpg_with_its_box_and_time(owner, make_job, add_sample, bucket):
+    """Item 45: a frame labeled at t is exported as an extracted JPG sample beside the video, with its
+    annotation and `@modelarts:time_in_video` / `parent_source` / `parent_duration` in the manifest."""
+    from apps.labeling.services import video_frame_save
+
+    from .conftest import jpeg_bytes
+
+    job = make_job(LabelType.VIDEO)
+    video = add_sample(job.dataset, duration=8.0, name="clip.mp4")
+    box = {"label": "car", "shape": "bndbox", "geometry": {"xmin": 10, "ymin": 12, "xmax": 100, "ymax": 90}}
+    video_frame_save(user=owner, job=job, video=video, time=2.5, version=0, annotations=[box],
+                     image=jpeg_bytes(320, 240))
+    out = export(owner, job.dataset, f"storage://{bucket.name}/video-out", "manifest")
+    lines = {line["source"].rsplit("/", 1)[-1]: line for line in manifest_lines(out, job.dataset)}
+    assert sorted(lines) == ["clip.mp4", "clip_t2.500000.jpg"]
+    frame = lines["clip_t2.500000.jpg"]
+    assert frame["sample-type"] == 0
+    jpg = Image.open(io.BytesIO(read(f"{out}/{frame['source']}")))
+    assert (jpg.format, jpg.size) == ("JPEG", (320, 240))
+    (annotation,) = frame["annotation"]
+    assert annotation["annotation-format"] == "PASCAL VOC"
+    obj = ET.fromstring(read(f"{out}/{annotation['annotation-loc']}")).find("object")
+    assert obj.findtext("name") == "car"
+    assert [obj.find("bndbox").findtext(k) for k in ("xmin", "ymin", "xmax", "ymax")] == ["10", "12", "100", "90"]
+    prop = frame["property"]
+    assert (prop["@modelarts:time_in_video"], prop["@modelarts:parent_duration"]) == (2.5, 8.0)
+    assert prop["@modelarts:parent_source"].endswith("clip.mp4")
