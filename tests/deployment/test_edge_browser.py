@@ -14,7 +14,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.deployment.edge import serving, services
-from apps.deployment.edge.models import EdgeNode, EdgeNodeSample
+from apps.deployment.edge.choices import EdgeServiceStatus
+from apps.deployment.edge.models import EdgeNode, EdgeNodeSample, EdgeService
 from tests.deployment.conftest import make_version
 from tests.deployment.test_edge import running_node
 
@@ -95,6 +96,9 @@ def test_node_list_enrol_dialog_and_edge_service_page(page, asgi_server, login, 
     expect(page.locator("[data-testid=no-lifecycle]")).to_contain_text("not available for services deployed on edge")
     expect(page.locator("[data-testid=edge-service-header]")).to_contain_text("container 8080 → 0.0.0.0:18080")
     page.screenshot(path=str(SHOTS / "edge-service-detail.png"), full_page=True)
+    # The status refreshes in place.
+    EdgeService.objects.filter(pk=service.pk).update(status=EdgeServiceStatus.RUNNING)
+    expect(page.locator("[data-testid=edge-service-status]")).to_contain_text("Running", timeout=12_000)
 
     # Pools and load balancers are shared tables too (search narrows them in place).
     serving.load_balancer_create(user=owner, workspace=workspace, name="front", node=node, listen_port=18090,
