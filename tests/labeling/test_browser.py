@@ -197,6 +197,54 @@ def test_conflicting_save_from_a_second_browser_gets_409_and_loses_nothing(asgi_
         other_context.close()
 
 
+def test_conflict_draws_their_shapes_as_a_dashed_overlay_beside_mine(asgi_server, browser, page, login, owner,
+                                                                     teammate, make_job, add_sample):
+    """The 409 banner puts the other person's shapes on the canvas (dashed, toggleable, not editable)
+    next to the user's own unsaved shapes; "take theirs" drops mine and the overlay."""
+    job = make_job(LabelType.OBJECT_DETECTION)
+    sample = add_sample(job.dataset, width=640, height=480)
+    open_workbench(page, asgi_server, login, owner, job, sample)
+    other_context = browser.new_context(viewport={"width": 1400, "height": 900})
+    other = other_context.new_page()
+    try:
+        open_workbench(other, asgi_server, login, teammate, job, sample)
+        page.evaluate("window.atelierWorkbench.socket.onmessage = null")  # Alice misses Bob's "saved" notice
+        other.keyboard.press("1")
+        click_image(other, 120, 110)
+        click_image(other, 330, 300)
+        pick(other, "dog")
+        wait_saved(other)
+        page.keyboard.press("1")
+        click_image(page, 150, 140)
+        click_image(page, 380, 340)
+        pick(page, "cat")
+        page.wait_for_selector("[data-testid=conflict-legend]")
+        canvas = page.locator("canvas.wb-canvas")
+        assert canvas.get_attribute("data-overlay") == "1"
+        assert "bob's 1 shape(s) are drawn dashed in magenta" in page.get_by_test_id("conflict-legend").inner_text()
+        page.screenshot(path=SHOTS.format("conflict-overlay"))
+        # Their shape is display only: the pointer finds nothing to select or drag inside it (outside mine).
+        state = page.evaluate("(() => { const w = window.atelierWorkbench; const c = w.editor.canvas;"
+                              " return {hit: c.hit(c.tx + 130 * c.scale, c.ty + 120 * c.scale),"
+                              " mine: w.editor.session.annotations.map((a) => a.label)}; })()")
+        assert state == {"hit": -1, "mine": ["cat"]}
+        toggle = page.get_by_test_id("conflict-overlay-toggle")
+        toggle.click()
+        page.wait_for_function("() => document.querySelector('canvas.wb-canvas').dataset.overlay === '0'")
+        assert (toggle.inner_text(), toggle.get_attribute("aria-pressed")) == ("Show bob's shapes", "false")
+        toggle.click()
+        page.wait_for_function("() => document.querySelector('canvas.wb-canvas').dataset.overlay === '1'")
+        page.get_by_test_id("take-theirs").click()
+        page.wait_for_function("() => document.querySelector('canvas.wb-canvas').dataset.overlay === '0'")
+        wait_saved(page)
+        mine = page.evaluate("window.atelierWorkbench.editor.session.annotations.map((a) => [a.label, a.geometry])")
+        assert mine == [[a["label"], a["geometry"]] for a in api_sample(teammate, job, sample)["annotations"]]
+        assert mine[0][0] == "dog" and abs(mine[0][1]["xmin"] - 120) < 2
+        assert list(Annotation.objects.filter(sample=sample).values_list("label__name", flat=True)) == ["dog"]
+    finally:
+        other_context.close()
+
+
 def test_offline_edits_are_kept_and_retried(asgi_server, page, login, owner, make_job, add_sample):
     job = make_job(LabelType.OBJECT_DETECTION)
     sample = add_sample(job.dataset, width=640, height=480)

@@ -21,6 +21,9 @@ export const TOOLS = [
 const HANDLE = 5; // handle half-size in screen pixels
 const CLOSE_DISTANCE = 9; // screen pixels: a click this close to the first vertex closes a polygon
 const clone = (v) => JSON.parse(JSON.stringify(v));
+// The other person's shapes during a save conflict: one colour no label palette uses, dashed, unfilled.
+const OVERLAY_COLOR = "#d0169b";
+const DRAWN_SHAPES = new Set(["bndbox", "polygon", "circle", "line", "point"]);
 
 function hexToRgba(hex, alpha) {
   const n = parseInt((hex || "#3b82f6").slice(1), 16);
@@ -77,6 +80,8 @@ export class ImageCanvas extends EventTarget {
     this.hidden = false;
     this.selected = -1;
     this.drawing = null;
+    this.overlay = null; // read-only shapes drawn over the user's own (a conflicting save's), never hit-tested
+    this.overlayHidden = false;
     this.drag = null;
     this.lastDrag = null; // {index, before} for Esc (reset the last drag)
     this.pointer = null;
@@ -102,6 +107,19 @@ export class ImageCanvas extends EventTarget {
     this.annotations = annotations;
     if (this.selected >= annotations.length) this.selected = -1;
     this.invalidate();
+  }
+
+  // Shapes of another version, drawn as a distinct dashed outline above the editable ones; null removes them.
+  // They are display only: hit-testing, selection and dragging look at `annotations` alone.
+  setOverlay(annotations) {
+    this.overlay = annotations ? annotations.filter((a) => DRAWN_SHAPES.has(a.shape) && a.geometry) : null;
+    this.invalidate();
+  }
+
+  toggleOverlay(show = this.overlayHidden) {
+    this.overlayHidden = !show;
+    this.invalidate();
+    return show;
   }
 
   setLabels(labels) {
@@ -180,7 +198,38 @@ export class ImageCanvas extends EventTarget {
     ctx.drawImage(this.source, 0, 0, this.width, this.height);
     ctx.restore();
     if (!this.hidden) this.drawShapes();
+    this.drawOverlay();
     this.drawDrawing();
+  }
+
+  drawOverlay() {
+    const shown = this.overlay && !this.overlayHidden ? this.overlay : [];
+    this.canvas.dataset.overlay = String(shown.length); // what is on screen, for tests and assistive checks
+    if (!shown.length) return;
+    const { ctx } = this;
+    ctx.save();
+    ctx.strokeStyle = OVERLAY_COLOR;
+    ctx.fillStyle = OVERLAY_COLOR;
+    ctx.font = "600 11px system-ui, sans-serif";
+    for (const a of shown) {
+      ctx.beginPath();
+      this.tracePath(a);
+      // A light underlay keeps the dashes readable on dark and busy images alike.
+      ctx.setLineDash([]);
+      ctx.lineWidth = 4;
+      ctx.strokeStyle = "rgba(255, 255, 255, 0.55)";
+      ctx.stroke();
+      ctx.lineWidth = 2.5;
+      ctx.strokeStyle = OVERLAY_COLOR;
+      ctx.setLineDash([7, 5]);
+      ctx.stroke();
+      // Their label beside the shape, so the two versions can be compared by name as well as place.
+      const [x0, y0] = bounds(a);
+      const sx = x0 * this.scale + this.tx; const sy = y0 * this.scale + this.ty;
+      ctx.setLineDash([]);
+      ctx.fillText(a.label || "", sx + 2, Math.max(11, sy - 4));
+    }
+    ctx.restore();
   }
 
   drawShapes() {

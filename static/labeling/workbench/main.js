@@ -162,16 +162,32 @@ export class Shell {
     const who = current && current.last_change ? current.last_change.by : "";
     const summary = (list) => list.length ? `${list.length} annotation(s): ${[...new Set(list.map((a) => a.label || a.content || a.shape))].slice(0, 6).join(", ")}` : "no annotations";
     const version = current ? current.version : versionOverride;
+    // Their shapes go on the canvas as a dashed overlay beside the user's own unsaved ones, so the two
+    // versions are compared where they differ; the overlay is display only and leaves with the banner.
+    const canvas = theirs && this.editor.canvas && this.editor.canvas.setOverlay ? this.editor.canvas : null;
+    if (canvas) canvas.setOverlay(theirs);
+    const drawn = canvas ? canvas.overlay.length : 0;
+    const whose = who ? `${who}'s` : "their";
+    const toggle = drawn ? el("button", { type: "button", class: "btn btn-sm", "data-testid": "conflict-overlay-toggle",
+      "aria-pressed": "true", onclick: (e) => {
+        const shown = canvas.toggleOverlay();
+        e.currentTarget.setAttribute("aria-pressed", String(shown));
+        e.currentTarget.textContent = shown ? `Hide ${whose} shapes` : `Show ${whose} shapes`;
+      } }, `Hide ${whose} shapes`) : null;
     this.showBanner([
       el("strong", {}, "Not saved: "), message || "Someone else saved this sample after you opened it.",
       el("div", { class: "wb-conflict-detail", "data-testid": "conflict-detail" },
         theirs ? el("p", {}, `${who || "The other person"}'s version: ${summary(theirs)}.`) : null,
-        el("p", {}, `Your version (kept on this device): ${summary(mine || session.annotations)}.`)),
+        el("p", {}, `Your version (kept on this device): ${summary(mine || session.annotations)}.`),
+        drawn ? el("p", { class: "wb-conflict-legend", "data-testid": "conflict-legend" },
+          el("span", { class: "wb-overlay-swatch", "aria-hidden": "true" }),
+          `${who || "Their"}${who ? "'s" : ""} ${drawn} shape(s) are drawn dashed in magenta over yours; they cannot be edited.`) : null),
       el("div", { class: "wb-banner-actions" },
         el("button", { type: "button", class: "btn btn-sm btn-primary", "data-testid": "keep-mine",
           onclick: async () => { this.hideBanner(); await session.keepMine(version); this.editor.refresh(); } }, "Keep mine (save over theirs)"),
         current ? el("button", { type: "button", class: "btn btn-sm", "data-testid": "take-theirs",
-          onclick: () => { this.hideBanner(); session.takeTheirs(current.version, theirs); this.editor.refresh(); } }, "Take theirs (drop mine)") : null),
+          onclick: () => { this.hideBanner(); session.takeTheirs(current.version, theirs); this.editor.refresh(); } }, "Take theirs (drop mine)") : null,
+        toggle),
     ], "warning");
     this.updateStatus();
   }
@@ -183,7 +199,10 @@ export class Shell {
     banner.hidden = false;
   }
 
-  hideBanner() { this.parts.banner.hidden = true; }
+  hideBanner() {
+    this.parts.banner.hidden = true;
+    if (this.editor && this.editor.canvas && this.editor.canvas.setOverlay) this.editor.canvas.setOverlay(null);
+  }
 
   connectPresence(sampleId) {
     if (this.socket) { this.socket.onclose = null; this.socket.close(); }
