@@ -111,3 +111,16 @@ def test_labeled_video_frame_exports_as_a_jpg_with_its_box_and_time(owner, make_
     prop = frame["property"]
     assert (prop["@modelarts:time_in_video"], prop["@modelarts:parent_duration"]) == (2.5, 8.0)
     assert prop["@modelarts:parent_source"].endswith("clip.mp4")
+
+    # Re-imported (manifest) into another video job, the frame comes back with its box and its time.
+    from apps.labeling import selectors
+    from apps.labeling.services import job_data_add
+
+    again = make_job(LabelType.VIDEO)
+    op = job_data_add(user=owner, job=again, labeled=True, path=f"{out}/{job.dataset.name}.manifest",
+                      import_format="manifest")
+    assert operation_execute(op.pk) == "succeeded", DatasetOperation.objects.get(pk=op.pk).message
+    copy = again.dataset.samples.get(file_name="clip_t2.500000.jpg")
+    assert copy.properties["@modelarts:time_in_video"] == 2.5
+    (served,) = selectors.annotations_of(copy)
+    assert (served["label"], served["shape"], served["geometry"]) == ("car", "bndbox", box["geometry"])
