@@ -12,6 +12,10 @@
    requests every 0.5 s, enforce the maximum runtime, watch for hangs, check readiness of
    long-lived runs, upload outputs periodically;
 7. after exit: final output and log upload, the final state (with the exit code in words).
+
+The node's pipeline steps the engine performs (input staging per channel, process end with its
+exit code, final output upload per channel) are recorded as `[worker-N]` events of the run in
+the owner's wording (`runevents.PipelineStep`, `pipeline_step_text`), in that order.
 """
 from __future__ import annotations
 
@@ -44,10 +48,24 @@ from .choices import ACTIVE_STATUSES, HangAction, RunStatus
 from .exitcodes import exit_code_explain, exit_code_from_returncode, exit_code_label
 from .launch import StageError, check_program, free_port, launch_argv, run_as_account, run_environment
 from .live import Publisher
-from .logstream import LogWriter, human_bytes
+from .logstream import LogWriter
 from .metrics import MetricLineError, MetricSink, metric_line_parse
 from .models import Run, RunSample, WorkerNode
-from .runevents import EVENT_PREFIX, MAX_EVENTS_PER_ATTEMPT, EventLineError, event_line_parse
+from .runevents import (
+    EVENT_PREFIX,
+    MAX_EVENTS_PER_ATTEMPT,
+    STEP_INPUT_DONE,
+    STEP_INPUT_FAILED,
+    STEP_INPUT_STARTED,
+    STEP_OUTPUT_DONE,
+    STEP_OUTPUT_FAILED,
+    STEP_OUTPUT_STARTED,
+    STEP_PROCESS_ENDED,
+    EventLineError,
+    PipelineStep,
+    event_line_parse,
+    pipeline_step_text,
+)
 from .scheduling import run_claim, runs_dispatch
 from .shell import ShellHost
 from .services import (
@@ -130,6 +148,7 @@ class OutputUploader(threading.Thread):
         self.seen: dict[Path, tuple[int, int]] = {}
         self.skipped: set[str] = set()
         self.lock = threading.Lock()
+        self.sent: dict[str, dict[Path, int]] = {}  # output channel → {file: size} uploaded this attempt
 
     def run(self) -> None:
         while not self.stopped.wait(settings.ATELIER_RUNTIME_UPLOAD_SECONDS):
@@ -143,32 +162,45 @@ class OutputUploader(threading.Thread):
     def upload_changed(self) -> tuple[int, int]:
         """Upload files changed since the last round; returns (files, bytes) uploaded."""
         files = total = 0
+        for item in self.execution.run.outputs:
+            sent = self.upload_channel(item)
+            files, total = files + sent[0], total + sent[1]
+        return files, total
+
+    def upload_channel(self, item: dict) -> tuple[int, int]:
+        """Upload the changed files of one output channel; returns (files, bytes) of this round."""
+        files = total = 0
         with self.lock:
             storage = get_storage()
-            for item in self.execution.run.outputs:
-                base = self.execution.run_dir / "outputs" / item["name"]
-                target = parse(item["uri"])
-                for path in sorted(base.rglob("*")) if base.is_dir() else []:
-                    if path.is_symlink() or not path.is_file():
-                        continue  # a symlink could point at the worker's own files: never follow it
-                    rel = path.relative_to(base).as_posix()
-                    try:
-                        validate_key(rel)
-                    except Exception:
-                        if rel not in self.skipped:
-                            self.skipped.add(rel)
-                            self.execution.event(f"Output file {item['name']}/{rel} is not uploaded: its name "
-                                                 f"breaks the storage naming rules.", level=EventLevel.WARNING)
-                        continue
-                    stat = path.stat()
-                    signature = (stat.st_size, stat.st_mtime_ns)
-                    if self.seen.get(path) == signature:
-                        continue
-                    storage.upload_from(path, StoragePath(target.bucket, f"{target.key}/{rel}" if target.key else rel))
-                    self.seen[path] = signature
-                    files += 1
-                    total += stat.st_size
+            base = self.execution.run_dir / "outputs" / item["name"]
+            target = parse(item["uri"])
+            for path in sorted(base.rglob("*")) if base.is_dir() else []:
+                if path.is_symlink() or not path.is_file():
+                    continue  # a symlink could point at the worker's own files: never follow it
+                rel = path.relative_to(base).as_posix()
+                try:
+                    validate_key(rel)
+                except Exception:
+                    if rel not in self.skipped:
+                        self.skipped.add(rel)
+                        self.execution.event(f"Output file {item['name']}/{rel} is not uploaded: its name "
+                                             f"breaks the storage naming rules.", level=EventLevel.WARNING)
+                    continue
+                stat = path.stat()
+                signature = (stat.st_size, stat.st_mtime_ns)
+                if self.seen.get(path) == signature:
+                    continue
+                storage.upload_from(path, StoragePath(target.bucket, f"{target.key}/{rel}" if target.key else rel))
+                self.seen[path] = signature
+                files += 1
+                total += stat.st_size
+                self.sent.setdefault(item["name"], {})[path] = stat.st_size
         return files, total
+
+    def sent_totals(self, name: str) -> tuple[int, int]:
+        """(files, bytes) of output channel `name` uploaded during this attempt, each file counted once."""
+        sizes = self.sent.get(name, {})
+        return len(sizes), sum(sizes.values())
 
     def stop(self) -> None:
         self.stopped.set()
@@ -211,6 +243,12 @@ class RunExecution:
     def event(self, message: str, level: str = EventLevel.INFO) -> None:
         prefix = f"[{self.run.task_name}] " if self.run.node_count > 1 else ""
         event_add(obj=self.run, message=prefix + message, level=level)
+
+    def step(self, step: PipelineStep) -> None:
+        """Record a pipeline step of this node as a `[worker-N]` event, in the owner's wording."""
+        text = pipeline_step_text(self.run, step)
+        if text:
+            event_add(obj=self.run, message=f"[{self.run.task_name}] {text}", level=step.level)
 
     def platform_line(self, message: str) -> None:
         """A line in the log from the engine itself, e.g. where a restart begins."""
@@ -278,12 +316,12 @@ class RunExecution:
         for item in run.inputs:
             self.row()
             self._download(storage, item["name"], parse(item["uri"]), self.run_dir / "inputs" / item["name"],
-                           what="input")
+                           preload=False)
         for item in run.outputs:
             local = self.run_dir / "outputs" / item["name"]
             local.mkdir(parents=True, exist_ok=True)
             if item.get("preload") and (storage.is_folder(parse(item["uri"])) or storage.exists(parse(item["uri"]))):
-                self._download(storage, item["name"], parse(item["uri"]), local, what="output (preload)")
+                self._download(storage, item["name"], parse(item["uri"]), local, preload=True)
         workdir = self.run_dir / run.working_dir if run.working_dir else self.run_dir
         workdir.mkdir(parents=True, exist_ok=True)
         self.run_as = run_as_account()
@@ -293,9 +331,10 @@ class RunExecution:
                 if path.name != ".atelier" and ".atelier" not in path.parts[len(self.run_dir.parts):]:
                     os.lchown(path, uid, gid)
 
-    def _download(self, storage, name: str, source: StoragePath, dest: Path, *, what: str) -> None:
+    def _download(self, storage, name: str, source: StoragePath, dest: Path, *, preload: bool) -> None:
         started = time.monotonic()
-        self.event(f"Downloading {what} {name} from {source.uri}.")
+        what = "output (preload)" if preload else "input"
+        self.step(PipelineStep(STEP_INPUT_STARTED, channel=name, uri=source.uri, preload=preload))
         files = total = 0
         try:
             for info in storage.walk(source):
@@ -306,9 +345,11 @@ class RunExecution:
                 files += 1
                 total += info.size
         except Exception as exc:
+            self.step(PipelineStep(STEP_INPUT_FAILED, channel=name, uri=source.uri, preload=preload, error=str(exc),
+                                   seconds=time.monotonic() - started))
             raise StageError(f"Downloading {what} {name} from {source.uri} failed: {exc}") from exc
-        self.event(f"{what.capitalize()} {name} downloaded: {files} file{'s' if files != 1 else ''}, "
-                   f"{human_bytes(total)} in {time.monotonic() - started:.1f} s.")
+        self.step(PipelineStep(STEP_INPUT_DONE, channel=name, uri=source.uri, preload=preload, files=files,
+                               bytes=total, seconds=time.monotonic() - started))
 
     def rendezvous(self) -> tuple[str, int, list[str]]:
         """Single node: this host and a free port. Multi-node: wait for every node and rank 0's port."""
@@ -726,20 +767,25 @@ class RunExecution:
         run = self.run
         code = exit_code_from_returncode(returncode)
         self._save_counters()
+        # The documented order: the process ends (exit code), then its outputs are uploaded.
+        self.platform_line(f"Process exited with {exit_code_label(code)}.")
+        self.step(PipelineStep(STEP_PROCESS_ENDED, exit_code=code, seconds=time.monotonic() - self.started))
         if self.uploader is not None:
             self.uploader.stop()
-            try:
-                files, total = self.uploader.upload_changed()
-                if files:
-                    self.event(f"Outputs uploaded: {files} file{'s' if files != 1 else ''}, {human_bytes(total)}.")
-            except Exception as exc:
-                logger.warning("final output upload of run %s failed", run.pk, exc_info=True)
-                self.platform_line(f"Uploading outputs failed: {exc}")
-                return self._end(S.FAILED, f"Uploading outputs failed: {exc}", code, level=EventLevel.ERROR)
-        self.platform_line(f"Process exited with {exit_code_label(code)}.")
-        took = int(time.monotonic() - self.started + 0.5)
-        event_add(obj=run, message=f"[{run.task_name}] [耗时: {took} 秒] Process ended, exit code {code} "
-                                   f"(took {took} s)", level=EventLevel.INFO if code == 0 else EventLevel.WARNING)
+            self.step(PipelineStep(STEP_OUTPUT_STARTED))
+            for item in run.outputs:
+                started = time.monotonic()
+                try:
+                    self.uploader.upload_channel(item)
+                except Exception as exc:
+                    logger.warning("final output upload of run %s failed", run.pk, exc_info=True)
+                    self.step(PipelineStep(STEP_OUTPUT_FAILED, channel=item["name"], uri=item["uri"], error=str(exc),
+                                           seconds=time.monotonic() - started))
+                    self.platform_line(f"Uploading outputs failed: {exc}")
+                    return self._end(S.FAILED, f"Uploading outputs failed: {exc}", code, level=EventLevel.ERROR)
+                files, total = self.uploader.sent_totals(item["name"])
+                self.step(PipelineStep(STEP_OUTPUT_DONE, channel=item["name"], uri=item["uri"], files=files,
+                                       bytes=total, seconds=time.monotonic() - started))
         self.log.close()
         fields = {"log_lines": self.log.seq, "log_bytes": self.log.bytes, "log_truncated": self.log.truncated}
         if self.timed_out:

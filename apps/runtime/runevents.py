@@ -15,12 +15,20 @@ user's code starts. Each is honoured once per attempt and never after "start", a
 by itself after the maximum runtime, so no output can stretch a run beyond twice its limit.
 In the log, the line is replaced by the readable `[atelier] …` form of the same text (a
 platform line the viewer can hide).
+
+The steps the engine performs itself (input staging, process end, output upload) are
+`PipelineStep`s worded by the run's owner; see "Pipeline steps" below.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
 
 EVENT_PREFIX = "ATELIER_EVENT "
 MAX_MESSAGE = 400
@@ -47,10 +55,7 @@ class RunEventLine:
         text = self.message
         if self.exit_code is not None:
             text = f"{text}, exit code {self.exit_code}"
-        if self.seconds is None:
-            return text
-        whole = int(self.seconds + 0.5)  # half up: 12.5 s reads "13 秒", as people round
-        return f"[耗时: {whole} 秒] {text} (took {whole} s)"
+        return with_duration(text, self.seconds)
 
 
 def event_line_parse(line: str) -> RunEventLine | None:
@@ -81,3 +86,115 @@ def event_line_parse(line: str) -> RunEventLine | None:
     if clock not in ("", "hold", "start"):
         raise EventLineError('"runtime_clock" must be "hold" or "start"')
     return RunEventLine(message=message, level=level, seconds=seconds, exit_code=exit_code, clock=clock)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipeline steps the engine itself performs on a node
+# ---------------------------------------------------------------------------------------------
+#
+# Staging inputs, the process's end and the final output upload happen in the run engine, not in
+# the code inside the run, yet an owner documents them in its own words (training: "训练输入
+# (参数名称: x) 下载完成"). The engine stays generic: it describes each step as a `PipelineStep`
+# (a `kind` plus parameters) and asks the run's owner for the text through a renderer that the
+# owning app registers in `AppConfig.ready()` for its `owner_type`, exactly like run callbacks:
+#
+#     pipeline_wording_register("training.trainingjob", training_pipeline_text)
+#
+# A renderer returns the text (without the `[worker-N]` node prefix, which the engine adds to
+# every step), "" to record no event for that step, or None to use the generic English wording
+# below. Runs without an owner, or whose owner registered nothing, get the generic wording.
+
+STEP_INPUT_STARTED = "input_started"        # channel, uri, preload (an output restored before the run)
+STEP_INPUT_DONE = "input_done"              # channel, uri, preload, files, bytes, seconds
+STEP_INPUT_FAILED = "input_failed"          # channel, uri, preload, error, seconds
+STEP_PROCESS_ENDED = "process_ended"        # exit_code, seconds (since the process started)
+STEP_OUTPUT_STARTED = "output_started"      # the final upload of all output channels begins
+STEP_OUTPUT_DONE = "output_done"            # channel, uri, files, bytes (this attempt), seconds
+STEP_OUTPUT_FAILED = "output_failed"        # channel, uri, error, seconds
+STEP_KINDS = (STEP_INPUT_STARTED, STEP_INPUT_DONE, STEP_INPUT_FAILED, STEP_PROCESS_ENDED, STEP_OUTPUT_STARTED,
+              STEP_OUTPUT_DONE, STEP_OUTPUT_FAILED)
+
+
+@dataclass(frozen=True)
+class PipelineStep:
+    """One step of a node's pipeline as the engine saw it; `level` is the event level it suggests."""
+
+    kind: str
+    channel: str = ""  # the input/output folder name of the run (its `inputs`/`outputs` entry)
+    uri: str = ""
+    preload: bool = False
+    files: int = 0
+    bytes: int = 0
+    seconds: float | None = None
+    exit_code: int | None = None
+    error: str = ""
+
+    @property
+    def level(self) -> str:
+        if self.kind in (STEP_INPUT_FAILED, STEP_OUTPUT_FAILED):
+            return "error"
+        if self.kind == STEP_PROCESS_ENDED and self.exit_code:
+            return "warning"
+        return "info"
+
+
+_WORDINGS: dict[str, Callable[[Any, PipelineStep], str | None]] = {}
+
+
+def pipeline_wording_register(owner_type: str, render: Callable[[Any, PipelineStep], str | None]) -> None:
+    """Word the pipeline steps of runs whose `owner_type` is this with `render(run, step)` (one per type)."""
+    existing = _WORDINGS.get(owner_type)
+    if existing is not None and existing is not render:
+        raise ValueError(f"owner type {owner_type!r} already words its pipeline steps")
+    _WORDINGS[owner_type] = render
+
+
+def with_duration(text: str, seconds: float | None) -> str:
+    """`[耗时: 3 秒] <text> (took 3 s)`, the ModelArts duration wording with its English equivalent."""
+    if seconds is None:
+        return text
+    whole = int(seconds + 0.5)  # half up: 12.5 s reads "13 秒", as people round
+    return f"[耗时: {whole} 秒] {text} (took {whole} s)"
+
+
+def _count(files: int, size: int) -> str:
+    from .logstream import human_bytes
+
+    return f"{files} file{'s' if files != 1 else ''}, {human_bytes(size)}"
+
+
+def pipeline_step_generic(step: PipelineStep) -> str:
+    """The engine's own English wording of a step (runs whose owner words nothing)."""
+    what = "output (preload)" if step.preload else "input"
+    if step.kind == STEP_INPUT_STARTED:
+        return f"Downloading {what} {step.channel} from {step.uri}."
+    if step.kind == STEP_INPUT_DONE:
+        return f"{what.capitalize()} {step.channel} downloaded: {_count(step.files, step.bytes)} in {step.seconds:.1f} s."
+    if step.kind == STEP_INPUT_FAILED:
+        return ""  # the run's failure event already says "Downloading input x from … failed: …"
+    if step.kind == STEP_PROCESS_ENDED:
+        return with_duration(f"Process ended, exit code {step.exit_code}", step.seconds)
+    if step.kind == STEP_OUTPUT_STARTED:
+        return "Uploading outputs."
+    if step.kind == STEP_OUTPUT_DONE:
+        return with_duration(f"Output {step.channel} uploaded: {_count(step.files, step.bytes)}", step.seconds)
+    if step.kind == STEP_OUTPUT_FAILED:
+        return with_duration(f"Uploading output {step.channel} failed: {step.error}", step.seconds)
+    raise ValueError(f"unknown pipeline step {step.kind!r}")
+
+
+def pipeline_step_text(run, step: PipelineStep) -> str:
+    """The event text of `step` of `run` (no node prefix): the owner's wording, else the generic one.
+
+    A renderer that raises is logged and the generic wording is used: wording must never stop a run.
+    """
+    render = _WORDINGS.get(getattr(run, "owner_type", "") or "")
+    if render is not None:
+        try:
+            text = render(run, step)
+        except Exception:
+            logger.exception("wording pipeline step %s of run %s failed", step.kind, getattr(run, "pk", None))
+            text = None
+        if text is not None:
+            return text
+    return pipeline_step_generic(step)

@@ -16,6 +16,12 @@ class TrainingConfig(AppConfig):
         from .services import OWNER_TYPE, training_job_on_run_change
 
         owner_callback_register(OWNER_TYPE, training_job_on_run_change)
+        # The engine's own pipeline steps (input staging, process end, output upload) in training's wording.
+        from apps.runtime.runevents import pipeline_wording_register
+
+        from .pipeline_events import training_pipeline_text
+
+        pipeline_wording_register(OWNER_TYPE, training_pipeline_text)
         from django.core.checks import register
 
         from .retention import retention_settings_check

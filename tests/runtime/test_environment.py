@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import pwd
+import re
 import sys
 
 import pytest
@@ -79,9 +80,15 @@ def test_inputs_are_staged_and_outputs_uploaded(engine_worker, owner, workspace,
     with storage.open(StoragePath("alice-data", "out/sub/log.txt")) as fh:
         assert fh.read() == b"epoch 1"
     messages = events_of(run)
-    assert "Downloading input data from storage://alice-data/ds." in messages
-    assert any(m.startswith("Input data downloaded: 2 files, 10 bytes in ") for m in messages)
-    assert "Outputs uploaded: 2 files, 12 bytes." in messages
+    # Pipeline steps in the engine's generic wording (no owner words them), in order, per node.
+    steps = [re.sub(r"\d+(\.\d)? (秒|s)\b", r"N \2", m) for m in messages if m.startswith("[worker-0] ")]
+    assert steps == [
+        "[worker-0] Downloading input data from storage://alice-data/ds.",
+        "[worker-0] Input data downloaded: 2 files, 10 bytes in N s.",
+        "[worker-0] [耗时: N 秒] Process ended, exit code 0 (took N s)",
+        "[worker-0] Uploading outputs.",
+        "[worker-0] [耗时: N 秒] Output model uploaded: 2 files, 12 bytes (took N s)",
+    ]
 
 
 def test_runs_can_execute_as_another_user(engine_worker, owner, workspace, cpu_flavor, local_pool):
