@@ -169,7 +169,8 @@ def pipeline_step_generic(step: PipelineStep) -> str:
     if step.kind == STEP_INPUT_STARTED:
         return f"Downloading {what} {step.channel} from {step.uri}."
     if step.kind == STEP_INPUT_DONE:
-        return f"{what.capitalize()} {step.channel} downloaded: {_count(step.files, step.bytes)} in {step.seconds:.1f} s."
+        counted = _count(step.files, step.bytes)
+        return f"{what.capitalize()} {step.channel} downloaded: {counted} in {step.seconds or 0:.1f} s."
     if step.kind == STEP_INPUT_FAILED:
         return ""  # the run's failure event already says "Downloading input x from … failed: …"
     if step.kind == STEP_PROCESS_ENDED:
