@@ -248,6 +248,9 @@ export class Editor {
     this.canvas.addEventListener("view", () => this.maybeFullResolution());
     this.strip = this.classification ? null : shell.parts.strip;
     this.stripIds = [];
+    // Shown (empty, at its full height) before the first fit: filling it later must not move the
+    // image under a labeler's cursor.
+    if (this.strip) this.strip.hidden = false;
   }
 
   sessions() { return this.session ? [this.session] : []; }
