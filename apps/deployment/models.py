@@ -192,6 +192,8 @@ class InferenceService(models.Model):
     max_unavailable = models.PositiveSmallIntegerField(default=1)
     generation = models.PositiveIntegerField(default=0)  # instances of older generations drain
     pending_config = models.JSONField(default=list, blank=True)  # versions of a rollout not yet promoted
+    # Versions whose dependency environment the instances are building: {version pk: env hash}.
+    image_builds = models.JSONField(default=dict, blank=True)
     deploying_since = models.DateTimeField(null=True, blank=True)
     stop_due_at = models.DateTimeField(null=True, blank=True)  # Stopping: instances stop then (health-check delay)
     started_at = models.DateTimeField(null=True, blank=True)

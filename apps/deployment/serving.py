@@ -188,6 +188,7 @@ def _rollout(service: InferenceService, versions: list[dict], *, user, pending: 
     generation = service.generation + 1
     InferenceService.objects.filter(pk=service.pk).update(generation=generation)
     service.generation = generation
+    _image_builds_start(service, [row["model_version"] for row in versions])
     if pending:
         service.pending_config = [{"model_version": r["model_version"].pk, "weight": r["weight"], "pool": r["pool"].pk,
                                    "flavor": r["flavor"].pk, "instance_count": r["instance_count"], "env": r["env"]}
@@ -204,6 +205,82 @@ def _rollout(service: InferenceService, versions: list[dict], *, user, pending: 
                                            instance_count=row["instance_count"], env=row["env"], position=position)
         _instances_submit(service, row, user=user, count=row["instance_count"], generation=generation,
                           service_version=sv)
+
+
+# ---------------------------------------------------------------------------------------------
+# Image builds seen from the service (seed-06 §4.3)
+# ---------------------------------------------------------------------------------------------
+# An AI-app version's dependency environment ("env image") is built when the version is imported,
+# into ATELIER_DEPLOYMENT_ENV_ROOT; an instance re-uses it, or builds it itself when it is missing
+# there (pruned cache, a fresh worker). The service reports that build: "Start to build image."
+# when a rollout needs it, then "Image built successfully." or the failure with the building log.
+# A cached environment needs no build; the service catalogue has no event for it (the AI-app
+# version's own events say "Use cached env image.").
+BUILD_FAILED_MARK = "building the runtime environment failed"
+BUILD_LOG_LINES = 30
+
+
+def _env_built(version: AiAppVersion) -> bool:
+    """True when the version needs no environment or its environment is complete in the cache."""
+    if not version.env_hash or not version.serves_package:
+        return True
+    return (Path(settings.ATELIER_DEPLOYMENT_ENV_ROOT) / version.env_hash / ".complete").exists()
+
+
+def _image_builds_start(service: InferenceService, versions: list[AiAppVersion]) -> None:
+    builds = dict(service.image_builds or {})
+    for version in versions:
+        if str(version.pk) in builds or _env_built(version):
+            continue
+        builds[str(version.pk)] = version.env_hash
+        event_add(obj=service, message="Start to build image.")
+    if builds != (service.image_builds or {}):
+        service.image_builds = builds
+        InferenceService.objects.filter(pk=service.pk).update(image_builds=builds)
+
+
+def _build_log(run: Run) -> str:
+    """The model server's building log: the lines before its 'Model load failed' line."""
+    try:
+        lines = _log_tail(run).splitlines()
+    except Exception:  # no log: the event still names the failure and links the run log
+        return ""
+    end = next((i for i in range(len(lines) - 1, -1, -1) if BUILD_FAILED_MARK in lines[i]), len(lines))
+    return "\n".join(line for line in lines[max(0, end - BUILD_LOG_LINES):end] if line.strip())
+
+
+def _image_builds_follow(service: InferenceService, current: list[ServiceInstance]) -> None:
+    """Report the outcome of each build a rollout announced, once: success as soon as the
+    environment is complete, failure when an instance of the version gave up without it."""
+    from django.urls import reverse
+
+    builds = dict(service.image_builds)
+    for key in list(builds):
+        mine = [i for i in current if str(i.model_version_id) == key]
+        version = mine[0].model_version if mine else AiAppVersion.objects.select_related("app").filter(pk=key).first()
+        if version is None or not mine:  # the rollout that needed it is gone (rolled back, deleted)
+            builds.pop(key)
+            continue
+        if _env_built(version):
+            builds.pop(key)
+            event_add(obj=service, message="Image built successfully.")
+            continue
+        failed = [i for i in mine if _given_up(i.run)]
+        if not failed:
+            continue
+        builds.pop(key)
+        run = failed[0].run
+        if BUILD_FAILED_MARK in _failure_text(run):
+            link = reverse("runtime:run_log", args=[run.pk])
+            log = _build_log(run) or "(empty)"
+            event_add(obj=service, level=EventLevel.ERROR,
+                      message=f"Failed to build image for model ({version.app.name} {version.version}), docker build "
+                              f"log:\n{log}\nFull building log: {link}.")
+        else:
+            event_add(obj=service, level=EventLevel.ERROR, message="Failed to build image.")
+    if builds != service.image_builds:
+        service.image_builds = builds
+        InferenceService.objects.filter(pk=service.pk).update(image_builds=builds)
 
 
 def _fresh(service: InferenceService) -> None:
@@ -527,21 +604,25 @@ def _ready(run: Run) -> bool:
     return run.status == RunStatus.RUNNING and run.ready_at is not None
 
 
+def _log_tail(run: Run) -> str:
+    """The last LOG_TAIL_BYTES of the run's log; raises when there is no log (yet)."""
+    from apps.core.paths import parse
+    from apps.core.storage import get_storage
+
+    storage, path = get_storage(), parse(run.log_uri)
+    size = storage.stat(path).size
+    with storage.open(path) as handle:
+        if size > LOG_TAIL_BYTES and getattr(handle, "seekable", lambda: False)():
+            handle.seek(size - LOG_TAIL_BYTES)
+        return handle.read(LOG_TAIL_BYTES).decode("utf-8", "replace")
+
+
 def _failure_text(run: Run) -> str:
     """The model server's 'Model load failed' line or the EXEC health check's verdict, when the
     log has one; else the run's own reason."""
     reason = run.status_reason.rstrip(".")
     try:
-        from apps.core.paths import parse
-        from apps.core.storage import get_storage
-
-        storage, path = get_storage(), parse(run.log_uri)
-        size = storage.stat(path).size
-        with storage.open(path) as handle:
-            if size > LOG_TAIL_BYTES and getattr(handle, "seekable", lambda: False)():
-                handle.seek(size - LOG_TAIL_BYTES)
-            tail = handle.read(LOG_TAIL_BYTES).decode("utf-8", "replace")
-        for line in reversed(tail.splitlines()):
+        for line in reversed(_log_tail(run).splitlines()):
             if "Model load failed:" in line:
                 return f"Model load failed: {line.split('Model load failed:', 1)[1].strip().rstrip('.')}"
             if line.startswith("[health] Health check failed") and "in a row" in line:
@@ -575,6 +656,8 @@ def service_refresh(service: InferenceService) -> str:
             instance.delete()
     instances = [i for i in instances if i.pk is not None]
     current = [i for i in instances if i.generation == service.generation and not i.draining_since]
+    if service.image_builds:
+        _image_builds_follow(service, current)
     status = service.status
     if status == S.STOPPING:
         if all(i.run.status in TERMINAL_STATUSES for i in instances):

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.deployment import keys, serving, sweep
@@ -339,3 +340,59 @@ def test_stop_is_immediate_without_a_health_check_or_with_no_delay(deploy, echo_
     other = attach_instances(deploy((echo_version, 100), name="other"), {echo_version.pk: ["127.0.0.1:9"]})
     serving.service_stop(user=owner, service=other)
     assert Run.objects.get(service_instance__service=other).status == RunStatus.STOPPING
+
+
+def _needs_build(version, env_hash="f" * 16):
+    AiAppVersion.objects.filter(pk=version.pk).update(env_hash=env_hash)
+    version.refresh_from_db()
+    return version
+
+
+def test_a_missing_environment_is_built_by_the_instances_and_reported_on_the_service(deploy, echo_version, settings):
+    version = _needs_build(echo_version)
+    service = deploy((version, 100))
+    assert service_events(service) == ["Start to deploy service.", "Start to build image."]
+    (settings.ATELIER_DEPLOYMENT_ENV_ROOT / version.env_hash).mkdir(parents=True)
+    (settings.ATELIER_DEPLOYMENT_ENV_ROOT / version.env_hash / ".complete").write_text("{}")
+    service = attach_instances(service, {version.pk: ["127.0.0.1:9"]})
+    assert service.status == S.RUNNING
+    assert service_events(service)[2:4] == ["Image built successfully.", "Service svc started successfully."]
+    assert service.image_builds == {}
+    # Restarting finds the environment in the cache: no build, and no event (§4.3 has none for it).
+    serving.service_restart(user=service.created_by, service=service)
+    assert service_events(service).count("Start to build image.") == 1
+
+
+def test_a_failed_build_is_reported_with_its_log_and_a_link(deploy, echo_version):
+    import io
+
+    from apps.core.paths import parse
+    from apps.core.storage import get_storage
+
+    version = _needs_build(echo_version)
+    service = deploy((version, 100))
+    run = Run.objects.get(service_instance__service=service)
+    log = ["[modelserver] Preparing the runtime environment for numpy==not-a-version",
+           "ERROR: Could not find a version that satisfies the requirement numpy==not-a-version",
+           "[modelserver] Model load failed: building the runtime environment failed: pip exited with 1"]
+    get_storage().save(parse(run.log_uri), io.BytesIO(("\n".join(log) + "\n").encode()))
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, status_reason="Exited with exit code 3.",
+                                         auto_restarts=3)
+    assert serving.service_refresh(service) == S.ABNORMAL
+    failed, abnormal = service_events(service)[-2:]
+    assert failed.startswith(f"Failed to build image for model (echo {version.version}), docker build log:\n")
+    assert "Could not find a version that satisfies the requirement numpy==not-a-version" in failed
+    assert failed.endswith(f"\nFull building log: {reverse('runtime:run_log', args=[run.pk])}.")
+    assert abnormal.startswith("Service svc started failed. Model load failed: building the runtime environment")
+    service.refresh_from_db()
+    assert service.image_builds == {}
+    serving.service_refresh(service)  # reported once
+    assert sum(m.startswith("Failed to build image") for m in service_events(service)) == 1
+
+
+def test_an_instance_failing_without_its_environment_reports_a_plain_build_failure(deploy, echo_version):
+    service = deploy((_needs_build(echo_version), 100))
+    run = Run.objects.get(service_instance__service=service)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, status_reason="Lost.", auto_restarts=3)
+    serving.service_refresh(service)
+    assert service_events(service)[-2:] == ["Failed to build image.", "Service svc started failed. Lost."]
