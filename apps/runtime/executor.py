@@ -60,7 +60,11 @@ from .runevents import (
     STEP_OUTPUT_DONE,
     STEP_OUTPUT_FAILED,
     STEP_OUTPUT_STARTED,
+    STEP_NODES_READY,
+    STEP_NODES_WAITING,
     STEP_PROCESS_ENDED,
+    STEP_PROCESS_STARTED,
+    STEP_SUCCEEDED,
     EventLineError,
     PipelineStep,
     event_line_parse,
@@ -250,6 +254,10 @@ class RunExecution:
         if text:
             event_add(obj=self.run, message=f"[{self.run.task_name}] {text}", level=step.level)
 
+    def status_text(self, step: PipelineStep) -> str:
+        """The text of a status step (waiting for nodes, process started, succeeded) in the owner's wording."""
+        return pipeline_step_text(self.run, step)
+
     def platform_line(self, message: str) -> None:
         """A line in the log from the engine itself, e.g. where a restart begins."""
         if self.log is not None:
@@ -359,7 +367,7 @@ class RunExecution:
         if run.node_rank == 0:
             Run.objects.filter(pk=run.pk, attempt=run.attempt).update(master_addr=run.host, master_port=free_port())
         deadline = time.monotonic() + settings.ATELIER_RUNTIME_RENDEZVOUS_SECONDS
-        self.event("Waiting for the other nodes.")
+        self.event(self.status_text(PipelineStep(STEP_NODES_WAITING)))
         while True:
             values = self.row()
             if values["status"] == S.STOPPING:
@@ -377,7 +385,7 @@ class RunExecution:
             if len(ready) == run.node_count and master["master_port"]:
                 hosts = [p["host"] for p in peers]
                 address = f"{master['master_addr']}:{master['master_port']}"
-                self.event(f"All {run.node_count} nodes started; master {address}.")
+                self.event(self.status_text(PipelineStep(STEP_NODES_READY, nodes=run.node_count, address=address)))
                 return master["master_addr"], master["master_port"], hosts
             if time.monotonic() > deadline:
                 missing = [str(p["node_rank"]) for p in peers if p not in ready]
@@ -421,8 +429,8 @@ class RunExecution:
             self.shells = None
         now = timezone.now()
         Run.objects.filter(pk=run.pk, attempt=run.attempt).update(pid=self.proc.pid, started_at=now)
-        run_transition(run, S.RUNNING, event=f"Process started (pid {self.proc.pid}).", pid=self.proc.pid,
-                       started_at=now)
+        started = self.status_text(PipelineStep(STEP_PROCESS_STARTED, pid=self.proc.pid))
+        run_transition(run, S.RUNNING, event=started, pid=self.proc.pid, started_at=now)
         self.run.pid = self.proc.pid
         self.started = self.clock_started = time.monotonic()
         if run.outputs:
@@ -806,10 +814,12 @@ class RunExecution:
 
     def _end(self, status: str, reason: str, code: int | None, level: str = EventLevel.INFO, **fields) -> str:
         explained = f" Exit code {code}: {exit_code_explain(code)}." if code is not None else ""
-        message = {
-            S.SUCCEEDED: "Succeeded: the process exited with code 0.",
-            S.STOPPED: f"Stopped.{explained}",
-        }.get(status, f"Failed: {reason.rstrip('.')}.")
+        if status == S.SUCCEEDED:
+            message = self.status_text(PipelineStep(STEP_SUCCEEDED, exit_code=0))
+        elif status == S.STOPPED:
+            message = f"Stopped.{explained}"
+        else:
+            message = f"Failed: {reason.rstrip('.')}."
         run_finish(self.run, status, reason=reason, event=message, exit_code=code, level=level, **fields)
         return status
 

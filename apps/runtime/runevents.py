@@ -16,8 +16,8 @@ by itself after the maximum runtime, so no output can stretch a run beyond twice
 In the log, the line is replaced by the readable `[atelier] …` form of the same text (a
 platform line the viewer can hide).
 
-The steps the engine performs itself (input staging, process end, output upload) are
-`PipelineStep`s worded by the run's owner; see "Pipeline steps" below.
+The steps the engine performs itself (input staging, rendezvous, process start and end, success,
+output upload) are `PipelineStep`s worded by the run's owner; see "Pipeline steps" below.
 """
 from __future__ import annotations
 
@@ -111,8 +111,15 @@ STEP_PROCESS_ENDED = "process_ended"        # exit_code, seconds (since the proc
 STEP_OUTPUT_STARTED = "output_started"      # the final upload of all output channels begins
 STEP_OUTPUT_DONE = "output_done"            # channel, uri, files, bytes (this attempt), seconds
 STEP_OUTPUT_FAILED = "output_failed"        # channel, uri, error, seconds
+# Status steps: their text is also the run's status event (never empty; "" from an owner means the
+# generic wording), recorded with the node prefix only on multi-node runs, as the engine always did.
+STEP_NODES_WAITING = "nodes_waiting"        # a multi-node run waits for its peers
+STEP_NODES_READY = "nodes_ready"            # nodes, address (the master's host:port)
+STEP_PROCESS_STARTED = "process_started"    # pid
+STEP_SUCCEEDED = "succeeded"                # exit_code (0)
+STATUS_STEP_KINDS = (STEP_NODES_WAITING, STEP_NODES_READY, STEP_PROCESS_STARTED, STEP_SUCCEEDED)
 STEP_KINDS = (STEP_INPUT_STARTED, STEP_INPUT_DONE, STEP_INPUT_FAILED, STEP_PROCESS_ENDED, STEP_OUTPUT_STARTED,
-              STEP_OUTPUT_DONE, STEP_OUTPUT_FAILED)
+              STEP_OUTPUT_DONE, STEP_OUTPUT_FAILED, *STATUS_STEP_KINDS)
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,9 @@ class PipelineStep:
     seconds: float | None = None
     exit_code: int | None = None
     error: str = ""
+    pid: int | None = None
+    nodes: int = 0
+    address: str = ""
 
     @property
     def level(self) -> str:
@@ -181,11 +191,21 @@ def pipeline_step_generic(step: PipelineStep) -> str:
         return with_duration(f"Output {step.channel} uploaded: {_count(step.files, step.bytes)}", step.seconds)
     if step.kind == STEP_OUTPUT_FAILED:
         return with_duration(f"Uploading output {step.channel} failed: {step.error}", step.seconds)
+    if step.kind == STEP_NODES_WAITING:
+        return "Waiting for the other nodes."
+    if step.kind == STEP_NODES_READY:
+        return f"All {step.nodes} nodes started; master {step.address}."
+    if step.kind == STEP_PROCESS_STARTED:
+        return f"Process started (pid {step.pid})."
+    if step.kind == STEP_SUCCEEDED:
+        return "Succeeded: the process exited with code 0."
     raise ValueError(f"unknown pipeline step {step.kind!r}")
 
 
 def pipeline_step_text(run, step: PipelineStep) -> str:
     """The event text of `step` of `run` (no node prefix): the owner's wording, else the generic one.
+
+    A status step (STATUS_STEP_KINDS) always has text: it is the run's status event as well.
 
     A renderer that raises is logged and the generic wording is used: wording must never stop a run.
     """
@@ -196,6 +216,6 @@ def pipeline_step_text(run, step: PipelineStep) -> str:
         except Exception:
             logger.exception("wording pipeline step %s of run %s failed", step.kind, getattr(run, "pk", None))
             text = None
-        if text is not None:
+        if text is not None and (text or step.kind not in STATUS_STEP_KINDS):
             return text
     return pipeline_step_generic(step)

@@ -15,6 +15,9 @@ A node's events, in order (documented item numbers in brackets):
   下载完成 [25] or 下载失败 [26], outputs restored for a resume (预下载), then from the launcher
   the pre-check, dependencies, hook and 训练任务开始运行 [29], then 训练任务运行结束, 退出码 N [30],
   训练输入上传中 [31] and per output channel 训练输出 (参数名称: x) 上传完成 [32] (or 上传失败).
+The engine's status steps (waiting for the other nodes, all nodes started, the launcher's process
+started, succeeded) are worded here too; they are not documented items, so their Chinese follows
+the list's style.
 
 The user's parameter names are looked up on the job: the engine knows channels by their folder
 (`<name>_0`, see channels.local_name).
@@ -26,10 +29,14 @@ from apps.runtime.runevents import (
     STEP_INPUT_DONE,
     STEP_INPUT_FAILED,
     STEP_INPUT_STARTED,
+    STEP_NODES_READY,
+    STEP_NODES_WAITING,
     STEP_OUTPUT_DONE,
     STEP_OUTPUT_FAILED,
     STEP_OUTPUT_STARTED,
     STEP_PROCESS_ENDED,
+    STEP_PROCESS_STARTED,
+    STEP_SUCCEEDED,
     PipelineStep,
     with_duration,
 )
@@ -93,4 +100,15 @@ def training_pipeline_text(run, step: PipelineStep) -> str | None:
         name = _parameter(run, step, "outputs")
         return with_duration(f"训练输出 (参数名称: {name}) 上传失败, 失败原因: {step.error} / "
                              f"Output {name} upload failed", took)
+    # The engine's status steps: not in the documented list, worded like it (Chinese, English beside).
+    if kind == STEP_NODES_WAITING:
+        return "等待其他节点启动 / Waiting for the other nodes."
+    if kind == STEP_NODES_READY:
+        return f"全部 {step.nodes} 个节点已启动, 主节点 {step.address} / All {step.nodes} nodes started; " \
+               f"master {step.address}."
+    if kind == STEP_PROCESS_STARTED:
+        # The launcher's process: the user's code starts later (训练任务开始运行, from the launcher).
+        return f"训练进程已启动 (pid {step.pid}) / Process started (pid {step.pid})."
+    if kind == STEP_SUCCEEDED:
+        return "运行成功, 退出码 0 / Succeeded: the process exited with code 0."
     return None

@@ -96,7 +96,7 @@ def test_custom_script_job_end_to_end(training_worker, owner, workspace, bucket,
     assert "DEP tinydep-ok" in lines
     assert "[atelier][INFO][detect] code: 0, message: ok, item: disk-size root" in lines
     assert "[atelier] 正在安装Python依赖包 / Installing Python dependencies, file: requirements.txt" in lines
-    assert any(line.startswith("[atelier] Running the pre-start hook ma-pre-start.sh") for line in lines)
+    assert any(line.startswith("[atelier] 正在执行启动前脚本 ma-pre-start.sh / Running the pre-start hook") for line in lines)
 
     assert json.loads(read("storage://train-data/out/result.json")) == {"total": 10, "lr": 0.01, "shuffle": "true"}
     losses = list(Metric.objects.filter(run=run, name="loss").order_by("step").values_list("step", "value"))

@@ -9,9 +9,15 @@ from types import SimpleNamespace
 import pytest
 
 from apps.core.services import events_for
+from apps.runtime import runevents
 from apps.runtime.runevents import (
     STEP_INPUT_FAILED,
+    STEP_NODES_READY,
+    STEP_NODES_WAITING,
     STEP_OUTPUT_FAILED,
+    STEP_OUTPUT_STARTED,
+    STEP_PROCESS_STARTED,
+    STEP_SUCCEEDED,
     PipelineStep,
     pipeline_step_text,
 )
@@ -64,7 +70,7 @@ def test_a_small_job_records_every_per_node_step_in_order(training_worker, owner
         "[worker-0] 训练输入下载中 (参数名称: data_url) / Downloading input data_url",
         "[worker-0] [耗时: N 秒] 训练输入 (参数名称: data_url) 下载完成 / Input data_url downloaded: 2 files, SIZE "
         "(took N s)",
-        "[worker-0] Preparing the training environment",
+        "[worker-0] 训练环境准备中 / Preparing the training environment",
         "[worker-0] 训练环境预检中 / Environment pre-check running",
         "[worker-0] [耗时: N 秒] 预检完成 / Pre-check done (took N s)",
         "[worker-0] 训练任务开始运行 / Training process started",
@@ -105,3 +111,27 @@ def test_failed_steps_name_the_parameter_and_the_reason(owner, workspace, bucket
     assert pipeline_step_text(plain, PipelineStep(STEP_INPUT_FAILED, channel="data", error="x")) == ""
     assert pipeline_step_text(plain, PipelineStep(STEP_OUTPUT_FAILED, channel="model", error="x", seconds=1)) == (
         "[耗时: 1 秒] Uploading output model failed: x (took 1 s)")
+
+
+def test_status_steps_are_worded_for_training_and_never_empty(monkeypatch):
+    run = SimpleNamespace(pk=0, owner_type=OWNER_TYPE, owner_id="0")
+    plain = SimpleNamespace(pk=0, owner_type="", owner_id="")
+    cases = [
+        (PipelineStep(STEP_NODES_WAITING), "等待其他节点启动 / Waiting for the other nodes.",
+         "Waiting for the other nodes."),
+        (PipelineStep(STEP_NODES_READY, nodes=2, address="10.0.0.1:29500"),
+         "全部 2 个节点已启动, 主节点 10.0.0.1:29500 / All 2 nodes started; master 10.0.0.1:29500.",
+         "All 2 nodes started; master 10.0.0.1:29500."),
+        (PipelineStep(STEP_PROCESS_STARTED, pid=42), "训练进程已启动 (pid 42) / Process started (pid 42).",
+         "Process started (pid 42)."),
+        (PipelineStep(STEP_SUCCEEDED, exit_code=0), "运行成功, 退出码 0 / Succeeded: the process exited with code 0.",
+         "Succeeded: the process exited with code 0."),
+    ]
+    for step, training, generic in cases:
+        assert pipeline_step_text(run, step) == training
+        assert pipeline_step_text(plain, step) == generic
+    # A status step is also the run's status event: an owner's "" falls back to the generic wording.
+    monkeypatch.setitem(runevents._WORDINGS, "tests.silent", lambda run, step: "")
+    silent = SimpleNamespace(pk=0, owner_type="tests.silent", owner_id="")
+    assert pipeline_step_text(silent, PipelineStep(STEP_PROCESS_STARTED, pid=7)) == "Process started (pid 7)."
+    assert pipeline_step_text(silent, PipelineStep(STEP_OUTPUT_STARTED)) == ""

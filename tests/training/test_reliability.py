@@ -122,14 +122,14 @@ def test_pipeline_events_resource_samples_and_a_reported_hang(training_worker, o
     assert steps == [
         "[worker-0] 训练代码下载中 / Downloading the training code",
         "[worker-0] [耗时: N 秒] 训练代码下载完成 / Training code downloaded: 4 files, SIZE (took N s)",
-        "[worker-0] Preparing the training environment",
+        "[worker-0] 训练环境准备中 / Preparing the training environment",
         "[worker-0] 训练环境预检中 / Environment pre-check running",
         "[worker-0] [耗时: N 秒] 预检完成 / Pre-check done (took N s)",
         "[worker-0] 正在安装Python依赖包 / Installing Python dependencies, file: requirements.txt",
         "[worker-0] [耗时: N 秒] Python依赖包安装完成 / Python dependencies installed, file: requirements.txt "
         "(took N s)",
-        "[worker-0] Running the pre-start hook ma-pre-start.sh",
-        "[worker-0] [耗时: N 秒] Pre-start hook ma-pre-start.sh done (took N s)",
+        "[worker-0] 正在执行启动前脚本 ma-pre-start.sh / Running the pre-start hook ma-pre-start.sh",
+        "[worker-0] [耗时: N 秒] 启动前脚本 ma-pre-start.sh 执行完成 / Pre-start hook ma-pre-start.sh done (took N s)",
         "[worker-0] 训练任务开始运行 / Training process started",
         "[worker-0] 训练任务运行结束, 退出码 0 / Training process ended, exit code 0",
     ]
@@ -187,7 +187,8 @@ def test_precheck_items_logged_and_switched_off_with_ma_skip_image_detect_0(tmp_
                             r'\d+, which is less than 4611686018427387904, item: disk-size root', line) for line in out)
     assert "[atelier][INFO][detect] code: 0, message: ok, item: disk-size shm" in out
     events = [json.loads(line[len("ATELIER_EVENT "):]) for line in out if line.startswith("ATELIER_EVENT ")]
-    assert events[0] == {"message": "Preparing the training environment", "level": "info", "runtime_clock": "hold"}
+    assert events[0] == {"message": "训练环境准备中 / Preparing the training environment", "level": "info",
+                         "runtime_clock": "hold"}
     # The code download is the engine's step; placing the staged folder is only a log line.
     assert any(line.startswith("[atelier] Training code placed at ") for line in out)
     assert events[1]["message"] == "训练环境预检中 / Environment pre-check running"

@@ -196,15 +196,16 @@ def run_hook(folder: Path, env: dict) -> None:
         hook = folder / name
         if not hook.is_file():
             continue
-        event(f"Running the pre-start hook {name}")
+        event(f"正在执行启动前脚本 {name} / Running the pre-start hook {name}")
         started = time.monotonic()
         command = ["/bin/sh", str(hook)] if name.endswith(".sh") else [sys.executable, str(hook)]
         result = subprocess.run(command, cwd=folder, env=env, stdin=subprocess.DEVNULL)
         if result.returncode != 0:
-            event(f"Pre-start hook {name} failed, exit code {result.returncode}", seconds=time.monotonic() - started,
+            event(f"启动前脚本 {name} 执行失败, 退出码 {result.returncode} / Pre-start hook {name} failed, "
+                  f"exit code {result.returncode}", seconds=time.monotonic() - started,
                   level="error")
             fail(EXIT_HOOK, f"The pre-start hook {name} exited with code {result.returncode}.")
-        event(f"Pre-start hook {name} done", seconds=time.monotonic() - started)
+        event(f"启动前脚本 {name} 执行完成 / Pre-start hook {name} done", seconds=time.monotonic() - started)
         return
 
 
@@ -265,7 +266,7 @@ def arguments(spec: dict, run_dir: Path) -> list[str]:
 def main() -> None:
     spec = json.loads(sys.argv[1])
     # Preparation (code, pre-check, dependencies, hook) does not count towards the maximum runtime.
-    event("Preparing the training environment", clock="hold")
+    event("训练环境准备中 / Preparing the training environment", clock="hold")
     run_dir = Path(os.environ["ATELIER_WORK_DIR"])
     restart = int(os.environ.get("ATELIER_RESTART_COUNT", "0") or 0)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
