@@ -126,7 +126,10 @@ class ServiceForm(forms.Form):
     traffic_limit = forms.IntegerField(label="Traffic limit (requests/s)", min_value=1, required=False,
                                        help_text="Empty: no limit.")
     websocket = forms.BooleanField(label="Upgrade to WebSocket", required=False,
-                                   help_text="Cannot change after deployment; no traffic limit.")
+                                   help_text="Accept WebSocket connections on the service address. Any AI "
+                                             "application may use it (Atelier's model server speaks WebSocket, "
+                                             "so it is not limited to container images). Excludes a traffic "
+                                             "limit; cannot be changed after deployment.")
     max_unavailable = forms.IntegerField(label="Max invalid instances", min_value=1, initial=1,
                                          help_text="Instances upgraded at once.")
     mount_source = forms.CharField(label="Storage mount: folder", required=False, max_length=1024,

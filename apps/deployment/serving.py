@@ -464,16 +464,20 @@ def _needs_restart(old: list[dict], new: list[dict]) -> bool:
 @transaction.atomic
 def service_update(*, user, service: InferenceService, versions: list[dict] | None = None, description=None,
                    auto_stop_hours="unchanged", deploy_timeout_minutes=None, traffic_limit="unchanged", rules=None,
-                   max_unavailable=None) -> str:
+                   max_unavailable=None, websocket=None) -> str:
     """Modify a service (service:update); not while it deploys. Returns what happened:
 
     "rolling" (versions, flavors or env changed on a running service: new instances, then the old
     ones drain; a failure rolls back), "scaled" (only instance counts changed: instances are
     added, or drained and stopped), "updated" (weights, rules, limits, description: in place).
-    The WebSocket flag cannot change.
+    The WebSocket flag cannot change: `websocket` may repeat the current value (clients that send
+    the whole service back), any other value is refused.
     """
     require_perm(user, service.workspace, "service:update")
     _fresh(service)
+    if websocket is not None and bool(websocket) != service.websocket:
+        raise ValidationError({"websocket": ["The WebSocket flag is fixed once the service is deployed; deploy a "
+                                             "new service to change it."]})
     if service.status in DEPLOYING or service.pending_config:
         raise ValidationError("The service is deploying; modify it once the deployment has finished.")
     if service.status == S.STOPPING:

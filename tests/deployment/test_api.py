@@ -67,6 +67,13 @@ def test_service_lifecycle_over_the_api(api, deployed, echo_version):
     updated = api.patch(f"{BASE}/services/{deployed.pk}/", {"description": "nightly", "traffic_limit": 20},
                         format="json").json()
     assert (updated["outcome"], updated["description"], updated["traffic_limit"]) == ("updated", "nightly", 20)
+    # The WebSocket flag is fixed: repeating it is fine, changing it is refused with the field named.
+    assert api.patch(f"{BASE}/services/{deployed.pk}/", {"websocket": False}, format="json").status_code == 200
+    flipped = api.patch(f"{BASE}/services/{deployed.pk}/", {"websocket": True}, format="json")
+    assert flipped.status_code == 400
+    assert "The WebSocket flag is fixed once the service is deployed" in flipped.content.decode()
+    assert "websocket" in flipped.content.decode()
+    assert api.get(f"{BASE}/services/{deployed.pk}/").json()["websocket"] is False
     assert api.post(f"{BASE}/services/{deployed.pk}/restart/").status_code == 400
     listing = api.get(f"{BASE}/services/?kind=online").json()
     assert [s["name"] for s in listing["results"]] == ["svc"]

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from apps.deployment.choices import ServiceStatus
 from apps.deployment.models import AiApp, AlarmRule, InferenceService, ServiceApiKey
+from apps.deployment import serving
 from apps.deployment.serving import service_create
 from tests.deployment.conftest import attach_instances
 from tests.deployment.packages import fixture_package, png
@@ -104,6 +105,42 @@ def test_deploy_form_refuses_bad_weights_inline_and_deploys(client_for, owner, e
     service = InferenceService.objects.get()
     assert response.status_code == 302 and service.versions.get().env == {"A": "1"}
     assert service.auto_stop_hours == 1
+
+
+def test_the_websocket_flag_is_explained_and_fixed_after_deployment(client_for, owner, service, echo_version):
+    client = client_for(owner)
+    create = client.get(reverse("deployment:service_create") + f"?version={echo_version.pk}").content.decode()
+    assert "Any AI application may use it (Atelier's model server speaks WebSocket" in create
+    assert "cannot be changed after deployment" in create
+    url = reverse("deployment:service_edit", args=[service.pk])
+    edit = client.get(url).content.decode()
+    checkbox = edit.split('name="websocket"')[0].rsplit("<input", 1)[1] + edit.split('name="websocket"')[1].split(">")[0]
+    assert "disabled" in checkbox
+    # A forged post cannot switch it on: the disabled field keeps the deployed value.
+    sv = service.versions.get()
+    row = {"model_version": echo_version.pk, "weight": 100, "pool": sv.pool_id, "flavor": sv.flavor_id,
+           "instance_count": 1, "env": ""}
+    serving.service_stop(user=owner, service=service)
+    response = client.post(url, {"auto_stop": "1", "deploy_timeout_minutes": 20, "max_unavailable": 1,
+                                 "websocket": "on", "versions_json": json.dumps([row]), "rules_json": "[]"})
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert service.websocket is False
+
+
+def test_websocket_services_show_no_call_counts_on_monitoring(client_for, owner, workspace, service, echo_version,
+                                                             cpu_flavor, local_pool):
+    client = client_for(owner)
+    plain = client.get(reverse("deployment:service_detail", args=[service.pk]) + "?tab=monitoring").content.decode()
+    assert "data-monitoring-totals" in plain and "no call statistics" not in plain
+    ws = service_create(user=owner, workspace=workspace, name="ws", websocket=True, versions=[
+        {"model_version": echo_version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}])
+    page = client.get(reverse("deployment:service_detail", args=[ws.pk]) + "?tab=monitoring").content.decode()
+    assert "WebSocket services have no call statistics." in page
+    assert "data-monitoring-totals" not in page
+    charts = client.get(reverse("deployment:service_monitoring", args=[ws.pk]) + "?range=3h").json()["charts"]
+    # Latency comes from the same call statistics, so only resource usage remains.
+    assert [c["key"] for c in charts] == ["cpu_usage", "mem_usage"]
 
 
 def test_service_detail_tabs_and_call_guide(client_for, owner, service):

@@ -139,6 +139,8 @@ class ServiceUpdateSerializer(serializers.Serializer):
     traffic_limit = serializers.IntegerField(required=False, allow_null=True)
     rules = serializers.ListField(child=serializers.DictField(), required=False)
     max_unavailable = serializers.IntegerField(required=False)
+    websocket = serializers.BooleanField(required=False,
+                                         help_text="Fixed once deployed: only the current value is accepted.")
 
 
 class BatchServiceCreateSerializer(serializers.Serializer):
