@@ -51,11 +51,16 @@ def test_deploy_form_checks_weights_and_deploys_two_versions(page, signed_in, ow
     expect(page.locator("[data-version-row]")).to_have_count(2)
     page.locator("[data-version-row]").nth(1).locator("[data-key=weight]").fill("30")
     expect(page.locator("[data-weight-total]")).to_have_text("100")
+    expect(page.locator("[data-field=websocket] .help")).to_contain_text("Atelier's model server speaks WebSocket")
     page.screenshot(path=str(SHOTS / "deployment-deploy-form.png"), full_page=True)
     page.click("[data-testid=service-submit]")
     expect(page.locator("h1")).to_contain_text("gray")
     service = InferenceService.objects.get(name="gray")
     assert sorted(service.versions.values_list("weight", flat=True)) == [30, 70]
+    # The flag is fixed once deployed: the modify form shows it disabled.
+    page.goto(f"{signed_in}/services/{service.pk}/edit")
+    expect(page.locator("input[name=websocket]")).to_be_disabled()
+    page.goto(f"{signed_in}/services/{service.pk}/")
     page.screenshot(path=str(SHOTS / "deployment-service-detail.png"), full_page=True)
     page.goto(f"{signed_in}/services/")
     expect(page.locator("[data-testid=service-link]")).to_have_text("gray")
