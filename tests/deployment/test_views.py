@@ -114,8 +114,8 @@ def test_the_websocket_flag_is_explained_and_fixed_after_deployment(client_for, 
     assert "cannot be changed after deployment" in create
     url = reverse("deployment:service_edit", args=[service.pk])
     edit = client.get(url).content.decode()
-    checkbox = edit.split('name="websocket"')[0].rsplit("<input", 1)[1] + edit.split('name="websocket"')[1].split(">")[0]
-    assert "disabled" in checkbox
+    before, after = edit.split('name="websocket"', 1)
+    assert "disabled" in before.rsplit("<input", 1)[1] + after.split(">", 1)[0]
     # A forged post cannot switch it on: the disabled field keeps the deployed value.
     sv = service.versions.get()
     row = {"model_version": echo_version.pk, "weight": 100, "pool": sv.pool_id, "flavor": sv.flavor_id,
