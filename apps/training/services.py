@@ -692,8 +692,11 @@ def _job_submit(job: TrainingJob) -> bool:
             _after_status_change(fresh)
             return False
         now = timezone.now()
-        TrainingJob.objects.filter(pk=fresh.pk).update(run_group=runs[0].group, submitted_at=now, status=S.PENDING,
-                                                       status_reason="Waiting for a worker.")
+        TrainingJob.objects.filter(pk=fresh.pk).update(run_group=runs[0].group, submitted_at=now)
+        # Only a job still waiting becomes Pending: its runs may already have started (and the
+        # run callback marked it Running) between dispatch and this line.
+        TrainingJob.objects.filter(pk=fresh.pk, status__in=[S.CREATING, S.PENDING]).update(
+            status=S.PENDING, status_reason="Waiting for a worker.")
         if fresh.status == S.CREATING:
             event_add(obj=fresh, message="训练作业已排队，正在等待资源分配 / Queued, waiting for resources.")
         fresh.refresh_from_db()
@@ -969,7 +972,9 @@ def training_job_sync(job: TrainingJob) -> TrainingJob:
             updates["status"] = status
             if status == S.RUNNING:
                 events.append(("训练作业开始运行 / Training job started running.", EventLevel.INFO))
-        if reason != job.status_reason:
+        if reason != job.status_reason or "status" in updates:
+            # Written with every status change: `job` may predate the submit's "Waiting for a worker."
+            # (the runs can report before the submitting transaction's row is re-read).
             updates["status_reason"] = reason[:500]
         if updates:
             TrainingJob.objects.filter(pk=job.pk).update(**updates)
