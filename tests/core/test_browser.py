@@ -146,6 +146,8 @@ def test_live_fragment_appends_published_events_and_refreshes(asgi_server, signe
     page.goto(asgi_server.url + "/_components/")
     assert page.locator(".timeline-empty").is_visible()
     at = dt.datetime(2026, 3, 1, 8, 15, 30, tzinfo=dt.timezone.utc).isoformat()
+    # Each live element has its own socket: publish only once both are subscribed.
+    page.wait_for_selector('#counter[data-live-state="open"]')
     publish_when_open(page, ".timeline-block", "tests.thing.1",
                       {"kind": "event", "level": "error", "message": "node 1 exited with code 137", "at": at})
     item = page.locator(".timeline .timeline-item")
