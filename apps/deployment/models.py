@@ -115,6 +115,9 @@ class AiAppVersion(models.Model):
     env_hash = models.CharField(max_length=32, blank=True)  # dependency environment, "" = none needed
     size_bytes = models.BigIntegerField(default=0)
     warnings = models.JSONField(default=list, blank=True)
+    # Service start parameters of an asynchronous application (usage constraints, seed-06 §2.7):
+    # [{"name", "default", "required", "description"}]; edge deployments fill them in (§7.1).
+    start_params = models.JSONField(default=list, blank=True)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")

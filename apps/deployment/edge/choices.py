@@ -39,6 +39,7 @@ class EdgeServiceStatus(models.TextChoices):
 class VolumeType(models.TextChoices):
     HOST_PATH = "host_path", "Host path"
     TEMP_PATH = "temp_path", "Temp path"
+    NFS = "nfs", "NFS"
 
 
 class MatchType(models.TextChoices):

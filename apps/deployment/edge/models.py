@@ -36,6 +36,9 @@ class EdgeNode(models.Model):
     agent_key_hash = models.CharField(max_length=64, blank=True)
     frozen = models.BooleanField(default=False)
     upgrading = models.BooleanField(default=False)
+    # An admin asked the agent to fetch the console's agent code and re-exec itself; cleared when a
+    # heartbeat reports the console's version.
+    upgrade_requested = models.BooleanField(default=False)
     host = models.CharField(max_length=255, blank=True)
     os = models.CharField(max_length=100, blank=True)
     arch = models.CharField(max_length=32, blank=True)
@@ -161,6 +164,9 @@ class EdgeService(models.Model):
     port_mappings = models.JSONField(default=list, blank=True)  # [{"container_port", "host_ip", "host_port"}]
     volumes = models.JSONField(default=list, blank=True)  # [{"name", "type", "host_path", "mount_path", "read_only"}]
     start_params = models.JSONField(default=dict, blank=True)  # environment of every instance
+    # Asynchronous applications: video streams each instance processes concurrently (seed-06 §7.1,
+    # Table 8-23); None for synchronous ones. Instances get it as EDGE_STREAM_COUNT.
+    stream_count = models.PositiveSmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=EdgeServiceStatus.choices, default=EdgeServiceStatus.DEPLOYING)
     status_reason = models.CharField(max_length=1000, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
