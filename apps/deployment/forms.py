@@ -55,6 +55,10 @@ class ModelCreateForm(forms.Form):
     request_mode = forms.ChoiceField(choices=RequestMode.choices, initial=RequestMode.SYNC)
     docs = forms.CharField(label="AI application docs", required=False, widget=forms.Textarea(attrs={"rows": 2}),
                            help_text="Up to 3 lines of “name | https://url”.")
+    start_params = forms.CharField(
+        label="Service start parameters", required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Asynchronous applications only. One per line: <code>NAME=default # description</code>; "
+                  "a NAME without = must be given at deployment.")
 
     def __init__(self, *args, user=None, workspace=None, app=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -89,11 +93,24 @@ class ModelCreateForm(forms.Form):
             docs.append({"name": name.strip(), "url": url.strip()})
         return docs
 
+    def clean_start_params(self) -> list[dict]:
+        """Lines `NAME=default # description` (NAME alone: required); the service checks the names."""
+        rows = []
+        for line in (self.cleaned_data.get("start_params") or "").splitlines():
+            spec, _, description = line.partition("#")
+            if not spec.strip():
+                continue
+            name, sep, default = spec.partition("=")
+            rows.append({"name": name.strip(), "default": default.strip(), "required": not sep,
+                         "description": description.strip()})
+        return rows
+
     def service_kwargs(self) -> dict:
         """Keyword arguments for services.ai_app_create / ai_app_version_create."""
         data = self.cleaned_data
         kwargs = dict(version=data.get("version") or "", description=data.get("description") or "",
-                      source_type=data["source_type"], deploy_types=data["deploy_types"], docs=data["docs"])
+                      source_type=data["source_type"], deploy_types=data["deploy_types"], docs=data["docs"],
+                      start_params=data.get("start_params") or [])
         if data["source_type"] == ModelSource.STORAGE:
             kwargs["source_uri"] = data.get("source_uri") or ""
         elif data["source_type"] == ModelSource.TRAINING:

@@ -89,6 +89,42 @@ def _clean_docs(docs) -> list[dict]:
     return clean
 
 
+START_PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_START_PARAMS = 32
+
+
+def start_params_clean(raw, request_mode: str) -> list[dict]:
+    """Service start parameters of an asynchronous application: [{"name", "default", "required",
+    "description"}], names usable as environment variables (not PORT or ATELIER_…), at most 32.
+    Synchronous applications define none (seed-06 §2.7 lists them under async usage constraints)."""
+    if raw in (None, "", []):
+        return []
+    if request_mode != RequestMode.ASYNC:
+        raise ValidationError({"start_params": ["Service start parameters are defined by asynchronous AI "
+                                                "applications only; choose the Asynchronous request mode."]})
+    if not isinstance(raw, list) or len(raw) > MAX_START_PARAMS:
+        raise ValidationError({"start_params": [f"Give a list of at most {MAX_START_PARAMS} start parameters."]})
+    out, seen = [], set()
+    for number, row in enumerate(raw, start=1):
+        row = row if isinstance(row, dict) else {}
+        name = str(row.get("name") or "").strip()
+        if not START_PARAM_RE.match(name) or name == "PORT" or name.startswith(("ATELIER_", "EDGE_")):
+            raise ValidationError({"start_params": [f"Parameter {number}: {name or '(empty)'!r} is not a usable "
+                                                    "name (letters, digits and _, not starting with a digit; not "
+                                                    "PORT, ATELIER_… or EDGE_…)."]})
+        if name in seen:
+            raise ValidationError({"start_params": [f"Parameter {number}: {name} is defined twice."]})
+        seen.add(name)
+        default = "" if row.get("default") is None else str(row.get("default"))
+        description = str(row.get("description") or "").strip()
+        if len(default) > 1000 or len(description) > 200:
+            raise ValidationError({"start_params": [f"Parameter {number} ({name}): keep the default to 1000 and "
+                                                    "the description to 200 characters."]})
+        out.append({"name": name, "default": default, "required": bool(row.get("required")),
+                    "description": description})
+    return out
+
+
 def _clean_command(command) -> list[str]:
     if isinstance(command, str):
         try:
@@ -171,7 +207,8 @@ def ai_app_version_create(*, user, app: AiApp, **version_fields) -> AiAppVersion
 def _version_create(*, user, app: AiApp, version: str = "", description: str = "",
                     source_type: str = ModelSource.STORAGE, source_uri: str = "", training_job=None,
                     image: str = "", command=None, protocol: str = "http", port: int = 8080, image_copy: bool = False,
-                    apis=None, health=None, deploy_types=(DeployType.ONLINE,), docs=None) -> AiAppVersion:
+                    apis=None, health=None, deploy_types=(DeployType.ONLINE,), docs=None,
+                    start_params=None) -> AiAppVersion:
     errors: dict[str, list[str]] = {}
     version = (version or "").strip() or next_version(app)
     if not VERSION_RE.match(version):
@@ -185,7 +222,8 @@ def _version_create(*, user, app: AiApp, version: str = "", description: str = "
     deploy_types = _clean_deploy_types(deploy_types)
     docs = _clean_docs(docs)
     fields: dict[str, Any] = dict(source_type=source_type, deploy_types=deploy_types, docs=docs,
-                                  description=(description or "").strip()[:500])
+                                  description=(description or "").strip()[:500],
+                                  start_params=start_params_clean(start_params, app.request_mode))
     report = None
     if source_type in (ModelSource.STORAGE, ModelSource.TRAINING):
         if source_type == ModelSource.TRAINING:

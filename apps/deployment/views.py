@@ -59,7 +59,10 @@ def _initial_from(version) -> dict:
                "source_uri": version.source_uri, "training_job": version.training_job_id, "image": version.image,
                "image_copy": version.image_copy, "command": " ".join(version.command), "protocol": version.protocol,
                "port": version.port, "deploy_types": version.deploy_types,
-               "docs": "\n".join(f"{d['name']} | {d['url']}" for d in version.docs)}
+               "docs": "\n".join(f"{d['name']} | {d['url']}" for d in version.docs),
+               "start_params": "\n".join(p["name"] + ("" if p["required"] else f"={p['default']}")
+                                         + (f" # {p['description']}" if p["description"] else "")
+                                         for p in version.start_params)}
     api = version.api
     initial.update(api_url=api.get("url", "/"), api_method=api.get("method", "POST"),
                    api_content_type=(api.get("request") or {}).get("Content-type", "application/json"))

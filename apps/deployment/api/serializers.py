@@ -19,7 +19,7 @@ class AiAppVersionSerializer(serializers.ModelSerializer):
         fields = ["id", "app", "version", "description", "status", "status_reason", "source_type", "source_uri",
                   "training_job_id", "image", "command", "protocol", "port", "package_uri", "model_type", "runtime",
                   "model_algorithm", "deploy_types", "docs", "health", "size_bytes", "warnings", "apis", "metrics",
-                  "dependencies", "created_by", "created_at"]
+                  "dependencies", "start_params", "created_by", "created_at"]
 
     def get_app(self, version) -> dict:
         return {"id": version.app_id, "name": version.app.name}
@@ -63,6 +63,8 @@ class VersionInputSerializer(serializers.Serializer):
     health = serializers.JSONField(required=False, help_text="config.json health, for image and command sources")
     deploy_types = serializers.MultipleChoiceField(choices=DeployType.choices, default=[DeployType.ONLINE])
     docs = serializers.JSONField(required=False, help_text='[{"name", "url"}], at most 3')
+    start_params = serializers.JSONField(required=False, help_text='async apps: [{"name", "default", "required", '
+                                         '"description"}] service start parameters')
 
     def service_kwargs(self) -> dict:
         data = dict(self.validated_data)
