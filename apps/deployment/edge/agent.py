@@ -10,7 +10,14 @@ It enrols once with the node's one-time token (the key it gets back is kept in
   stops taking new work; running instances keep serving), log settings, and the load balancers it must serve;
 * serves each load balancer on its listen port: HTTP requests matching a rule (prefix, exact or
   regex path) go round-robin — or by client IP when sticky — to the service's instance endpoints,
-  through the same upstream client the console's gateway uses.
+  through the same upstream client the console's gateway uses;
+* upgrades itself when an admin asks (the configuration then names the console's agent version):
+  it heartbeats UPGRADING, fetches the program from `…/edge/agent/` with its agent key, checks
+  its SHA-256 and that it compiles, stores it as `<state dir>/agent/<version>/agent.py` and
+  re-executes itself with it (same PID, same arguments). Its worker is a child of that PID, so the
+  new program adopts it (`<state dir>/worker.json`) and the instances keep running; the first
+  heartbeat of the new program reports its version. A failed upgrade is reported and the old
+  program goes on.
 
 The worker needs the same database and broker settings as the console (it is a run-engine
 worker); the agent passes its own environment on. Killing the agent takes the worker with it
@@ -44,8 +51,10 @@ import psutil
 from apps.deployment import upstream
 
 logger = logging.getLogger("atelier.edge.agent")
-ROOT = Path(__file__).resolve().parents[3]
-VERSION = "1.0.0"
+# The Atelier tree the worker runs from; an upgraded agent runs from the state dir, so the
+# program that re-executes it names the tree in ATELIER_EDGE_ROOT.
+ROOT = Path(os.environ.get("ATELIER_EDGE_ROOT") or Path(__file__).resolve().parents[3])
+VERSION = "1.1.0"
 HOP_HEADERS = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection", b"te", b"trailer"}
 
 
@@ -53,6 +62,18 @@ def _post(url: str, body: dict, key: str = "", timeout: float = 10) -> tuple[int
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json",
                                               **({"Authorization": f"Agent {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {}
+
+
+def _get(url: str, key: str, timeout: float = 30) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Agent {key}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"{}")
@@ -94,6 +115,45 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+class AdoptedProcess:
+    """The worker this agent started before it re-executed itself: still our child (same PID), but
+    no longer a Popen object, so it is polled and signalled by PID."""
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def _signal(self, number: int) -> None:
+        try:
+            os.kill(self.pid, number)
+        except ProcessLookupError:
+            pass
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.1)  # waitpid has no timeout; the worker's own shutdown takes seconds
+        return self.returncode
 
 
 class Worker:
@@ -155,6 +215,29 @@ class Worker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def hand_over(self, path: Path) -> None:
+        """Write what the re-executed agent needs to adopt the running worker."""
+        if self.running:
+            path.write_text(json.dumps({"pid": self.proc.pid, "queues": self.queues, "log_level": self.log_level,
+                                        "paused": self.paused}))
+
+    def adopt(self, path: Path) -> None:
+        """Take over the worker an earlier program of this same process started (see `hand_over`);
+        a stale file (another process's worker) is ignored."""
+        if not path.exists():
+            return
+        try:
+            saved = json.loads(path.read_text())
+            child = psutil.Process(int(saved["pid"]))
+            ours = child.ppid() == os.getpid() and child.status() != psutil.STATUS_ZOMBIE
+        except (ValueError, KeyError, TypeError, psutil.Error):
+            ours = False
+        path.unlink(missing_ok=True)
+        if ours:
+            self.proc = AdoptedProcess(int(saved["pid"]))
+            self.queues, self.log_level, self.paused = saved["queues"], saved["log_level"], bool(saved["paused"])
+            logger.info("adopted worker %s (%s)", saved["pid"], ", ".join(self.queues))
+
     def stop(self) -> None:
         if self.proc is None:
             return
@@ -205,6 +288,16 @@ class Balancers:
                     continue
                 self.servers[lb_id] = (lb["listen_port"], server)
                 logger.info("load balancer %s listening on %s", lb["name"], lb["listen_port"])
+
+    def close(self) -> None:
+        """Stop listening (before a re-exec; the new program listens again)."""
+
+        async def shut():
+            for _port, server in self.servers.values():
+                server.close()
+            self.servers = {}
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(timeout=10)
 
     def pick(self, lb: dict, index: int, endpoints: list[str], client: str) -> str:
         if lb["sticky"]:
@@ -283,7 +376,48 @@ def _sample() -> dict:
             "disk_percent": psutil.disk_usage("/").percent, "gpus": gpu_sample(), "agent_version": VERSION}
 
 
+class UpgradeError(Exception):
+    """The new agent program cannot be fetched or used; the message says why."""
+
+
+def upgrade_fetch(api: str, key: str, state: Path, version: str) -> Path:
+    """Fetch the console's agent program, check it (version, SHA-256, it compiles) and store it;
+    returns the path of the new agent.py."""
+    try:
+        code, bundle = _get(f"{api}/agent/", key)
+    except (OSError, ValueError) as exc:
+        raise UpgradeError(f"cannot fetch the agent program: {exc}") from None
+    if code != 200:
+        raise UpgradeError(f"the console refused the agent program request ({code})")
+    source = (bundle.get("files") or {}).get("agent.py", "")
+    if bundle.get("version") != version or not source:
+        raise UpgradeError(f"the console offers version {bundle.get('version')!r}, not {version}")
+    if hashlib.sha256(source.encode()).hexdigest() != (bundle.get("sha256") or {}).get("agent.py"):
+        raise UpgradeError("the agent program does not match its SHA-256")
+    try:
+        compile(source, "agent.py", "exec")
+    except SyntaxError as exc:
+        raise UpgradeError(f"the agent program does not compile: {exc}") from None
+    folder = state / "agent" / re.sub(r"[^A-Za-z0-9._-]", "_", version)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / "agent.py.partial"
+    partial.write_text(source)
+    partial.replace(folder / "agent.py")
+    return folder / "agent.py"
+
+
+def upgrade_exec(program: Path, argv: list[str], worker: Worker, state: Path) -> None:
+    """Re-execute this process with the new program (same PID, so the worker stays our child)."""
+    worker.hand_over(state / "worker.json")
+    env = {**os.environ, "ATELIER_EDGE_ROOT": str(ROOT),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    logger.info("re-executing with %s", program)
+    logging.shutdown()
+    os.execve(sys.executable, [sys.executable, str(program), *argv], env)
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description="Atelier edge agent")
     parser.add_argument("--console", required=True, help="console base URL, e.g. http://console:8000")
     parser.add_argument("--token", default="", help="one-time enrolment token (first start only)")
@@ -310,16 +444,20 @@ def main(argv=None) -> int:
         key_file.chmod(0o600)
         print(f"enrolled as edge node {saved['node']}", flush=True)
     worker = Worker(saved["node"], "INFO", args.concurrency)
+    worker.adopt(state / "worker.json")
     balancers = Balancers()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     psutil.cpu_percent(interval=None)
     wait = 0.0
+    report: dict = {}  # sent with the next heartbeat: an upgrade that failed
+    refused_versions: set[str] = set()  # not retried by this program (the console hears why once)
     while not stop.wait(wait):
         wait = 10.0
         try:
-            code, config = _post(f"{api}/heartbeat/", _sample(), key=saved["agent_key"])
+            code, config = _post(f"{api}/heartbeat/", {**_sample(), **report}, key=saved["agent_key"])
+            report = {}
         except (OSError, ValueError) as exc:
             logger.warning("heartbeat failed: %s", exc)
             continue
@@ -331,8 +469,36 @@ def main(argv=None) -> int:
         logging_apply(state, logs)
         worker.ensure(config.get("queues", []), bool(config.get("frozen")), str(logs.get("app_level", "INFO")))
         balancers.apply(config.get("load_balancers", []))
+        wanted = (config.get("upgrade") or {}).get("version")
+        if wanted and wanted != VERSION and wanted not in refused_versions:
+            logger.info("upgrading from %s to %s", VERSION, wanted)
+            try:
+                # UPGRADING on the node page while the program is fetched and checked.
+                _post(f"{api}/heartbeat/", {**_sample(), "upgrading": True}, key=saved["agent_key"])
+                program = upgrade_fetch(api, saved["agent_key"], state, wanted)
+                balancers.close()
+                upgrade_exec(program, _without_token(argv), worker, state)
+            except (UpgradeError, OSError) as exc:
+                logger.error("upgrade to %s failed: %s", wanted, exc)
+                refused_versions.add(wanted)
+                (state / "worker.json").unlink(missing_ok=True)
+                report = {"upgrade_error": str(exc)}
+                wait = 0.0
     worker.stop()
     return 0
+
+
+def _without_token(argv: list[str]) -> list[str]:
+    """The arguments minus `--token VALUE` (the token is spent; the key is in the state dir)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--token":
+            skip = True
+        elif not arg.startswith("--token="):
+            out.append(arg)
+    return out
 
 
 if __name__ == "__main__":

@@ -94,8 +94,14 @@ class EdgeServiceSerializer(serializers.Serializer):
     port_mappings = serializers.JSONField()
     volumes = serializers.JSONField()
     start_params = serializers.JSONField()
+    stream_count = serializers.IntegerField(allow_null=True)
+    request_mode = serializers.CharField(source="model_version.app.request_mode")
+    deploy_mode = serializers.SerializerMethodField()
     instances = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
+
+    def get_deploy_mode(self, service) -> str:
+        return "node" if service.node_id else "pool"
 
     def get_instances(self, service) -> list[dict]:
         return [{"run": i.run_id, "status": i.run.status, "endpoint": i.run.endpoint, "host_port": i.host_port}
@@ -158,6 +164,8 @@ class EdgeServiceCreateSerializer(serializers.Serializer):
     port_mappings = serializers.JSONField(required=False)
     volumes = serializers.JSONField(required=False)
     start_params = serializers.JSONField(required=False)
+    stream_count = serializers.IntegerField(required=False, allow_null=True,
+                                            help_text="asynchronous applications: video streams per instance, 1–64")
 
 
 class LoadBalancerCreateSerializer(serializers.Serializer):
@@ -197,6 +205,13 @@ class HeartbeatSerializer(serializers.Serializer):
     gpus = serializers.ListField(child=serializers.DictField(), required=False)
     upgrading = serializers.BooleanField(required=False)
     agent_version = serializers.CharField(required=False, allow_blank=True)
+    upgrade_error = serializers.CharField(required=False, allow_blank=True)
+
+
+class AgentBundleSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    files = serializers.DictField(child=serializers.CharField())
+    sha256 = serializers.DictField(child=serializers.CharField())
 
 
 def _node(user, pk):
@@ -242,14 +257,16 @@ class NodeDetailView(APIView):
 
 
 class NodeActionView(APIView):
-    """POST freeze | unfreeze | token (a fresh enrolment token) | logs (log settings)."""
+    """POST freeze | unfreeze | token (a fresh enrolment token) | logs (log settings) | upgrade (the agent)."""
 
-    @extend_schema(request=NodeActionSerializer, responses={200: EdgeNodeSerializer}, operation_id="edge_node_action", description="freeze | unfreeze | logs answer the node; token answers {\"token\": …} (shown once).")
+    @extend_schema(request=NodeActionSerializer, responses={200: EdgeNodeSerializer}, operation_id="edge_node_action", description="freeze | unfreeze | logs | upgrade answer the node; token answers {\"token\": …} (shown once).")
     def post(self, request, pk, action):
         node = selectors.edge_node_get_for_user(request.user, pk)
         data = request.data
         if action in ("freeze", "unfreeze"):
             services.edge_node_freeze(user=request.user, node=node, frozen=action == "freeze")
+        elif action == "upgrade":
+            services.edge_node_upgrade_request(user=request.user, node=node)
         elif action == "token":
             token = services.edge_node_token_renew(user=request.user, node=node)
             return Response({"token": token})
@@ -358,7 +375,8 @@ class ServiceListView(APIView):
             user=request.user, workspace=workspace, name=d.get("name", ""), description=d.get("description", ""),
             model_version=version, flavor=flavor, node=_node(request.user, d.get("node")),
             edge_pool=_edge_pool(request.user, d.get("edge_pool")), instance_count=d.get("instance_count", 1),
-            port_mappings=d.get("port_mappings"), volumes=d.get("volumes"), start_params=d.get("start_params"))
+            port_mappings=d.get("port_mappings"), volumes=d.get("volumes"), start_params=d.get("start_params"),
+            stream_count=d.get("stream_count"))
         return Response(EdgeServiceSerializer(service).data, status=status.HTTP_201_CREATED)
 
 
@@ -461,6 +479,26 @@ class EnrollView(APIView):
                         status=status.HTTP_201_CREATED)
 
 
+def _agent_node(request):
+    header = request.headers.get("Authorization", "")
+    return services.edge_node_by_agent_key(header[6:].strip() if header.startswith("Agent ") else "")
+
+
+class AgentBundleView(APIView):
+    """Agent: GET with `Authorization: Agent <key>` → the console's agent program {version, files,
+    sha256}, fetched when an upgrade is requested."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: AgentBundleSerializer}, operation_id="edge_agent_bundle")
+    def get(self, request):
+        if _agent_node(request) is None:
+            return error_response("not_authenticated", "Unknown agent key; enrol the agent again.",
+                                  status.HTTP_401_UNAUTHORIZED)
+        return Response(services.agent_bundle())
+
+
 class HeartbeatView(APIView):
     """Agent: POST {cpu_percent, memory_percent, disk_percent, gpus, upgrading} with
     `Authorization: Agent <key>` → the agent's configuration."""
@@ -470,8 +508,7 @@ class HeartbeatView(APIView):
 
     @extend_schema(request=HeartbeatSerializer, responses={200: OpenApiTypes.OBJECT}, operation_id="edge_agent_heartbeat")
     def post(self, request):
-        header = request.headers.get("Authorization", "")
-        node = services.edge_node_by_agent_key(header[6:].strip() if header.startswith("Agent ") else "")
+        node = _agent_node(request)
         if node is None:
             return error_response("not_authenticated", "Unknown agent key; enrol the agent again.",
                                   status.HTTP_401_UNAUTHORIZED)
@@ -487,13 +524,15 @@ class HeartbeatView(APIView):
                                               memory_percent=number("memory_percent"),
                                               disk_percent=number("disk_percent"), gpus=d.get("gpus") or [],
                                               upgrading=bool(d.get("upgrading")),
-                                              agent_version=str(d.get("agent_version") or ""))
+                                              agent_version=str(d.get("agent_version") or ""),
+                                              upgrade_error=str(d.get("upgrade_error") or ""))
         return Response(config)
 
 
 urlpatterns = [
     path("enroll/", EnrollView.as_view(), name="edge-enroll"),
     path("heartbeat/", HeartbeatView.as_view(), name="edge-heartbeat"),
+    path("agent/", AgentBundleView.as_view(), name="edge-agent-bundle"),
     path("nodes/", NodeListView.as_view(), name="edge-node-list"),
     path("nodes/activate/", ActivateView.as_view(), name="edge-node-activate"),
     path("nodes/<int:pk>/", NodeDetailView.as_view(), name="edge-node-detail"),

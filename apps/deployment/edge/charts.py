@@ -44,3 +44,13 @@ def node_figures(node, *, hours: int = RANGES[DEFAULT_RANGE]) -> list[dict]:
                                      connectgaps=False, line=dict(color=COLORS[i % len(COLORS)], width=2)))
         charts.append({"key": key, "title": title, "figure": _figure(title, "%", traces, empty=empty)})
     return charts
+
+
+def node_accelerators(node, *, hours: int = RANGES[DEFAULT_RANGE]) -> dict:
+    """{"gpus": GPU indexes the node's recent samples reported, "npus": []} for the page's notes in
+    place of empty charts. The agent reads GPUs with nvidia-smi and reads no NPU metrics, so a node
+    never reports NPUs and the page says so rather than drawing an empty NPU chart."""
+    since = timezone.now() - timedelta(hours=hours)
+    gpus = {g.get("index") for gpus in node.samples.filter(at__gte=since).values_list("gpus", flat=True)
+            for g in (gpus or []) if isinstance(g, dict)}
+    return {"gpus": sorted(gpus, key=lambda v: (v is None, v)), "npus": []}

@@ -53,15 +53,20 @@ class EdgeServiceForm(forms.Form):
     target = forms.ChoiceField(label="Deploy to")
     model_version = forms.ChoiceField(label="AI application version")
     flavor = forms.ChoiceField()
-    instance_count = forms.IntegerField(initial=1, label="Instances")
+    instance_count = forms.IntegerField(initial=1, label="Instances",
+                                        help_text="At most 10 per deployment are recommended, to avoid throttling.")
+    stream_count = forms.IntegerField(required=False, label="Number of streams",
+                                      help_text="Asynchronous applications: video streams each instance processes "
+                                                "concurrently (1–64).")
     container_port = forms.IntegerField(required=False, label="Container port")
     host_ip = forms.CharField(required=False, label="Host NIC address", initial="0.0.0.0")
     host_port = forms.IntegerField(required=False, label="Host port (fixed)")
     port_min = forms.IntegerField(required=False, label="…or automatic from")
     port_max = forms.IntegerField(required=False, label="to")
     volumes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                              help_text="One per line: <code>name host_path /node/dir /mount/path [ro]</code> or "
-                                        "<code>name temp_path /mount/path</code>.")
+                              help_text="One per line: <code>name host_path /node/dir /mount/path [ro]</code>, "
+                                        "<code>name temp_path /mount/path [memory]</code> or "
+                                        "<code>name nfs server:/export /mount/path [ro]</code>.")
     start_params = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
                                    label="Start parameters", help_text="One NAME=value per line.")
 
@@ -85,11 +90,13 @@ class EdgeServiceForm(forms.Form):
             if not parts:
                 continue
             row = {"name": parts[0], "type": parts[1] if len(parts) > 1 else ""}
-            if row["type"] == "host_path":
-                row.update(host_path=parts[2] if len(parts) > 2 else "", mount_path=parts[3] if len(parts) > 3 else "",
-                           read_only=len(parts) > 4 and parts[4] == "ro")
+            if row["type"] in ("host_path", "nfs"):
+                row["host_path" if row["type"] == "host_path" else "source"] = parts[2] if len(parts) > 2 else ""
+                row.update(mount_path=parts[3] if len(parts) > 3 else "", read_only=len(parts) > 4 and parts[4] == "ro")
             else:
                 row["mount_path"] = parts[2] if len(parts) > 2 else ""
+                if len(parts) > 3:
+                    row["medium"] = parts[3]
             rows.append(row)
         return rows
 
@@ -100,6 +107,11 @@ class EdgeServiceForm(forms.Form):
                 name, _, value = line.partition("=")
                 out[name.strip()] = value.strip()
         return out
+
+    def version_facts(self, versions) -> dict:
+        """{version id: {"async", "params"}} for the page's script: it shows the number of streams and
+        the application's start parameters for asynchronous versions."""
+        return {str(v.pk): {"async": v.app.request_mode == "async", "params": v.start_params} for v in versions}
 
 
 class LoadBalancerForm(forms.Form):

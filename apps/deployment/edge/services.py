@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
@@ -30,7 +31,22 @@ DESCRIPTION_FORBIDDEN = set("#~^$%&*<>[]\\/") | {chr(c) for c in range(32)}
 MAX_ACTIVATE = 50  # nodes per activation (seed-06 §7.4)
 ACTIVATION_MONTHS = (1, 3)
 MAX_MASTERS = 3
-AGENT_VERSION = "1.0.0"
+AGENT_FILE = Path(__file__).with_name("agent.py")
+AGENT_VERSION_RE = re.compile(r'^VERSION = "([^"]{1,32})"$', re.M)
+
+
+def agent_bundle() -> dict:
+    """The agent program the console hands out on upgrade: {"version", "files": {"agent.py": source},
+    "sha256": {"agent.py": hex}}. The version is the VERSION the file itself declares, so the
+    console's installed agent is always the current one."""
+    source = AGENT_FILE.read_text()
+    match = AGENT_VERSION_RE.search(source)
+    return {"version": match.group(1) if match else "", "files": {"agent.py": source},
+            "sha256": {"agent.py": hashlib.sha256(source.encode()).hexdigest()}}
+
+
+def agent_version_current() -> str:
+    return agent_bundle()["version"]
 
 
 def _hash(secret: str) -> str:
@@ -200,20 +216,39 @@ def agent_config(node: EdgeNode) -> dict:
                  "app_level": node.app_log_level, "total_mb": node.log_size_mb, "file_mb": node.log_file_mb,
                  "rotate_days": node.log_rotate_days},
         "load_balancers": balancers,
+        # Set while an admin's upgrade request is pending: the agent fetches `…/edge/agent/` and re-execs.
+        "upgrade": {"version": agent_version_current()} if node.upgrade_requested else None,
     }
 
 
 def edge_node_heartbeat(*, node: EdgeNode, cpu_percent: float, memory_percent: float, disk_percent: float,
-                        gpus: list | None = None, upgrading: bool = False, agent_version: str = "") -> dict:
+                        gpus: list | None = None, upgrading: bool = False, agent_version: str = "",
+                        upgrade_error: str = "") -> dict:
     """Record a heartbeat (and a monitoring sample when the last is ATELIER_EDGE_SAMPLE_SECONDS old);
-    returns the agent's configuration."""
+    returns the agent's configuration.
+
+    Upgrades: `upgrading` (UPGRADING while the agent fetches and re-execs) and `agent_version` are
+    the agent's word; a pending request ends when the agent reports the console's version (event
+    "Agent upgraded") or an `upgrade_error` (warning event with the agent's reason)."""
     now = timezone.now()
     before = node.current_status(now)
+    was_upgrading = node.upgrading
     node.last_heartbeat = now
     node.upgrading = bool(upgrading)
     if agent_version:
         node.agent_version = agent_version[:32]
-    node.save(update_fields=["last_heartbeat", "upgrading", "agent_version", "updated_at"])
+    if node.upgrading and not was_upgrading:
+        event_add(obj=node, message=f"Agent is upgrading (from {node.agent_version or 'an unknown version'}).")
+    if node.upgrade_requested and not node.upgrading:
+        current = agent_version_current()
+        if upgrade_error:
+            node.upgrade_requested = False
+            event_add(obj=node, level=EventLevel.WARNING,
+                      message=f"Agent upgrade to {current} failed on the node: {upgrade_error[:500]}")
+        elif node.agent_version == current:
+            node.upgrade_requested = False
+            event_add(obj=node, message=f"Agent upgraded to {current}; it re-executed itself and is running.")
+    node.save(update_fields=["last_heartbeat", "upgrading", "upgrade_requested", "agent_version", "updated_at"])
     last = node.samples.order_by("-at").values_list("at", flat=True).first()
     if last is None or now - last >= timedelta(seconds=settings.ATELIER_EDGE_SAMPLE_SECONDS):
         EdgeNodeSample.objects.create(node=node, at=now, cpu_percent=float(cpu_percent),
@@ -251,6 +286,33 @@ def edge_node_freeze(*, user, node: EdgeNode, frozen: bool) -> EdgeNode:
     event_add(obj=node, message="Node frozen by an admin." if frozen else "Node unfrozen.")
     audit_record(actor=user, action="edge_node:freeze" if frozen else "edge_node:unfreeze", obj=node,
                  workspace=node.workspace)
+    return node
+
+
+@transaction.atomic
+def edge_node_upgrade_request(*, user, node: EdgeNode) -> EdgeNode:
+    """Ask the node's agent to upgrade itself to the console's agent (workspace admins): on its next
+    heartbeat it reports UPGRADING, fetches the program over its authenticated channel, re-execs
+    itself (its worker and instances keep running) and comes back RUNNING with the new version.
+    Refused for a node without a connected agent, a frozen one, or one already on this version."""
+    require_perm(user, node.workspace, "workspace:update")
+    current = agent_version_current()
+    status = node.current_status()
+    if status in (EdgeNodeStatus.UNCONNECTED, EdgeNodeStatus.FAULTY):
+        raise ValidationError({"node": [f'Node "{node.name}" is {status}: its agent must be connected to upgrade.']})
+    if status == EdgeNodeStatus.FREEZE:
+        raise ValidationError({"node": [f'Node "{node.name}" is frozen: unfreeze it before upgrading its agent.']})
+    if node.upgrade_requested or node.upgrading:
+        raise ValidationError({"node": [f'An agent upgrade of "{node.name}" is already in progress.']})
+    if node.agent_version == current:
+        raise ValidationError({"node": [f'The agent of "{node.name}" already runs version {current}, the '
+                                        "console's."]})
+    node.upgrade_requested = True
+    node.save(update_fields=["upgrade_requested", "updated_at"])
+    event_add(obj=node, message=f"Agent upgrade from {node.agent_version or 'an unknown version'} to {current} "
+                                "requested.")
+    audit_record(actor=user, action="edge_node:upgrade", obj=node, workspace=node.workspace,
+                 detail={"from": node.agent_version, "to": current})
     return node
 
 

@@ -13,25 +13,35 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from apps.core.choices import EventLevel
 from apps.core.permissions import require_perm
 from apps.core.services import audit_record, event_add
 from apps.runtime.callbacks import RunChange
 from apps.runtime.choices import LIVE_STATUSES, RunStatus
 from apps.runtime.models import Flavor, Run
-from apps.runtime.services import run_stop, run_submit
+from apps.runtime.logstream import log_read
+from apps.runtime.services import run_node_stop, run_stop, run_submit
 
-from ..choices import DeployType, ModelStatus
+from ..choices import DeployType, ModelStatus, RequestMode
 from ..models import AiAppVersion
 from ..serving import instance_command
 from .choices import EdgeServiceStatus, MatchType, VolumeType
 from .models import AccessPort, EdgeInstance, EdgeNode, EdgePool, EdgeService, LoadBalancer
 from .services import _description, _int_in, _name
+from .volumes import EXIT_VOLUME, LOG_MARKER as VOLUME_LOG_MARKER
 
 OWNER_TYPE = "deployment.edgeservice"
 RULE_PATH_RE = re.compile(r"^/[A-Za-z0-9*/\-]{0,254}$")
 VOLUME_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MAX_VOLUMES = 8
 MAX_INSTANCES = 16
+# seed-06 §7.1 (Table 8-23): at most 10 instances per deploy or modify are recommended, to avoid throttling.
+RECOMMENDED_INSTANCES = 10
+MAX_STREAMS = 64  # video streams one instance processes concurrently (the spec names no bound)
+# An NFS source: host name, IPv4 or [IPv6], a colon, then the absolute export path.
+NFS_SOURCE_RE = re.compile(r"^(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+                           r":(?P<path>/[^\s]*)$")
+MEDIA = ("disk", "memory")
 
 
 def _port_mappings(raw, *, node: EdgeNode | None, instances: int, exclude_service=None) -> list[dict]:
@@ -77,6 +87,7 @@ def _port_mappings(raw, *, node: EdgeNode | None, instances: int, exclude_servic
 
 
 VOLUMES_SCRIPT = Path(__file__).with_name("volumes.py")
+VOLUME_REASON_PREFIX = "Volume "  # volumes.py's errors start so; a run ended with one is not restarted
 
 
 def _volumes(raw) -> list[dict]:
@@ -97,11 +108,8 @@ def _volumes(raw) -> list[dict]:
         if name in names:
             raise ValidationError({"volumes": [f"{where}: the name {name!r} is used twice."]})
         kind = row.get("type")
-        if kind == "nfs":
-            raise ValidationError({"volumes": [f"{where}: NFS volumes need an NFS server on the pool, which this "
-                                               "release does not configure; use a host path."]})
         if kind not in VolumeType.values:
-            raise ValidationError({"volumes": [f"{where}: the type is host_path or temp_path."]})
+            raise ValidationError({"volumes": [f"{where}: the type is host_path, temp_path or nfs."]})
         mount = str(row.get("mount_path") or "")
         if not mount.startswith("/") or ".." in mount.split("/") or posixpath.normpath(mount) != mount or len(mount) > 255:
             raise ValidationError({"volumes": [f"{where}: the mount path must be an absolute, normalised path "
@@ -109,6 +117,20 @@ def _volumes(raw) -> list[dict]:
         if mount in mounts:
             raise ValidationError({"volumes": [f"{where}: {mount} is mounted twice."]})
         item = {"name": name, "type": kind, "mount_path": mount, "read_only": bool(row.get("read_only"))}
+        if kind == VolumeType.TEMP_PATH:
+            medium = row.get("medium") or "disk"
+            if medium not in MEDIA:
+                raise ValidationError({"volumes": [f"{where}: the medium of a temp path is disk or memory."]})
+            item["medium"] = medium
+        if kind == VolumeType.NFS:
+            source = str(row.get("source") or "").strip()
+            match = NFS_SOURCE_RE.match(source)
+            export = match.group("path") if match else ""
+            if not match or ".." in export.split("/") or posixpath.normpath(export) != export or len(source) > 500:
+                raise ValidationError({"volumes": [f"{where}: the NFS source is server:/export, e.g. "
+                                                   "192.168.0.10:/var/docker/hilens (an absolute, normalised "
+                                                   "export path without '..')."]})
+            item["source"] = source
         if kind == VolumeType.HOST_PATH:
             host = str(row.get("host_path") or "")
             if not host.startswith("/") or ".." in host.split("/") or posixpath.normpath(host) != host or host == "/":
@@ -119,6 +141,41 @@ def _volumes(raw) -> list[dict]:
         mounts.add(mount)
         out.append(item)
     return out
+
+
+def _async_start_params(raw, version: AiAppVersion) -> dict[str, str]:
+    """The start parameters an asynchronous application defines: unknown names are refused,
+    required ones must be given, the others default to the application's value."""
+    given = {} if raw in (None, "") else raw
+    if not isinstance(given, dict):
+        raise ValidationError({"start_params": ["Give start parameters as NAME: value pairs."]})
+    defined = {p["name"]: p for p in version.start_params}
+    unknown = sorted(set(map(str, given)) - set(defined))
+    if unknown:
+        offered = ", ".join(defined) or "none"
+        raise ValidationError({"start_params": [f"{unknown[0]} is not a start parameter of {version.label} "
+                                                f"(it defines: {offered})."]})
+    out = {}
+    for name, spec in defined.items():
+        value = str(given[name]) if name in given else None
+        if spec["required"] and not value:
+            raise ValidationError({"start_params": [f"{name} is required by {version.label}"
+                                                    + (f" ({spec['description']})" if spec["description"] else "")
+                                                    + "."]})
+        out[name] = value if value is not None else spec["default"]
+    return out
+
+
+def _stream_count(raw, *, is_async: bool) -> int | None:
+    if raw in (None, ""):
+        if is_async:
+            raise ValidationError({"stream_count": ["Give the number of video streams each instance processes "
+                                                    f"concurrently (1–{MAX_STREAMS})."]})
+        return None
+    if not is_async:
+        raise ValidationError({"stream_count": ["The number of streams applies to asynchronous AI applications "
+                                                "only."]})
+    return _int_in(raw, "stream_count", 1, MAX_STREAMS, "The number of streams")
 
 
 def _start_params(raw) -> dict[str, str]:
@@ -139,11 +196,17 @@ def _start_params(raw) -> dict[str, str]:
 @transaction.atomic
 def edge_service_deploy(*, user, workspace, name: str, model_version: AiAppVersion, flavor: Flavor,
                         node: EdgeNode | None = None, edge_pool: EdgePool | None = None, instance_count=1,
-                        description: str = "", port_mappings=None, volumes=None, start_params=None) -> EdgeService:
+                        description: str = "", port_mappings=None, volumes=None, start_params=None,
+                        stream_count=None) -> EdgeService:
     """Deploy a Normal AI-application version made for edge onto a schedulable node or a pool with one.
 
     Each instance is a long-lived run on the target's run-engine pool; with a port mapping it
     listens on its host port. At most ATELIER_EDGE_MAX_SERVICES per workspace.
+
+    Asynchronous applications (seed-06 §7.1, Table 8-23) need `stream_count` (1–64) and take the
+    start parameters the application defines (defaults filled in, required ones enforced); more
+    than RECOMMENDED_INSTANCES instances deploy with a warning event. Every instance gets its start
+    parameters as environment variables, plus EDGE_START_PARAMS (JSON) and EDGE_STREAM_COUNT.
     """
     require_perm(user, workspace, "service:create")
     name = _name(name)
@@ -172,24 +235,29 @@ def edge_service_deploy(*, user, workspace, name: str, model_version: AiAppVersi
                                         "services; delete one first."]})
     if EdgeService.objects.filter(workspace=workspace, name=name).exists():
         raise ValidationError({"name": [f'An edge service named "{name}" already exists in this workspace.']})
+    is_async = model_version.app.request_mode == RequestMode.ASYNC
+    streams = _stream_count(stream_count, is_async=is_async)
     mappings = _port_mappings(port_mappings, node=node, instances=count)
     volumes = _volumes(volumes)
-    params = _start_params(start_params)
+    params = _async_start_params(start_params, model_version) if is_async else _start_params(start_params)
     runtime_pool = target.pool
     runtime_pool.flavors.add(flavor)  # an edge pool offers every flavor; the engine checks capacity
     service = EdgeService.objects.create(
         workspace=workspace, name=name, description=description, node=node, edge_pool=edge_pool,
         model_version=model_version, flavor=flavor, instance_count=count, port_mappings=mappings, volumes=volumes,
-        start_params=params, created_by=user)
+        start_params=params, stream_count=streams, created_by=user)
     ports: list[int | None] = [None] * count
     if mappings:
         ports = mappings[0].get("host_ports") or [mappings[0]["host_port"]] * count
-    argv, health_path, inputs, env = instance_command(model_version, params.keys())
+    edge_env = {"EDGE_START_PARAMS": json.dumps(params, sort_keys=True)}
+    if streams is not None:
+        edge_env["EDGE_STREAM_COUNT"] = str(streams)
+    argv, health_path, inputs, env = instance_command(model_version, [*params.keys(), *edge_env.keys()])
     if volumes:
         # Links at the mount paths inside the run directory, made on the node before the instance starts.
         argv = ["python", str(VOLUMES_SCRIPT), "--volumes", json.dumps(volumes), "--", *argv]
     for port in ports:
-        run_env = {**params, **env}
+        run_env = {**params, **edge_env, **env}
         if port is not None:
             run_env["PORT"] = str(port)  # the run engine listens on a PORT the run names
         run = run_submit(user=user, workspace=workspace, name=f"edge · {name}", command=argv, flavor=flavor,
@@ -199,14 +267,51 @@ def edge_service_deploy(*, user, workspace, name: str, model_version: AiAppVersi
         EdgeInstance.objects.create(service=service, run=run, host_port=port)
     event_add(obj=service, message=f"Deploying {count} instance{'s' if count > 1 else ''} of {model_version.label} "
                                    f"on {'node' if node else 'pool'} {target.name}.")
+    if is_async and count > RECOMMENDED_INSTANCES:
+        event_add(obj=service, level=EventLevel.WARNING,
+                  message=f"{count} instances in one deployment: at most {RECOMMENDED_INSTANCES} are recommended "
+                          "per deploy or modify, to avoid throttling.")
     audit_record(actor=user, action="edge_service:create", obj=service, workspace=workspace)
     return service
 
 
+def _volume_failure(run: Run) -> str:
+    """What volumes.py said on the node before the instance could start (its `[edge volumes] Volume …`
+    line in the run's log); a generic sentence when the log does not have it."""
+    try:
+        lines = log_read(run, limit=200).lines
+    except Exception:  # an unreadable log must not hide the failure itself
+        lines = []
+    for line in reversed(lines):
+        _, marker, message = line.partition(VOLUME_LOG_MARKER)
+        if marker and message.strip().startswith(VOLUME_REASON_PREFIX):
+            return message.strip()
+    return f"{VOLUME_REASON_PREFIX}setup failed on the node (exit code {EXIT_VOLUME}); see the instance's log."
+
+
+def _volume_failed(run_id: int) -> None:
+    """An instance's volumes could not be realised: retrying cannot create a folder or install an NFS
+    client, so the automatic restart (already queued by the engine) is stopped and the run's reason
+    becomes the volume error, which `edge_service_refresh` reports as the service's."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    reason = _volume_failure(run)[:500]
+    with transaction.atomic():
+        if run.status in LIVE_STATUSES:
+            run_node_stop(run, reason=reason, level=EventLevel.ERROR)
+        else:
+            Run.objects.filter(pk=run.pk).update(status_reason=reason)
+
+
 def edge_service_refresh(service: EdgeService) -> str:
-    """Running once every instance is ready, abnormal once one failed for good, else deploying."""
+    """Running once every instance is ready, abnormal once one failed for good (or could not get its
+    volumes), else deploying."""
     runs = list(Run.objects.filter(edge_instance__service=service))
-    if runs and all(r.status == RunStatus.RUNNING and r.ready_at for r in runs):
+    volume = next((r for r in runs if r.is_terminal and r.status_reason.startswith(VOLUME_REASON_PREFIX)), None)
+    if volume is not None:
+        status, reason = EdgeServiceStatus.ABNORMAL, volume.status_reason
+    elif runs and all(r.status == RunStatus.RUNNING and r.ready_at for r in runs):
         status, reason = EdgeServiceStatus.RUNNING, ""
     elif any(r.status in (RunStatus.FAILED, RunStatus.LOST, RunStatus.STOPPED) and r.restart_count >= r.max_restarts
              for r in runs):
@@ -226,8 +331,11 @@ def edge_service_refresh(service: EdgeService) -> str:
 def edge_service_on_run_change(change: RunChange) -> None:
     """Run-engine callback (registered in DeploymentConfig.ready)."""
     service = EdgeService.objects.filter(pk=change.owner_id).first()
-    if service is not None:
-        edge_service_refresh(service)
+    if service is None:
+        return
+    if change.kind == "status" and change.status == RunStatus.FAILED and change.exit_code == EXIT_VOLUME:
+        _volume_failed(change.run_id)
+    edge_service_refresh(service)
 
 
 @transaction.atomic

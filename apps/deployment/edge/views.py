@@ -73,9 +73,11 @@ def _service_form(request, workspace, data=None):
     # deploy_types is a JSON list; filtering in Python keeps SQLite and PostgreSQL alike.
     versions = [v for v in AiAppVersion.objects.filter(app__workspace=workspace, status=ModelStatus.NORMAL)
                 .select_related("app") if DeployType.EDGE in v.deploy_types]
-    return EdgeServiceForm(data, nodes=list(selectors.edge_nodes_in(workspace)),
+    form = EdgeServiceForm(data, nodes=list(selectors.edge_nodes_in(workspace)),
                            pools=list(selectors.edge_pools_in(workspace)), versions=versions,
                            flavors=list(Flavor.objects.filter(gpus=0)))
+    form.versions_facts = form.version_facts(versions)
+    return form
 
 
 @login_required
@@ -92,14 +94,18 @@ def edge_service_create(request):
                 model_version=AiAppVersion.objects.select_related("app").get(pk=d["model_version"]),
                 flavor=Flavor.objects.get(name=d["flavor"]), instance_count=d["instance_count"],
                 port_mappings=form.mappings(), volumes=form.volume_rows(), start_params=form.params(),
-                **_target(request, d["target"]))
+                stream_count=d.get("stream_count"), **_target(request, d["target"]))
         except ValidationError as exc:
             _apply_errors(form, exc, {"port_mappings": "container_port"})
         else:
             messages.success(request, f'Edge service "{service.name}" is deploying.')
+            if service.instance_count > serving.RECOMMENDED_INSTANCES:
+                messages.warning(request, f"{service.instance_count} instances in one deployment: at most "
+                                          f"{serving.RECOMMENDED_INSTANCES} are recommended, to avoid throttling.")
             return redirect("deployment:edge_service_detail", service.pk)
     return render(request, "deployment/edgeservice_form.html",
-                  {"form": form, "tabs": edge_tabs("deployment:edge_service_list")},
+                  {"form": form, "tabs": edge_tabs("deployment:edge_service_list"),
+                   "versions_facts": form.versions_facts, "recommended_instances": serving.RECOMMENDED_INSTANCES},
                   status=400 if request.method == "POST" else 200)
 
 
@@ -185,6 +191,7 @@ def edge_node_detail(request, pk):
     return render(request, "deployment/edgenode_detail.html", {
         "node": node, "form": form, "tabs": edge_tabs("deployment:edge_node_list"),
         "charts": charts.node_figures(node), "ranges": charts.RANGES,
+        "accelerators": charts.node_accelerators(node), "agent_version_current": services.agent_version_current(),
         "sample_minutes": max(1, settings.ATELIER_EDGE_SAMPLE_SECONDS // 60),
         "services": node.services.select_related("model_version__app"), "events": timeline_for(node),
         "can_admin": has_perm(request.user, node.workspace, "workspace:update"),
@@ -206,12 +213,15 @@ def edge_node_monitoring(request, pk):
 @login_required
 @require_POST
 def edge_node_action(request, pk, action):
-    """freeze | unfreeze | token (show a fresh enrolment token once) | activate (this node)."""
+    """freeze | unfreeze | upgrade (the agent) | token (show a fresh enrolment token once) | activate (this node)."""
     node = selectors.edge_node_get_for_user(request.user, pk)
     try:
         if action in ("freeze", "unfreeze"):
             services.edge_node_freeze(user=request.user, node=node, frozen=action == "freeze")
             messages.success(request, f'Node "{node.name}" {"frozen" if action == "freeze" else "unfrozen"}.')
+        elif action == "upgrade":
+            services.edge_node_upgrade_request(user=request.user, node=node)
+            messages.success(request, f'Upgrade requested: the agent of "{node.name}" upgrades on its next heartbeat.')
         elif action == "token":
             token = services.edge_node_token_renew(user=request.user, node=node)
             return _node_list_page(request, node.workspace, form=EdgeNodeForm(), created=node, token=token)
