@@ -33,15 +33,21 @@ mount path → the link's absolute path). A bad volume exits with status 16 and 
 """
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, and its selectors.py would shadow the
+# standard module subprocess imports.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import ctypes  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 EXIT_VOLUME = 16
 LOG_MARKER = "[edge volumes] "
