@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import operator
 import wave
 from dataclasses import dataclass
 
@@ -62,6 +63,11 @@ SAMPLE_TYPE_BY_DATA_TYPE = {
     DataType.IMAGE: SampleType.IMAGE, DataType.TEXT: SampleType.TEXT, DataType.AUDIO: SampleType.AUDIO,
     DataType.VIDEO: SampleType.VIDEO, DataType.TABLE: SampleType.TABLE, DataType.FREE_FORMAT: SampleType.OTHER,
 }
+
+
+_ID = operator.attrgetter("id")
+_SAMPLE_ID = operator.attrgetter("sample_id")
+_LABEL_SAMPLE = operator.attrgetter("label_id", "sample_id")
 
 
 def dedupe_key(value: str) -> str:
@@ -244,6 +250,12 @@ class Ingestor:
             self.files.write(path, data, atomic=False)
         # One batch writes its own SampleLabel rows and one revision bump instead of a trigger per row.
         index_rows = self._index_rows(samples, annotations)
+        # Rows go in the order of the indexes they feed: a batch shares one created_at, so sorting by
+        # id (descending, as the browser indexes are) turns random-key index inserts into appends.
+        # The sorts are stable: a sample's annotations keep their order.
+        samples.sort(key=_ID, reverse=True)
+        annotations.sort(key=_SAMPLE_ID, reverse=True)
+        index_rows.sort(key=_LABEL_SAMPLE, reverse=True)
         with transaction.atomic(), index_paused():
             insert(SampleRow, samples, now=self.now)
             insert(AnnotationRow, annotations, now=self.now)

@@ -133,7 +133,8 @@ class Sample(models.Model):
     """
 
     id = models.CharField(primary_key=True, max_length=32, default=new_sample_id, editable=False)
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="samples")
+    # No index of its own: the unique (dataset, dedupe_key) and every browser index start with it.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="samples", db_index=False)
     dedupe_key = models.CharField(max_length=64)
     source = models.CharField(max_length=1100, blank=True)  # storage://bucket/key, empty for inline text
     text = models.TextField(blank=True)  # inline content of text samples (`content://` in manifests)
@@ -214,8 +215,10 @@ class SampleLabel(models.Model):
     """
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
-    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+")
-    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="label_index")
+    # label and sample lead the composite indexes and the unique constraint below, which serve
+    # every lookup by either; single-column copies would only slow down each write (migration 0006).
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+", db_index=False)
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="label_index", db_index=False)
     usage = models.CharField(max_length=10, blank=True)
     label_status = models.CharField(max_length=12)
     created_at = models.DateTimeField()
@@ -244,8 +247,11 @@ class Annotation(models.Model):
     """
 
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="annotations")
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
-    label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.CASCADE, related_name="annotations")
+    # dataset and label lead annotation_ds_annotator and annotation_label_sample (Meta), which
+    # serve every lookup by either; no single-column copies (migration 0006).
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.CASCADE, related_name="annotations",
+                              db_index=False)
     type = models.CharField(max_length=32, choices=LabelType.choices)
     shape = models.CharField(max_length=16, choices=Shape.choices, default=Shape.NONE)
     geometry = models.JSONField(default=dict, blank=True)
