@@ -75,6 +75,8 @@ def outsider_api(outsider):
 
 # Real-service fixtures: asgi_server, celery_worker, browser, page, login (see tests/harness.py).
 from tests.harness import asgi_server, browser, celery_worker, login, page  # noqa: E402,F401
+# Docker for the custom-image tests: skipped without a daemon unless ATELIER_TEST_DOCKER=required.
+from tests.dockerd import docker_daemon  # noqa: E402,F401
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

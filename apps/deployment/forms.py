@@ -28,7 +28,8 @@ class ModelCreateForm(forms.Form):
     source_uri = forms.CharField(label="Meta-model storage path", required=False,
                                  widget=StoragePathWidget(kind="folder", allow_create=False),
                                  help_text="The folder that holds model/ (config.json, customize_service.py and the "
-                                           "model files).")
+                                           "model files). For a container image it is optional: its model/ files "
+                                           "appear read-only at /home/mind/model.")
     training_job = forms.ChoiceField(label="Training job", required=False,
                                      help_text="A completed training job whose output folder holds model/.")
     image = forms.CharField(label="Container image", required=False, max_length=500,
@@ -116,6 +117,8 @@ class ModelCreateForm(forms.Form):
         elif data["source_type"] == ModelSource.TRAINING:
             kwargs["training_job"] = data.get("training_job") or None
         else:
+            if data["source_type"] == ModelSource.IMAGE:  # optional: its model/ appears at /home/mind/model
+                kwargs["source_uri"] = data.get("source_uri") or ""
             kwargs.update(image=data.get("image") or "", image_copy=data.get("image_copy", False),
                           command=data.get("command") or "", protocol=data["protocol"], port=data.get("port") or 8080,
                           apis=[{"url": data.get("api_url") or "/", "method": data["api_method"],

@@ -256,6 +256,9 @@ def _version_create(*, user, app: AiApp, version: str = "", description: str = "
             if not IMAGE_RE.match(image) or len(image) > 500:
                 raise ValidationError({"image": ["Give an image reference such as registry.local/team/server:1.0."]})
             fields.update(image=image, image_copy=bool(image_copy))
+            source_uri = (source_uri or "").strip()
+            if source_uri:
+                fields["source_uri"] = _image_model_folder(user, source_uri).uri
         command = _clean_command(command or [])
         if source_type == ModelSource.COMMAND and not command:
             raise ValidationError({"command": ["Give the command that starts the server (it listens on $PORT)."]})
@@ -341,8 +344,10 @@ def ai_app_version_import(*, version_id: int) -> str:
         specs = importing.env_specs(report.config)
         if specs:
             return _build_environment(version, specs)
-    elif version.source_type == ModelSource.IMAGE and version.image_copy:
-        if not _image_pull(version):
+    elif version.source_type == ModelSource.IMAGE:
+        if not _image_check(version):
+            return "failed"
+        if version.source_uri and not _image_model_copy(version):
             return "failed"
     with transaction.atomic():
         _set_status(version, ModelStatus.NORMAL, event="Model imported successfully.")
@@ -384,22 +389,83 @@ def _build_environment(version: AiAppVersion, specs: list[str]) -> str:
     return "normal"
 
 
-def _image_pull(version: AiAppVersion) -> bool:
-    """Image copy on: pull the image now so later changes at the source do not matter."""
+def _image_model_folder(user, source_uri: str):
+    """The storage folder whose `model/` an image version gets at /home/mind/model (optional)."""
+    from apps.storage.selectors import storage_path_resolve
+
+    if any(ch.isspace() for ch in source_uri):
+        raise ValidationError({"source_uri": ["The path must not contain spaces."]})
+    try:
+        source = storage_path_resolve(user, source_uri, "storage:view", must_exist=True, kind="folder")
+    except ValidationError as exc:
+        raise ValidationError({"source_uri": exc.messages}) from None
+    if not any(rel.startswith("model/") for rel in importing.package_files(source)):
+        raise ValidationError({"source_uri": ["The folder has no model/ folder with files in it; the image "
+                                              "finds that folder's files at /home/mind/model."]})
+    return source
+
+
+def _image_model_copy(version: AiAppVersion) -> bool:
+    """Snapshot the model folder of an image version, as storage packages are snapshotted."""
+    source = parse(version.source_uri)
+    target = importing.snapshot_path(source, version.app.name, version.app_id, version.version)
+    try:
+        importing.package_delete(target.uri)
+        files, size = importing.package_copy(source, target)
+    except Exception as exc:  # storage trouble (or the folder went away): reported, never a half-import
+        logger.exception("model folder copy of version %s failed", version.pk)
+        with transaction.atomic():
+            _set_status(version, ModelStatus.FAILED, reason=str(exc) or "the model folder could not be copied",
+                        event="Failed to copy model file due to storage exception. Please check your "
+                              f"storage access right. ({exc})", level=EventLevel.ERROR)
+        return False
+    with transaction.atomic():
+        AiAppVersion.objects.filter(pk=version.pk).update(package_uri=target.uri, size_bytes=size)
+        version.package_uri, version.size_bytes = target.uri, size
+        event_add(obj=version, message=f"Model file imported successfully. ({files} files to {target.uri})")
+    return True
+
+
+def _image_check(version: AiAppVersion) -> bool:
+    """Make sure the image of an image version can run: present here (`docker image inspect`),
+    else pulled now. Without image copy a worker without Docker imports the version anyway (the
+    pool workers that run it may have Docker; the instance then reports a missing image)."""
     docker = shutil.which("docker")
     if docker is None:
+        if not version.image_copy:
+            event_add(obj=version, level=EventLevel.WARNING,
+                      message="Docker is not installed on the worker that imports models; the image is checked "
+                              "when an instance starts.")
+            return True
         with transaction.atomic():
             _set_status(version, ModelStatus.FAILED, reason="docker is not installed on the worker",
                         event="Failed to access source image. Docker is not installed on the worker that imports "
                               "models.", level=EventLevel.ERROR)
         return False
-    done = subprocess.run([docker, "pull", version.image], capture_output=True, text=True, timeout=3600)
-    if done.returncode != 0:
+    inspect = [docker, "image", "inspect", "--format", "{{.Size}}", version.image]
+    error = ""
+    try:
+        present = subprocess.run(inspect, capture_output=True, text=True, timeout=60)
+        if present.returncode != 0:  # only a missing image is pulled (there may be no registry at all)
+            done = subprocess.run([docker, "pull", "--quiet", version.image], capture_output=True, text=True,
+                                  timeout=3600)
+            if done.returncode != 0:
+                error = " ".join((done.stderr or done.stdout).split())[-500:] or "no answer from docker"
+            else:
+                present = subprocess.run(inspect, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        error = f"docker did not answer within {exc.timeout:g} s"
+    if error:
+        reason = f"Image {version.image} is not on this worker and pulling it failed: {error}"
         with transaction.atomic():
-            _set_status(version, ModelStatus.FAILED, reason=done.stderr.strip()[-500:],
-                        event="Failed to access source image. Check whether the image exists. "
-                              f"({done.stderr.strip()[-300:]})", level=EventLevel.ERROR)
+            _set_status(version, ModelStatus.FAILED, reason=reason,
+                        event=f"Failed to access source image. Check whether the image exists. ({reason})",
+                        level=EventLevel.ERROR)
         return False
+    size = int(present.stdout.strip() or 0) if present.stdout.strip().isdigit() else 0
+    if size:
+        AiAppVersion.objects.filter(pk=version.pk).update(size_bytes=size)
+        version.size_bytes = size
     event_add(obj=version, message="Source image size calculated successfully.")
     return True
 

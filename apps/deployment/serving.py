@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 S = ServiceStatus
 OWNER_TYPE = "deployment.inferenceservice"
 MODELSERVER_DIR = Path(__file__).resolve().parent / "modelserver"
+# Where a container image finds its version's model folder (ModelArts' custom-image contract).
+IMAGE_MODEL_DIR = "/home/mind/model"
 AUTO_STOP_HOURS = (1, 2, 4, 6)
 # How much of an instance log is searched for the model server's load-failure line.
 LOG_TAIL_BYTES = 64 * 1024
@@ -105,12 +107,18 @@ def _instance_command(version: AiAppVersion, env_names=()) -> tuple[list[str], s
         return (["python", "-m", "atelier_modelserver"], "/health",
                 [{"name": "package", "uri": version.package_uri}], env)
     if version.source_type == ModelSource.IMAGE:
+        # Docker's own stop grace ends just before the engine's (the run's stop_grace_seconds).
         argv = ["python", "-m", "atelier_modelserver.container", "--image", version.image,
-                "--container-port", str(version.port)]
+                "--container-port", str(version.port),
+                "--stop-grace", str(settings.ATELIER_GATEWAY_TIMEOUT_SECONDS + 5)]
         for name in sorted(env_names):
             argv += ["--pass-env", name]
+        inputs = []
+        if version.package_uri:  # the model folder, staged into the run directory, at ModelArts' place
+            inputs = [{"name": "package", "uri": version.package_uri}]
+            argv += ["--mount", f"inputs/package/model:{IMAGE_MODEL_DIR}"]
         argv += ["--", *version.command]
-        return argv, health_path, [], {"PYTHONPATH": str(MODELSERVER_DIR)}
+        return argv, health_path, inputs, {"PYTHONPATH": str(MODELSERVER_DIR)}
     return list(version.command), health_path, [], {}
 
 

@@ -6,7 +6,8 @@
 Starts ARGV (the model server, the custom command, or the container launcher) as a child with
 the same environment and working directory, then, after `--delay` seconds, runs CMD with
 `sh -c` every `--period` seconds in that same environment (with `--container`: inside the
-instance's container through `docker exec`). Exit status 0 means healthy. After `--failures`
+instance's container through `docker exec`, the delay counting from the moment the container
+runs). Exit status 0 means healthy. After `--failures`
 failed checks in a row it stops the child and exits with FAILED_EXIT, so the run engine restarts
 the instance (and, past its restart budget, the service reports it as failed): the EXEC check of
 seed-06 §2.5 acts as a liveness probe. Stdlib only, so it also wraps custom commands that run
@@ -42,6 +43,17 @@ def check_argv(command: str, *, container: bool) -> list[str]:
     if container:
         return [shutil.which("docker") or "docker", "exec", container_name(), "sh", "-c", command]
     return ["sh", "-c", command]
+
+
+def container_running() -> bool:
+    """True once the instance's container runs (the launcher pulls and creates it first)."""
+    try:
+        done = subprocess.run([shutil.which("docker") or "docker", "container", "inspect", "--format",
+                               "{{.State.Running}}", container_name()], capture_output=True, text=True, timeout=10,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and done.stdout.strip() == "true"
 
 
 def check_once(command: str, *, container: bool, timeout: float) -> str | None:
@@ -91,8 +103,18 @@ def main(argv: list[str] | None = None) -> int:
 
     failures, passed_once = 0, False
     next_check = time.monotonic() + max(0.0, args.delay)
+    # With --container the delay counts from the container's start, not the launcher's: a check
+    # before the container exists would fail for no fault of the image.
+    waiting_for_container = args.container
     while child.poll() is None:
         now = time.monotonic()
+        if waiting_for_container and not stopping.is_set():
+            if container_running():
+                waiting_for_container = False
+                next_check = time.monotonic() + max(0.0, args.delay)
+            else:
+                time.sleep(0.5)
+            continue
         if stopping.is_set() or now < next_check:
             time.sleep(min(0.2, max(0.0, next_check - now)) or 0.2)
             continue

@@ -1,0 +1,219 @@
+"""Custom container images for real: Docker on this machine, a real Celery worker, the gateway.
+
+An AI application from an image (built here with `docker import`, no registry) with a model
+folder is deployed as an online service and called through the authenticated gateway (JSON,
+SSE, WebSocket); its container runs as uid 1000 / gid 100 with the folder's model/ read-only at
+/home/mind/model and ModelArts' port 8080 published on the run's port; its EXEC health check runs
+through `docker exec` and restarts an instance that turns unhealthy; a container killed with
+`docker kill` is restarted by the engine; stopping the service removes the containers. An image
+that is not on the worker (and cannot be pulled: there is no registry) fails the version's
+import, or, when it disappears after the import, the service, each with the reason.
+
+Needs a Docker daemon: skipped without one, failed with ATELIER_TEST_DOCKER=required (CI).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import httpx
+import pytest
+
+from apps.core.services import events_for
+from apps.deployment import services
+from apps.deployment.choices import ModelStatus, ServiceStatus
+from apps.deployment.keys import service_key_create
+from apps.deployment.models import AiAppVersion, InferenceService
+from apps.deployment.serving import service_create, service_stop
+from apps.runtime.logstream import log_read
+from apps.runtime.models import Run
+from tests.deployment.conftest import service_events, upload_package, wait_for
+from tests.deployment.dockerimage import test_image
+
+pytestmark = [pytest.mark.docker, pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+http = httpx.Client(timeout=30, trust_env=False)
+# An image no registry has (the pull fails at once without network, or with "not found" with one).
+ABSENT_IMAGE = "atelier-test/not-here:0.0.0"
+
+
+@pytest.fixture(scope="session")
+def echo_image(docker_daemon) -> str:
+    """The test image's tag (built once; reused while the builder and server are unchanged)."""
+    return test_image(docker_daemon)
+
+
+@pytest.fixture
+def docker(docker_daemon):
+    """`docker(*args)` → CompletedProcess; containers of this test's runs are removed afterwards
+    (a leftover is a failure of the code under test, but must not break the next run)."""
+    def run(*args, check=True):
+        done = subprocess.run([docker_daemon, *args], capture_output=True, text=True, timeout=60)
+        if check:
+            assert done.returncode == 0, f"docker {' '.join(args)}: {done.stderr}"
+        return done
+
+    yield run
+    for run_id in Run.objects.values_list("pk", flat=True):
+        ids = run("ps", "-aq", "--filter", f"label=atelier.run={run_id}", check=False).stdout.split()
+        if ids:
+            run("rm", "--force", *ids, check=False)
+
+
+def containers_of(docker, run: Run) -> list[dict]:
+    """`docker inspect` of the containers (running or not) labelled with this run."""
+    ids = docker("ps", "-aq", "--filter", f"label=atelier.run={run.pk}").stdout.split()
+    return json.loads(docker("inspect", *ids).stdout) if ids else []
+
+
+def running_container(docker, run: Run) -> dict | None:
+    found = [c for c in containers_of(docker, run) if c["State"]["Running"]]
+    return found[0] if found else None
+
+
+def status_of(service, statuses, timeout=90):
+    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+
+    def check():
+        fresh = InferenceService.objects.get(pk=service.pk)
+        return fresh if fresh.status in statuses else None
+
+    try:
+        return wait_for(check, timeout=timeout, message=f"{service.name} to be {statuses}")
+    except AssertionError:
+        fresh = InferenceService.objects.get(pk=service.pk)
+        raise AssertionError(f"{service.name} is {fresh.status} ({fresh.status_reason}); events: "
+                             f"{service_events(service)}") from None
+
+
+def serving_again(service, run: Run, *, attempt: int, gateway) -> None:
+    """Wait until the engine restarted `run` as `attempt`, that attempt is ready and the service
+    Running again; then drop the gateway's cached routes (they may still name the old port)."""
+    wait_for(lambda: Run.objects.filter(pk=run.pk, attempt=attempt, ready_at__isnull=False).exists(), timeout=90,
+             message=f"attempt {attempt} of the instance to be ready")
+    status_of(service, ServiceStatus.RUNNING)
+    gateway.invalidate()
+
+
+def imported(version, status=ModelStatus.NORMAL) -> AiAppVersion:
+    return wait_for(lambda: AiAppVersion.objects.filter(pk=version.pk, status=status).first(), timeout=60,
+                    message=f"{version} to be {status}")
+
+
+def version_events(version) -> list[str]:
+    return list(events_for(version).values_list("message", flat=True))
+
+
+def test_an_image_serves_through_the_gateway_with_the_modelarts_contract(
+        deploy_worker, asgi_server, gateway, docker, echo_image, owner, workspace, models_bucket, cpu_flavor,
+        local_pool, tmp_path, settings):
+    settings.ATELIER_DEPLOYMENT_INSTANCE_RESTARTS = 3
+    deploy_worker(concurrency=2)
+    folder = tmp_path / "boxed"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "greeting.txt").write_text("hello from the package\n")
+    (folder / "model" / "config.json").write_text('{"model_type": "Image"}')
+    model_uri = upload_package(folder, "models", "boxed")
+
+    version = imported(services.ai_app_create(
+        user=owner, workspace=workspace, name="boxed", source_type="image", image=echo_image, source_uri=model_uri,
+        health={"check_method": "EXEC", "command": "test ! -e /tmp/unhealthy", "period_seconds": 1,
+                "failure_threshold": 2}))
+    events = version_events(version)
+    assert "Source image size calculated successfully." in events and version.size_bytes > 0
+    assert any(e.startswith("Model file imported successfully. (2 files to storage://models/atelier-models/boxed-")
+               for e in events), events
+    assert version.package_uri.startswith("storage://models/atelier-models/boxed-")
+
+    service = service_create(user=owner, workspace=workspace, name="boxed-svc", websocket=True, versions=[
+        {"model_version": version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool,
+         "env": {"TEST_THRESHOLD": "0.5"}}])
+    status_of(service, ServiceStatus.RUNNING)
+    run = Run.objects.get(service_instance__service=service)
+
+    # The ModelArts contract: uid 1000 / gid 100, 8080 published on the run's port, the package
+    # read-only at /home/mind/model, only the chosen variables passed in.
+    container = running_container(docker, run)
+    assert container is not None and container["Name"] == f"/atelier-run-{run.pk}-{run.attempt}"
+    assert container["Config"]["User"] == "1000:100"
+    assert container["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"] == str(run.port)
+    assert [(m["Destination"], m["RW"]) for m in container["Mounts"]] == [("/home/mind/model", False)]
+    assert container["Config"]["Labels"]["atelier.run"] == str(run.pk)
+    ids = docker("exec", container["Id"], "python3", "-c", "import os; print(os.getuid(), os.getgid())").stdout
+    assert ids.split() == ["1000", "100"]
+    refused = docker("exec", container["Id"], "sh", "-c", "echo x > /home/mind/model/new.txt", check=False)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+
+    key = service_key_create(user=owner, service=service, name="k")[1]
+    endpoint = f"{asgi_server.url}/infer/{service.pk}/"
+    headers = {"X-Auth-Token": key}
+    assert http.post(endpoint, json={"x": 1}).status_code == 401  # nothing reaches the container unauthenticated
+    answer = http.post(endpoint, json={"x": 1}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"echo": {"x": 1}, "uid": 1000, "gid": 100, "model_files": ["config.json", "greeting.txt"],
+                             "model_greeting": "hello from the package", "env": {"TEST_THRESHOLD": "0.5"}}
+
+    # Server-Sent Events and WebSocket from the container, relayed by the gateway.
+    with http.stream("POST", endpoint, headers={**headers, "Accept": "text/event-stream"}, json={"q": 2}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert [json.loads(line[6:]) for line in lines] == [{"index": i, "echo": {"q": 2}} for i in range(3)]
+    from websockets.sync.client import connect
+
+    with connect(endpoint.replace("http://", "ws://"), additional_headers=headers, proxy=None) as ws:
+        ws.send("ping me")
+        assert ws.recv(timeout=10) == "echo: ping me"
+
+    # EXEC health check through `docker exec`: passes, then fails twice once the container says so;
+    # the instance is restarted with a fresh container and serves again.
+    wait_for(lambda: any("[health] Health check passed (test ! -e /tmp/unhealthy)." in line
+                         for line in log_read(run, limit=500).lines), timeout=30, message="a passing EXEC check")
+    docker("exec", container["Id"], "sh", "-c", ": > /tmp/unhealthy")  # the image has no coreutils
+    serving_again(service, run, attempt=run.attempt + 1, gateway=gateway)
+    assert any(line.startswith("[health] Health check failed 2 times in a row after it was healthy: "
+                               "test ! -e /tmp/unhealthy: exit code 1.") for line in log_read(run, limit=500).lines)
+    run.refresh_from_db()
+    second = running_container(docker, run)
+    assert second["Id"] != container["Id"] and all(c["Id"] != container["Id"] for c in containers_of(docker, run))
+    assert http.post(endpoint, json={"x": 2}, headers=headers).json()["echo"] == {"x": 2}
+
+    # A crashed container (docker kill): the engine restarts the instance.
+    docker("kill", second["Id"])
+    serving_again(service, run, attempt=run.attempt + 1, gateway=gateway)
+    run.refresh_from_db()
+    third = running_container(docker, run)
+    assert third["Id"] != second["Id"] and third["State"]["Running"]
+    assert http.post(endpoint, json={"x": 3}, headers=headers).json()["echo"] == {"x": 3}
+
+    # Stopping the service stops and removes its containers.
+    service_stop(user=owner, service=service)
+    status_of(service, ServiceStatus.STOPPED, timeout=90)
+    wait_for(lambda: containers_of(docker, run) == [], timeout=30, message="the containers to be removed")
+
+
+def test_an_image_that_is_not_on_the_worker_fails_the_import_with_the_reason(deploy_worker, docker, owner, workspace):
+    deploy_worker(concurrency=1)
+    assert docker("image", "inspect", ABSENT_IMAGE, check=False).returncode != 0
+    version = imported(services.ai_app_create(user=owner, workspace=workspace, name="absent", source_type="image",
+                                              image=ABSENT_IMAGE), status=ModelStatus.FAILED)
+    assert version.status_reason.startswith(f"Image {ABSENT_IMAGE} is not on this worker and pulling it failed: ")
+    failed = [e for e in version_events(version) if e.startswith("Failed to access source image.")]
+    assert failed == [f"Failed to access source image. Check whether the image exists. ({version.status_reason})"]
+
+
+def test_an_image_removed_after_the_import_makes_the_service_abnormal(deploy_worker, docker, echo_image, owner,
+                                                                      workspace, cpu_flavor, local_pool, settings):
+    settings.ATELIER_DEPLOYMENT_INSTANCE_RESTARTS = 0
+    deploy_worker(concurrency=1)
+    version = imported(services.ai_app_create(user=owner, workspace=workspace, name="gone", source_type="image",
+                                              image=echo_image))
+    # As if the image were deleted from the worker after the import (the test image stays).
+    AiAppVersion.objects.filter(pk=version.pk).update(image=ABSENT_IMAGE)
+    version.refresh_from_db()
+    service = service_create(user=owner, workspace=workspace, name="gone-svc", versions=[
+        {"model_version": version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}])
+    service = status_of(service, ServiceStatus.ABNORMAL)
+    assert f"image {ABSENT_IMAGE} is not on this worker and pulling it failed" in service.status_reason, \
+        service.status_reason
+    run = Run.objects.get(service_instance__service=service)
+    assert containers_of(docker, run) == []
