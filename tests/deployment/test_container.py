@@ -5,7 +5,8 @@ folder is deployed as an online service and called through the authenticated gat
 SSE, WebSocket); its container runs as uid 1000 / gid 100 with the folder's model/ read-only at
 /home/mind/model and ModelArts' port 8080 published on the run's port; its EXEC health check runs
 through `docker exec` and restarts an instance that turns unhealthy; a container killed with
-`docker kill` is restarted by the engine; stopping the service removes the containers. An image
+`docker kill` is restarted by the engine, and one whose launcher was killed outright is removed
+by the next attempt; stopping the service removes the containers. An image
 that is not on the worker (and cannot be pulled: there is no registry) fails the version's
 import, or, when it disappears after the import, the service, each with the reason.
 
@@ -14,6 +15,8 @@ Needs a Docker daemon: skipped without one, failed with ATELIER_TEST_DOCKER=requ
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 
 import httpx
@@ -30,7 +33,9 @@ from apps.runtime.models import Run
 from tests.deployment.conftest import service_events, upload_package, wait_for
 from tests.deployment.dockerimage import test_image
 
-pytestmark = [pytest.mark.docker, pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# docker_daemon first: without Docker the tests skip (or fail) before a worker is started.
+pytestmark = [pytest.mark.usefixtures("docker_daemon"), pytest.mark.docker, pytest.mark.worker, pytest.mark.slow,
+              pytest.mark.django_db(transaction=True)]
 
 http = httpx.Client(timeout=30, trust_env=False)
 # An image no registry has (the pull fails at once without network, or with "not found" with one).
@@ -184,6 +189,14 @@ def test_an_image_serves_through_the_gateway_with_the_modelarts_contract(
     third = running_container(docker, run)
     assert third["Id"] != second["Id"] and third["State"]["Running"]
     assert http.post(endpoint, json={"x": 3}, headers=headers).json()["echo"] == {"x": 3}
+
+    # The launcher killed outright (SIGKILL to the instance's process group, as when a worker
+    # dies): its container outlives it, and the next attempt removes it before starting its own.
+    os.killpg(run.pid, signal.SIGKILL)
+    serving_again(service, run, attempt=run.attempt + 1, gateway=gateway)
+    run.refresh_from_db()
+    fourth = running_container(docker, run)
+    assert [c["Id"] for c in containers_of(docker, run)] == [fourth["Id"]] and fourth["Id"] != third["Id"]
 
     # Stopping the service stops and removes its containers.
     service_stop(user=owner, service=service)

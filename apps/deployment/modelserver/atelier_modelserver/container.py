@@ -17,7 +17,7 @@ Contract with the engine:
   "Model load failed: …" line naming the image and Docker's answer (exit status 3);
 * SIGTERM stops the container (`docker stop` with `--stop-grace` seconds before Docker kills it),
   also when the engine's SIGKILL reaches this launcher first: the stop request runs detached;
-* a container left behind by an earlier launcher of the same run attempt is removed first;
+* containers left behind by earlier launchers of the same run (killed outright) are removed first;
 * the exit status is the container's (137 after `docker kill`, so a crash is restarted).
 """
 from __future__ import annotations
@@ -82,6 +82,18 @@ def image_ensure(docker: str, image: str) -> str | None:
     return None
 
 
+def leftovers_remove(docker: str, run_id: str, name: str) -> None:
+    """A launcher killed outright (SIGKILL, a lost worker) leaves its container running: remove
+    the containers of earlier attempts of this run (one attempt runs at a time) and any holder
+    of this attempt's name."""
+    try:
+        found = subprocess.run([docker, "ps", "--all", "--quiet", "--filter", f"label=atelier.run={run_id}"],
+                               capture_output=True, text=True, timeout=CLIENT_TIMEOUT).stdout.split() if run_id else []
+        subprocess.run([docker, "rm", "--force", name, *found], capture_output=True, timeout=CLIENT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pass  # `docker run` then reports a name in use, which the log shows
+
+
 def stop_detached(docker: str, name: str, grace: int) -> None:
     """Ask Docker to stop the container from a process outside this one's group and tree, so
     the request completes even when the engine kills this launcher with SIGKILL meanwhile."""
@@ -114,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     port = int(os.environ.get("PORT", "8080"))
     env = {k: v for k, v in os.environ.items() if k.startswith(PASS_PREFIXES) or k in args.pass_env}
     name = container_name()
-    # A launcher killed outright (worker lost, SIGKILL) leaves its container: clear the name.
-    subprocess.run([docker, "rm", "--force", name], capture_output=True, timeout=CLIENT_TIMEOUT)
-    labels = {"atelier.run": os.environ.get("ATELIER_RUN_ID", ""), "atelier.attempt": os.environ.get("ATELIER_ATTEMPT", "")}
+    run_id = os.environ.get("ATELIER_RUN_ID", "")
+    leftovers_remove(docker, run_id, name)
+    labels = {"atelier.run": run_id, "atelier.attempt": os.environ.get("ATELIER_ATTEMPT", "")}
     child = subprocess.Popen(docker_argv(docker=docker, image=args.image, container_port=args.container_port,
                                          host_port=port, name=name, env=env, command=args.command,
                                          mounts=[tuple(m.split(":", 1)) for m in args.mount], labels=labels,
