@@ -52,7 +52,9 @@ class VersionInputSerializer(serializers.Serializer):
     version = serializers.CharField(required=False, allow_blank=True, help_text="e.g. 0.0.1; default: next patch")
     description = serializers.CharField(required=False, allow_blank=True, max_length=500)
     source_type = serializers.ChoiceField(choices=ModelSource.choices, default=ModelSource.STORAGE)
-    source_uri = serializers.CharField(required=False, allow_blank=True, help_text="storage:// folder holding model/")
+    source_uri = serializers.CharField(required=False, allow_blank=True,
+                                       help_text="storage:// folder holding model/ (optional for source_type image: "
+                                                 "its model/ is mounted read-only at /home/mind/model)")
     training_job = serializers.IntegerField(required=False)
     image = serializers.CharField(required=False, allow_blank=True)
     image_copy = serializers.BooleanField(required=False, default=False)
