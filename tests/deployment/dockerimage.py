@@ -251,6 +251,12 @@ def test_image(docker: str) -> str:
                            "--change", "EXPOSE 8080", "-", tag], input=data, capture_output=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"docker import of the test image failed: {done.stderr.decode(errors='replace')}")
+    # Images of earlier versions of this builder are of no further use: free their space.
+    listed = subprocess.run([docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_REPO],
+                            capture_output=True, text=True)
+    stale = [name for name in listed.stdout.split() if name != tag]
+    if stale:
+        subprocess.run([docker, "image", "rm", *stale], capture_output=True)
     return tag
 
 
