@@ -113,3 +113,78 @@ def test_node_list_enrol_dialog_and_edge_service_page(page, asgi_server, login, 
     page.screenshot(path=str(SHOTS / "edge-load-balancers.png"), full_page=True)
     page.goto(f"{asgi_server.url}/services/edge/pools/")
     expect(page.locator("#edge-pools-results")).to_contain_text("No edge pools yet")
+
+
+def test_async_deploy_form_and_agent_upgrade_button(page, asgi_server, login, owner, workspace, echo_uri,
+                                                     cpu_flavor):
+    from apps.deployment import services as app_services
+
+    login(page, owner, asgi_server.url)
+    sync = make_version(owner, workspace, echo_uri, name="echo-edge", deploy_types=("edge",))
+    row = app_services.ai_app_create(
+        user=owner, workspace=workspace, name="video", source_uri=echo_uri, request_mode="async",
+        deploy_types=["edge"], start_params=[{"name": "THRESHOLD", "default": "0.5", "description": "score cut-off"},
+                                             {"name": "CAMERA_URL", "required": True}])
+    app_services.ai_app_version_import(version_id=row.pk)
+    node = running_node(owner, workspace, name="edge-cams")
+
+    page.goto(f"{asgi_server.url}/services/edge/new")
+    form = page.locator("[data-testid=edge-service-form]")
+    # A synchronous version: no number of streams, no parameter list.
+    page.select_option("select[name=model_version]", str(sync.pk))
+    expect(form.locator("[data-field=stream_count]")).to_be_hidden()
+    expect(page.locator("[data-testid=start-param-list]")).to_be_hidden()
+    # The asynchronous one: the field appears, its parameters are listed and pre-filled.
+    page.select_option("select[name=model_version]", str(row.pk))
+    expect(form.locator("[data-field=stream_count]")).to_be_visible()
+    expect(page.locator("[data-testid=start-param-list]")).to_contain_text("THRESHOLD = 0.5 · score cut-off")
+    expect(page.locator("[data-testid=start-param-list]")).to_contain_text("CAMERA_URL (required)")
+    expect(page.locator("textarea[name=start_params]")).to_have_value("THRESHOLD=0.5\nCAMERA_URL=")
+    # More than 10 instances: a warning, not a refusal.
+    warning = page.locator("[data-instance-warning]")
+    expect(warning).to_be_hidden()
+    page.fill("input[name=instance_count]", "11")
+    expect(warning).to_be_visible()
+    page.fill("input[name=instance_count]", "2")
+    expect(warning).to_be_hidden()
+    page.fill("input[name=name]", "cams")
+    page.select_option("select[name=target]", f"node:{node.pk}")
+    page.click("[data-testid=submit]")
+    # Errors come back on their fields, and what was typed is kept.
+    expect(page.locator("[data-field=stream_count] .field-error")).to_contain_text("number of video streams")
+    page.fill("input[name=stream_count]", "4")
+    page.click("[data-testid=submit]")
+    expect(page.locator("[data-field=start_params] .field-error")).to_contain_text("CAMERA_URL is required")
+    expect(page.locator("textarea[name=start_params]")).to_have_value("THRESHOLD=0.5\nCAMERA_URL=")
+    expect(form.locator("[data-field=stream_count]")).to_be_visible()
+    page.fill("textarea[name=start_params]", "THRESHOLD=0.7\nCAMERA_URL=rtsp://cam/1")
+    page.screenshot(path=str(SHOTS / "edge-async-deploy-form.png"), full_page=True)
+    page.click("[data-testid=submit]")
+    expect(page.locator("[data-testid=edge-stream-count]")).to_have_text("4 per instance")
+    expect(page.locator("[data-testid=edge-request-mode]")).to_have_text("Asynchronous")
+    service = EdgeService.objects.get(name="cams")
+    assert service.start_params == {"THRESHOLD": "0.7", "CAMERA_URL": "rtsp://cam/1"}
+    page.goto(f"{asgi_server.url}/services/edge/")
+    expect(page.locator("tr:has([data-service=cams])")).to_contain_text("Asynchronous")
+
+    # The node page: no empty accelerator charts, and the agent upgrade button.
+    EdgeNode.objects.filter(pk=node.pk).update(agent_version="1.0.0")
+    page.goto(f"{asgi_server.url}/services/edge/nodes/{node.pk}/")
+    expect(page.locator("[data-testid=no-npu]")).to_contain_text("No NPU on this node")
+    expect(page.locator("[data-testid=no-gpu]")).to_contain_text("No GPU on this node")
+    page.click("[data-testid=upgrade-agent]")
+    expect(page.locator("[data-testid=agent-version]")).to_contain_text(
+        f"upgrade to {services.agent_version_current()} requested")
+    expect(page.locator("[data-testid=upgrade-agent]")).to_be_disabled()
+    assert EdgeNode.objects.get(pk=node.pk).upgrade_requested
+    # The agent's heartbeats drive the page: UPGRADING, then the new version.
+    node.refresh_from_db()
+    services.edge_node_heartbeat(node=node, cpu_percent=1, memory_percent=1, disk_percent=1, agent_version="1.0.0",
+                                 upgrading=True)
+    expect(page.locator("[data-testid=node-status]")).to_contain_text("UPGRADING", timeout=12_000)
+    node.refresh_from_db()
+    services.edge_node_heartbeat(node=node, cpu_percent=1, memory_percent=1, disk_percent=1,
+                                 agent_version=services.agent_version_current())
+    expect(page.locator("[data-testid=node-status]")).to_contain_text("RUNNING", timeout=12_000)
+    expect(page.locator("[data-testid=agent-version]")).to_have_text(services.agent_version_current(), timeout=12_000)
+    page.screenshot(path=str(SHOTS / "edge-node-upgraded.png"), full_page=True)
