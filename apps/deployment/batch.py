@@ -235,7 +235,8 @@ def _batch_run(service: InferenceService, *, user) -> None:
     else:
         from .serving import instance_command
 
-        argv, health_path, _inputs, extra_env = instance_command(version, sv.env.keys())
+        argv, health_path, image_inputs, extra_env = instance_command(version, sv.env.keys())
+        inputs.extend(image_inputs)  # an image's model folder, staged for its /home/mind/model mount
         env.update(extra_env)
         argv_extra += ["--command", json.dumps(argv), "--health-path", health_path]
     InferenceService.objects.filter(pk=service.pk).update(task_id=task_id, progress={}, generation=service.generation + 1)

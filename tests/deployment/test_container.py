@@ -8,7 +8,8 @@ through `docker exec` and restarts an instance that turns unhealthy; a container
 `docker kill` is restarted by the engine, and one whose launcher was killed outright is removed
 by the next attempt; stopping the service removes the containers. An image
 that is not on the worker (and cannot be pulled: there is no registry) fails the version's
-import, or, when it disappears after the import, the service, each with the reason.
+import, or, when it disappears after the import, the service, each with the reason. A batch
+service runs the image (with its model folder) over a storage folder.
 
 Needs a Docker daemon: skipped without one, failed with ATELIER_TEST_DOCKER=required (CI).
 """
@@ -230,3 +231,38 @@ def test_an_image_removed_after_the_import_makes_the_service_abnormal(deploy_wor
         service.status_reason
     run = Run.objects.get(service_instance__service=service)
     assert containers_of(docker, run) == []
+
+
+def test_a_batch_service_runs_the_image_over_a_folder(deploy_worker, docker, echo_image, owner, workspace,
+                                                      models_bucket, cpu_flavor, local_pool, tmp_path):
+    import io
+
+    from apps.core.paths import StoragePath
+    from apps.core.storage import get_storage
+    from apps.deployment.batch import batch_service_create
+    from apps.storage.services import bucket_create
+
+    deploy_worker(concurrency=2)
+    folder = tmp_path / "boxed"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "greeting.txt").write_text("batch hello\n")
+    version = imported(services.ai_app_create(
+        user=owner, workspace=workspace, name="boxed-batch", source_type="image", image=echo_image,
+        source_uri=upload_package(folder, "models", "boxed-batch"), deploy_types=["batch"],
+        apis=[{"url": "/", "method": "POST",
+               "request": {"Content-type": "application/json",
+                           "data": {"type": "object", "properties": {"x": {"type": "number"}}}},
+               "response": {"Content-type": "application/json", "data": {"type": "object"}}}]))
+    bucket_create(user=owner, workspace=workspace, name="data")
+    storage = get_storage()
+    storage.save(StoragePath("data", "in/a.json"), io.BytesIO(b'{"x": 7}'))
+    storage.mkdir(StoragePath("data", "out"))
+    service = batch_service_create(user=owner, workspace=workspace, name="boxed-batch-svc", model_version=version,
+                                   input_uri="storage://data/in", output_uri="storage://data/out",
+                                   flavor=cpu_flavor, pool=local_pool)
+    service = status_of(service, ServiceStatus.COMPLETED, timeout=90)
+    result = storage.open(StoragePath("data", f"out/infer-result-{service.task_id}/a.json_result.txt")).read()
+    result = json.loads(result)
+    assert (result["echo"], result["uid"], result["model_greeting"]) == ({"x": 7}, 1000, "batch hello")
+    for run in Run.objects.filter(service_instance__service=service):
+        assert containers_of(docker, run) == []
