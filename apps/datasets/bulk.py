@@ -88,7 +88,13 @@ def _converter(field, now):
         return field.get_db_prep_save(now, connection), None
     if isinstance(field, models.JSONField):
         encoder = field.encoder
-        return None, lambda value: None if value is None else ops.adapt_json_value(value, encoder)
+
+        def json_value(value):
+            # Most rows carry an empty dict; its text is the same whatever the encoder.
+            if not value and type(value) in _MUTABLE:
+                return "{}" if type(value) is dict else "[]"
+            return None if value is None else ops.adapt_json_value(value, encoder)
+        return None, json_value
     if isinstance(field, models.DateTimeField):
         cache: dict = {}
 
@@ -191,6 +197,28 @@ def index_paused():
             yield
         finally:
             cursor.execute("DELETE FROM datasets_indexpause")
+
+
+# Page cache for a bulk write on SQLite, in KiB. The default (2 MiB) is smaller than the index pages
+# one 5,000-sample batch touches, so SQLite spilled and re-read pages mid-transaction (~8% of the
+# insert time). Only memory: durability is unchanged.
+WRITE_CACHE_KIB = 64 * 1024
+
+
+@contextlib.contextmanager
+def write_cache():
+    """On SQLite, give this connection a larger page cache for the block, then restore its size."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        previous = int(cursor.fetchone()[0])
+        cursor.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            cursor.execute(f"PRAGMA cache_size = {previous}")
 
 
 @contextlib.contextmanager

@@ -39,9 +39,22 @@ class FileAccess:
         return path
 
     def sizes_in(self, folder: StoragePath) -> dict[str, int]:
-        """File name → size for the files directly in `folder` (one listing per folder and run)."""
+        """File name → size for the files directly in `folder` (one listing per folder and run).
+
+        The files `storage.list` would list: regular files, not symlinks, no hidden names.
+        """
         key = (folder.bucket, folder.key)
         if key not in self._listings:
+            if self.local:
+                path = self._dir(folder, create=False)
+                try:
+                    with os.scandir(path) as entries:
+                        self._listings[key] = {entry.name: entry.stat(follow_symlinks=False).st_size
+                                               for entry in entries if not entry.name.startswith(".")
+                                               and entry.is_file(follow_symlinks=False)}
+                except (FileNotFoundError, NotADirectoryError):
+                    self._listings[key] = {}
+                return self._listings[key]
             try:
                 listing = self.storage.list(folder)
             except NotFound:
@@ -52,7 +65,12 @@ class FileAccess:
 
     def size(self, path: StoragePath) -> int:
         """Size of an existing file; NotFound when there is none."""
-        size = self.sizes_in(path.parent).get(path.name)
+        folder, _, name = path.key.rpartition("/")
+        # Looked up by plain strings first: a run asks for thousands of files in a few folders.
+        sizes = self._listings.get((path.bucket, folder))
+        if sizes is None:
+            sizes = self.sizes_in(path.parent)
+        size = sizes.get(name)
         if size is None:
             raise NotFound(f"{path.uri} does not exist.")
         return size

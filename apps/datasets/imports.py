@@ -37,7 +37,7 @@ from .choices import (
     Usage,
 )
 from .formats.items import AnnSpec, ImportItem, Problem, extension, read_bytes
-from .bulk import AnnotationRow, SampleLabelRow, SampleRow, gc_paused, index_paused, insert
+from .bulk import AnnotationRow, SampleLabelRow, SampleRow, gc_paused, index_paused, insert, write_cache
 from .files import FileAccess
 from .formats.voc import out_of_bounds
 from .models import Dataset, Label, Sample
@@ -149,6 +149,12 @@ class Ingestor:
         self.deferred = 0
         self.taken_ids: set[str] = set()
         self.now = timezone.now()
+        # Read once per run: the per-item paths below run tens of thousands of times.
+        self.dataset_id = self.dataset.pk
+        self.sample_type = SAMPLE_TYPE_BY_DATA_TYPE[self.dataset.data_type]
+        self.max_samples = settings.ATELIER_DATASET_MAX_SAMPLES
+        self.max_image_bytes = settings.ATELIER_DATASET_MAX_IMAGE_BYTES
+        self.max_sample_bytes = settings.ATELIER_DATASET_MAX_SAMPLE_BYTES
 
     # ---- public ---------------------------------------------------------------------------
     def add(self, item: ImportItem) -> None:
@@ -222,9 +228,9 @@ class Ingestor:
             if key in existing or key in seen:
                 self.counts["existing"] += 1
                 continue
-            if self.sample_count >= settings.ATELIER_DATASET_MAX_SAMPLES:
+            if self.sample_count >= self.max_samples:
                 self.reject(item, ErrorCode.SAMPLE_QUOTA_EXCEEDED,
-                            f"The dataset holds the most samples allowed ({settings.ATELIER_DATASET_MAX_SAMPLES}).")
+                            f"The dataset holds the most samples allowed ({self.max_samples}).")
                 continue
             try:
                 sample, thumb = self._sample_for(item, dest, key)
@@ -256,7 +262,7 @@ class Ingestor:
         samples.sort(key=_ID, reverse=True)
         annotations.sort(key=_SAMPLE_ID, reverse=True)
         index_rows.sort(key=_LABEL_SAMPLE, reverse=True)
-        with transaction.atomic(), index_paused():
+        with transaction.atomic(), index_paused(), write_cache():
             insert(SampleRow, samples, now=self.now)
             insert(AnnotationRow, annotations, now=self.now)
             insert(SampleLabelRow, index_rows, now=self.now)
@@ -270,16 +276,16 @@ class Ingestor:
         """The SampleLabel rows of a batch: one per distinct (sample, label), as the triggers would write."""
         by_id = {sample.id: sample for sample in samples}
         pairs = dict.fromkeys((a.sample_id, a.label_id) for a in annotations if a.label_id is not None)
-        return [SampleLabelRow(dataset_id=self.dataset.pk, label_id=label_id, sample_id=sample_id,
+        return [SampleLabelRow(dataset_id=self.dataset_id, label_id=label_id, sample_id=sample_id,
                                usage=by_id[sample_id].usage, label_status=by_id[sample_id].label_status,
                                created_at=self.now)
                 for sample_id, label_id in pairs]
 
     def _sample_for(self, item: ImportItem, dest: StoragePath | None, key: str) -> tuple[SampleRow, bytes | None]:
         dataset = self.dataset
-        sample = SampleRow(dataset_id=dataset.pk, dedupe_key=key, usage=item.usage, hard=item.hard,
+        sample = SampleRow(dataset_id=self.dataset_id, dedupe_key=key, usage=item.usage, hard=item.hard,
                            hard_coefficient=item.hard_coefficient, properties=item.properties,
-                           sample_type=SAMPLE_TYPE_BY_DATA_TYPE[dataset.data_type])
+                           sample_type=self.sample_type)
         wanted = item.sample_id.lower()
         if len(wanted) == 32 and set(wanted) <= HEX and wanted not in self.taken_ids:
             # Keep the manifest's sample id (round trips keep ids) unless another sample already has it.
@@ -301,10 +307,10 @@ class Ingestor:
         ext = extension(item.src.key)
         category = CATEGORY_BY_EXTENSION.get(ext, FormatCategory.OTHER)
         is_image = category == FormatCategory.IMAGE
-        limit = settings.ATELIER_DATASET_MAX_IMAGE_BYTES if is_image else settings.ATELIER_DATASET_MAX_SAMPLE_BYTES
+        limit = self.max_image_bytes if is_image else self.max_sample_bytes
         if item.size is not None and item.size > limit:
             raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {item.size} bytes; at most {limit} are allowed.")
-        sample.source, sample.file_name, sample.directory = dest.uri, dest.name, dest.parent.key
+        sample.source, sample.file_name, sample.directory = dest.uri, dest.name, dest.key.rpartition("/")[0]
         sample.format_category = category
         if dataset.data_type in (DataType.FREE_FORMAT, DataType.VIDEO):
             sample.sample_type = {FormatCategory.IMAGE: SampleType.IMAGE, FormatCategory.TEXT: SampleType.TEXT,
@@ -403,7 +409,7 @@ class Ingestor:
             if spec.label and label is None:
                 continue
             rows.append(AnnotationRow(
-                sample_id=sample.id, dataset_id=self.dataset.pk, label_id=label.pk if label else None,
+                sample_id=sample.id, dataset_id=self.dataset_id, label_id=label.pk if label else None,
                 type=spec.type or self.dataset.label_type,
                 shape=spec.shape, geometry=spec.geometry, properties=spec.properties, ref_id=spec.ref_id,
                 source=spec.source, annotated_by=spec.annotated_by or "human", confidence=spec.confidence,
@@ -412,27 +418,36 @@ class Ingestor:
         return rows
 
 
+# Format → (module in .formats, reader function); only the module a run needs is imported.
+READERS = {
+    ImportFormat.RAW: ("folders", "read_raw"),
+    ImportFormat.IMAGENET_FOLDER: ("folders", "read_label_folders"),
+    ImportFormat.AUDIO_CLS_FOLDER: ("folders", "read_label_folders"),
+    ImportFormat.IMAGE_CLS_TXT: ("folders", "read_cls_txt"),
+    ImportFormat.VOC: ("voc_dir", "read_voc_dir"),
+    ImportFormat.VOC_SEG: ("voc_dir", "read_voc_dir"),
+    ImportFormat.YOLO: ("yolo", "read_yolo"),
+    ImportFormat.TEXT_CLS_COMBINED: ("text", "read_combined"),
+    ImportFormat.TEXT_CLS_SEPARATE: ("text", "read_separate"),
+    ImportFormat.MANIFEST: ("manifest", "read_manifest"),
+    ImportFormat.COCO: ("coco", "read_coco"),
+    ImportFormat.LABEL_STUDIO: ("labelstudio", "read_label_studio"),
+    ImportFormat.CVAT: ("cvat", "read_cvat"),
+}
+
+
+def _reader(fmt: str):
+    """The reader function of an import format, or None when `fmt` is not one."""
+    import importlib
+
+    entry = READERS.get(fmt)
+    if entry is None:
+        return None
+    module, function = entry
+    return getattr(importlib.import_module(f"apps.datasets.formats.{module}"), function)
+
+
 # ---- runs -------------------------------------------------------------------------------------------------------
-
-
-def _readers():
-    from .formats import coco, cvat, folders, labelstudio, manifest, text, voc_dir, yolo
-
-    return {
-        ImportFormat.RAW: folders.read_raw,
-        ImportFormat.IMAGENET_FOLDER: folders.read_label_folders,
-        ImportFormat.AUDIO_CLS_FOLDER: folders.read_label_folders,
-        ImportFormat.IMAGE_CLS_TXT: folders.read_cls_txt,
-        ImportFormat.VOC: voc_dir.read_voc_dir,
-        ImportFormat.VOC_SEG: voc_dir.read_voc_dir,
-        ImportFormat.YOLO: yolo.read_yolo,
-        ImportFormat.TEXT_CLS_COMBINED: text.read_combined,
-        ImportFormat.TEXT_CLS_SEPARATE: text.read_separate,
-        ImportFormat.MANIFEST: manifest.read_manifest,
-        ImportFormat.COCO: coco.read_coco,
-        ImportFormat.LABEL_STUDIO: labelstudio.read_label_studio,
-        ImportFormat.CVAT: cvat.read_cvat,
-    }
 
 
 def run_import(ctx: OperationContext) -> dict:
@@ -466,7 +481,7 @@ def run_import(ctx: OperationContext) -> dict:
         from .formats.table import import_tables
 
         return import_tables(ctx, root)
-    reader = _readers().get(fmt)
+    reader = _reader(fmt)
     if reader is None:
         raise OperationFailed(f'"{fmt}" is not an import format.')
     defer = fmt == ImportFormat.MANIFEST
