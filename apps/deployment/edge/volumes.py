@@ -11,8 +11,8 @@ namespace, so, as training's extra mounts do, each mount path becomes a symbolic
 * host_path: the link points at the node's folder (which must exist); the node's files are used
   in place, never copied. Read-only is enforced only where the agent may mount (root with
   CAP_SYS_ADMIN): the folder is bind-mounted read-only at a private mount point outside the run
-  directory and the link points there. Otherwise the link points at the folder itself and the
-  flag cannot be enforced (a line in the log says so).
+  directory and the link points there. Otherwise (not root, or the bind refused) the link points
+  at the folder itself and the flag cannot be enforced (a line in the log says so).
 * temp_path: the link points at a fresh folder — `<run dir>/volumes/<name>` on disk, wiped with
   the run directory when the instance ends (removal unlinks the links without following them),
   or, for the memory medium, a folder under /dev/shm (tmpfs) removed when the instance ends.
@@ -111,14 +111,17 @@ class Volumes:
             return target
         point = self._private_point(volume["name"])
         error = _mount(["mount", "--bind", str(target), str(point)])
-        if error:
-            point.rmdir()
-            raise VolumeError(f'Volume "{volume["name"]}": cannot bind {target} read-only: {error}')
-        self.mounts.append(point)
-        error = _mount(["mount", "-o", "remount,bind,ro", str(point)])
-        if error:
-            raise VolumeError(f'Volume "{volume["name"]}": cannot make the bind of {target} read-only: {error}')
-        return point
+        if not error:
+            error = _mount(["mount", "-o", "remount,bind,ro", str(point)])
+            if not error:
+                self.mounts.append(point)
+                return point
+            _mount(["umount", str(point)])  # a writable bind is no better than the folder itself
+        point.rmdir()
+        # Root without CAP_SYS_ADMIN (an unprivileged container): the folder is still usable, as before.
+        say(f'{volume["name"]}: read-only is not enforced for host path {target}: the read-only bind mount was '
+            f"refused ({error}).")
+        return target
 
     def _temp_path(self, volume: dict) -> Path:
         if volume.get("medium") == "memory":
