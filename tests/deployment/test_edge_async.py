@@ -286,7 +286,8 @@ def test_agent_upgrade_request_and_heartbeat_protocol(api, owner, workspace, tea
     # A failed upgrade is reported by the agent and ends the request with its reason.
     EdgeNode.objects.filter(pk=node.pk).update(agent_version="0.9.0")
     node.refresh_from_db()
-    assert api.post(f"{API}/nodes/{node.pk}/upgrade/").status_code == 200
+    upgraded = api.post(f"{API}/nodes/{node.pk}/upgrade/")
+    assert upgraded.status_code == 200 and upgraded.json()["upgrade_requested"] is True
     node.refresh_from_db()
     services.edge_node_heartbeat(node=node, cpu_percent=1, memory_percent=1, disk_percent=1, agent_version="0.9.0",
                                  upgrade_error="the agent program does not match its SHA-256")

@@ -42,6 +42,7 @@ class EdgeNodeSerializer(serializers.Serializer):
     os = serializers.CharField()
     arch = serializers.CharField()
     agent_version = serializers.CharField()
+    upgrade_requested = serializers.BooleanField()
     last_heartbeat = serializers.DateTimeField(allow_null=True)
     edge_pool = serializers.IntegerField(source="edge_pool_id", allow_null=True)
     is_master = serializers.BooleanField()
