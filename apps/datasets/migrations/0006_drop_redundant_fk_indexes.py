@@ -13,11 +13,12 @@ The database side drops the indexes by what they are (one column, not unique), f
 introspection, rather than rebuilding the tables: on SQLite an AlterField remakes the table,
 which would also drop the triggers of migrations 0003/0004.
 """
+import copy
+
 from django.db import migrations, models
 
-COLUMNS = [("datasets_sample", "dataset_id"), ("datasets_annotation", "dataset_id"),
-           ("datasets_annotation", "label_id"), ("datasets_samplelabel", "label_id"),
-           ("datasets_samplelabel", "sample_id")]
+FIELDS = [("sample", "dataset"), ("annotation", "dataset"), ("annotation", "label"), ("samplelabel", "label"),
+          ("samplelabel", "sample")]
 
 
 def _single_column_indexes(schema_editor, table, column):
@@ -28,18 +29,28 @@ def _single_column_indexes(schema_editor, table, column):
             if info["index"] and not info["unique"] and not info["primary_key"] and info["columns"] == [column]]
 
 
+def _columns(apps):
+    for model_name, field_name in FIELDS:
+        model = apps.get_model("datasets", model_name)
+        yield model, model._meta.get_field(field_name)
+
+
 def forward(apps, schema_editor):
-    for table, column in COLUMNS:
-        for name in _single_column_indexes(schema_editor, table, column):
+    # Both the plain index and, on PostgreSQL, its varchar_pattern_ops "_like" twin cover one column.
+    for model, field in _columns(apps):
+        for name in _single_column_indexes(schema_editor, model._meta.db_table, field.column):
             schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
 
 
 def backward(apps, schema_editor):
-    for table, column in COLUMNS:
-        if not _single_column_indexes(schema_editor, table, column):
-            name = schema_editor._create_index_name(table, [column])
-            schema_editor.execute(f"CREATE INDEX {schema_editor.quote_name(name)} ON "
-                                  f"{schema_editor.quote_name(table)} ({schema_editor.quote_name(column)})")
+    for model, field in _columns(apps):
+        if _single_column_indexes(schema_editor, model._meta.db_table, field.column):
+            continue
+        indexed = copy.copy(field)
+        indexed.db_index = True
+        # The statements Django writes for an indexed foreign key (with the "_like" twin on PostgreSQL).
+        for statement in schema_editor._field_indexes_sql(model, indexed):
+            schema_editor.execute(statement)
 
 
 class Migration(migrations.Migration):
