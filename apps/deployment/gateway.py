@@ -15,7 +15,8 @@ Errors use the ModelArts gateway format `{"error_code", "error_msg"}` (seed-06 Â
 413 APIG.0201 (body over ATELIER_GATEWAY_MAX_BODY_BYTES), 429 ModelArts.4206 (traffic or key
 rate limit), 502 ModelArts.4302 (instance refused the connection), 503 ModelArts.4302 (the
 circuit breaker holds back an instance that keeps failing), 503 ModelArts.4503 (no ready
-instance), 504 ModelArts.4503 (no answer within ATELIER_GATEWAY_TIMEOUT_SECONDS).
+instance; also, with the SSL message, when the instance speaks HTTPS and its application declares
+HTTP or the other way round), 504 ModelArts.4503 (no answer within ATELIER_GATEWAY_TIMEOUT_SECONDS).
 
 Versions of AI applications in async request mode are answered 202 with a task id instead;
 `gateway_async` forwards the stored call and serves `GET â€¦/tasks/<id>`.
@@ -666,6 +667,14 @@ class Gateway:
                 status, payload = _json_response(504, "ModelArts.4503", "Backend service respond timeout: no answer "
                                                  f"within {timeout:g} s, the limit of one prediction.")
                 await _respond(send, status, payload)
+                return
+            except upstream.UpstreamProtocolMismatch as exc:
+                # Every instance of the version runs the same image: no point trying the others,
+                # nor holding this one back with the breaker (it is not failing, it is misdeclared).
+                logger.info("instance %s of %s: protocol mismatch (%s)", endpoint, route.name, exc.detail)
+                self.stats.record(route.service_id, version.model_version_id, version.label, False,
+                                  (time.perf_counter() - started) * 1000)
+                await _respond(send, *_json_response(503, "ModelArts.4503", str(exc)))
                 return
             except upstream.UpstreamError as exc:
                 logger.info("instance %s of %s failed: %s", endpoint, route.name, exc)

@@ -95,6 +95,11 @@ async def _process(gateway, state: dict, route, model_version_id: int, task_id: 
                                  error_msg=f"Backend service respond timeout: no answer within {timeout:g} s, the "
                                            "limit of one asynchronous request.")
                     return
+                except upstream.UpstreamProtocolMismatch as exc:
+                    gateway.stats.record(route.service_id, version.model_version_id, version.label, False,
+                                         (time.perf_counter() - started) * 1000)
+                    await finish(task_id, succeeded=False, error_code="ModelArts.4503", error_msg=str(exc))
+                    return
                 except upstream.UpstreamError as exc:
                     logger.info("instance %s of %s failed an async request: %s", endpoint, route.name, exc)
                     gateway.breaker.failure(endpoint)

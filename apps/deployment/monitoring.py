@@ -4,7 +4,8 @@ retention of events (seed-06 §8.6, checklist items 37–40).
 Calls are counted per service, version and minute (`CallStat`); an instance's CPU and memory
 use come from the run engine's samples of its process tree (`RunSample`, % of its flavor), or
 else from the `cpu_usage`/`mem_usage` lines its model server prints every
-ATELIER_DEPLOYMENT_METRIC_SECONDS (run-engine `Metric` rows). Alarm rules are evaluated each
+ATELIER_DEPLOYMENT_METRIC_SECONDS (run-engine `Metric` rows); a custom image's container
+reports its own (cgroup) readings through its launcher. Alarm rules are evaluated each
 minute over their period; crossing the threshold raises an `Alarm` and a service event,
 coming back clears it.
 """
@@ -138,30 +139,58 @@ SAMPLE_FIELDS = {"cpu_usage": "cpu_percent", "mem_usage": "memory_percent", "gpu
                  "gpu_mem_usage": "gpu_memory_percent"}
 
 
+# What the container launcher reports of a custom image's container (cgroup readings), and the
+# usage metric each becomes once divided by what the run's flavor grants.
+CONTAINER_METRICS = {"container_cpu_cores": "cpu_usage", "container_memory_mb": "mem_usage"}
+
+
 def usage_points(run_ids, since) -> list[tuple[int, str, datetime, float]]:
     """(run id, metric, time, %) of the given instance runs since `since`, oldest first.
 
     The run engine samples every run's process tree against its flavor, so custom commands get
     the same metrics as the model server; a run without samples (an engine that does not sample)
-    falls back to the `ATELIER_METRIC` lines the model server prints.
+    falls back to the `ATELIER_METRIC` lines the model server prints. For a custom image that
+    tree is only the launcher and the `docker` client, so CPU and memory come from the
+    container's own readings the launcher prints instead, as shares of the flavor.
     """
-    from apps.runtime.models import Metric, RunSample
+    from apps.runtime.models import Metric, Run, RunSample
 
     run_ids = list(run_ids)
-    points = []
+    contained = _container_points(Metric, Run, run_ids, since)
+    points = list(contained)
+    contained_runs = {p[0] for p in contained}
     sampled = set()
     for row in (RunSample.objects.filter(run_id__in=run_ids, at__gte=since).order_by("at")
                 .values("run_id", "at", *SAMPLE_FIELDS.values())):
         sampled.add(row["run_id"])
         for metric, field in SAMPLE_FIELDS.items():
-            if row[field] is not None:
-                points.append((row["run_id"], metric, row["at"], float(row[field])))
+            if row[field] is None or (row["run_id"] in contained_runs and metric in CONTAINER_METRICS.values()):
+                continue
+            points.append((row["run_id"], metric, row["at"], float(row[field])))
     rest = [pk for pk in run_ids if pk not in sampled]
     if rest:
         for metric in (Metric.objects.filter(run_id__in=rest, name__in=SAMPLE_FIELDS, created_at__gte=since)
                        .order_by("created_at")):
             points.append((metric.run_id, metric.name, metric.created_at, float(metric.value)))
     points.sort(key=lambda p: p[2])
+    return points
+
+
+def _container_points(Metric, Run, run_ids, since) -> list[tuple[int, str, datetime, float]]:
+    """CPU and memory use (% of the flavor) of container instances, from the launcher's metric lines."""
+    rows = list(Metric.objects.filter(run_id__in=run_ids, name__in=CONTAINER_METRICS, created_at__gte=since)
+                .values_list("run_id", "name", "created_at", "value"))
+    if not rows:
+        return []
+    grants = {pk: (cpus, memory_mb) for pk, cpus, memory_mb in
+              Run.objects.filter(pk__in={r[0] for r in rows}).values_list("pk", "flavor__cpus", "flavor__memory_mb")}
+    points = []
+    for run_id, name, at, value in rows:
+        cpus, memory_mb = grants.get(run_id, (None, None))
+        if name == "container_cpu_cores":
+            points.append((run_id, "cpu_usage", at, round(100.0 * value / max(1, cpus or 1), 2)))
+        elif memory_mb:
+            points.append((run_id, "mem_usage", at, round(100.0 * value / memory_mb, 2)))
     return points
 
 

@@ -88,6 +88,17 @@ def instance_command(version: AiAppVersion, env_names=(), mounts=()) -> tuple[li
         if version.source_type == ModelSource.IMAGE:
             wrapper.append("--container")
         argv = [*wrapper, "--", *argv]
+    elif health_path and version.source_type == ModelSource.IMAGE and version.protocol == "https":
+        # The run engine asks health URLs over plain HTTP; an HTTPS image's URL is asked by
+        # healthexec over TLS instead, and the engine counts the instance ready once its port
+        # answers (the first failed checks then restart it as an EXEC check would).
+        wrapper = ["python", str(MODELSERVER_DIR / "atelier_modelserver" / "healthexec.py"),
+                   "--url", health_path, "--https", "--container",
+                   "--period", str(health.get("period_seconds") or 10),
+                   "--delay", str(health.get("initial_delay_seconds") or 0),
+                   "--failures", str(health.get("failure_threshold") or 3),
+                   "--timeout", str(health.get("timeout_seconds") or 5)]
+        argv, health_path = [*wrapper, "--", *argv], ""
     return argv, health_path, inputs, env
 
 
@@ -109,7 +120,8 @@ def _instance_command(version: AiAppVersion, env_names=()) -> tuple[list[str], s
     if version.source_type == ModelSource.IMAGE:
         # Docker's own stop grace ends just before the engine's (the run's stop_grace_seconds).
         argv = ["python", "-m", "atelier_modelserver.container", "--image", version.image,
-                "--container-port", str(version.port),
+                "--container-port", str(version.port), "--protocol", version.protocol,
+                "--metric-seconds", str(settings.ATELIER_DEPLOYMENT_METRIC_SECONDS),
                 "--stop-grace", str(settings.ATELIER_GATEWAY_TIMEOUT_SECONDS + 5)]
         for name in sorted(env_names):
             argv += ["--pass-env", name]

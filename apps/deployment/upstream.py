@@ -34,6 +34,30 @@ class UpstreamTimeout(UpstreamError):
     """The instance did not answer within the time limit."""
 
 
+class UpstreamProtocolMismatch(UpstreamError):
+    """The instance speaks the other protocol than its AI application declares (HTTP vs HTTPS).
+
+    A configuration error, not a failing instance: every call fails the same way until the
+    application's protocol (or the image) is fixed, so the gateway answers it at once with the
+    ModelArts message (seed-06 §5.6, ModelArts.4503) instead of counting it against the instance.
+    """
+
+    def __init__(self, *, declared: str, endpoint: str, detail: str = ""):
+        self.declared = declared
+        if declared == "https":
+            message = ("Failed to find backend service because SSL error in the backend service, please check the "
+                       "service is https")
+        else:
+            message = ("Failed to find backend service because the backend service answered with TLS (HTTPS) while "
+                       "its AI application declares HTTP, please check the service is http")
+        super().__init__(message)
+        self.detail = f"{endpoint}: {detail}" if detail else endpoint
+
+
+# How TLS records start: content type 0x15 (alert) or 0x16 (handshake), then major version 3.
+TLS_RECORD_STARTS = (b"\x15\x03", b"\x16\x03")
+
+
 @dataclass
 class Connection:
     key: tuple[str, str]
@@ -51,6 +75,9 @@ class Connection:
 
 def _insecure_context() -> ssl.SSLContext:
     # Instances of custom images may serve HTTPS with self-signed certificates (seed-06 §9.5).
+    # Verifying them would buy nothing: the instance is on the worker's loopback or private
+    # network and its address comes from the run engine, not from the caller; TLS here only
+    # honours the protocol the image declares.
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -86,6 +113,10 @@ class Pool:
                 connect_timeout)
         except asyncio.TimeoutError:
             raise UpstreamError(f"connection to {endpoint} timed out") from None
+        except ssl.SSLError as exc:
+            # The port answers, but not with TLS: the image serves plain HTTP (a refused
+            # connection is an OSError, not an SSLError).
+            raise UpstreamProtocolMismatch(declared="https", endpoint=endpoint, detail=str(exc)) from None
         except (OSError, ValueError) as exc:
             raise UpstreamError(f"connection refused by {endpoint}: {exc}") from None
         return Connection(key, reader, writer)
@@ -159,12 +190,18 @@ async def request(pool: Pool, *, scheme: str, endpoint: str, method: str, target
             raise UpstreamTimeout(f"no answer within {timeout:g} s") from None
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             conn.close()
-            if conn.reused and attempt == 1 and not getattr(exc, "partial", b""):
+            partial = getattr(exc, "partial", b"")
+            if conn.reused and attempt == 1 and not partial:
                 continue  # the instance had closed this idle connection; it never saw the request
+            if scheme == "http" and await _answers_tls(endpoint, partial, connect_timeout):
+                raise UpstreamProtocolMismatch(declared="http", endpoint=endpoint, detail=str(exc)) from None
             raise UpstreamError(f"the instance closed the connection: {exc}") from None
         except asyncio.LimitOverrunError:
             conn.close()
             raise UpstreamError("the instance's response head is too large") from None
+    if scheme == "http" and raw.startswith(TLS_RECORD_STARTS):  # a TLS alert where a status line belongs
+        conn.close()
+        raise UpstreamProtocolMismatch(declared="http", endpoint=endpoint, detail="answered with a TLS record")
     status, response_headers = _parse_head(raw[:-4])
     values = dict(response_headers)
     keep_alive = values.get(b"connection", b"").lower() != b"close"
@@ -178,6 +215,27 @@ async def request(pool: Pool, *, scheme: str, endpoint: str, method: str, target
     else:
         stream = _until_close(conn, timeout)
     return Response(status, response_headers, stream)
+
+
+async def _answers_tls(endpoint: str, partial: bytes, timeout: float) -> bool:
+    """Whether a plain-HTTP instance that answered `partial` and closed really speaks TLS.
+
+    A TLS server meeting a plain request either sends an alert record (recognised from its first
+    bytes) or just resets the connection; in that second case one TLS handshake tells. It runs
+    only on this failure path, so a healthy instance never pays for it.
+    """
+    if partial.startswith(TLS_RECORD_STARTS):
+        return True
+    if partial:
+        return False
+    host, _, port = endpoint.rpartition(":")
+    try:
+        async with asyncio.timeout(timeout):
+            _reader, writer = await asyncio.open_connection(host, int(port), ssl=_insecure_context())
+    except (OSError, ValueError, TimeoutError):
+        return False
+    writer.close()
+    return True
 
 
 async def _empty():

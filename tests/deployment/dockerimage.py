@@ -32,6 +32,7 @@ STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3
 #   POST /         {"echo": <body>, "uid", "gid", "model_files", "model_greeting", "env"};
 #                  with `Accept: text/event-stream` three events {"index", "echo"}, one per 0.2 s
 #   GET (Upgrade)  WebSocket (RFC 6455) on any path: echoes each text frame as "echo: <text>"
+# With TEST_TLS_CERT and TEST_TLS_KEY (PEM files, e.g. in the model folder) it serves HTTPS instead.
 SERVER = r'''
 import base64, hashlib, http.server, json, os, struct, sys, time
 
@@ -136,9 +137,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
         print(fmt % args, flush=True)
 
 
+class Server(http.server.ThreadingHTTPServer):
+    tls = None
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.tls is not None:  # the handshake happens on the first read, in the request's thread
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request, client_address):
+        print(f"connection from {client_address[0]} failed: {sys.exc_info()[1]}", flush=True)
+
+
 port = int(os.environ.get("PORT") or 8080)
-print(f"echo server: uid {os.getuid()} gid {os.getgid()} listening on {port}", flush=True)
-http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+server = Server(("0.0.0.0", port), Handler)
+if os.environ.get("TEST_TLS_CERT"):
+    import ssl
+
+    server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.tls.load_cert_chain(os.environ["TEST_TLS_CERT"], os.environ["TEST_TLS_KEY"])
+scheme = "https" if server.tls else "http"
+print(f"echo server: uid {os.getuid()} gid {os.getgid()} listening on {port} ({scheme})", flush=True)
+server.serve_forever()
 '''
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nma-user:x:1000:100:ma-user:/home/ma-user:/bin/sh\n"

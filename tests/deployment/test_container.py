@@ -9,7 +9,10 @@ through `docker exec` and restarts an instance that turns unhealthy; a container
 by the next attempt; stopping the service removes the containers. An image
 that is not on the worker (and cannot be pulled: there is no registry) fails the version's
 import, or, when it disappears after the import, the service, each with the reason. A batch
-service runs the image (with its model folder) over a storage folder.
+service runs the image (with its model folder) over a storage folder. An image declared HTTPS
+(serving a certificate generated here) is called and health-checked over TLS, and either
+protocol mismatch answers ModelArts.4503 with a clear message; a container burning a core shows
+that in its instance's CPU usage.
 
 Needs a Docker daemon: skipped without one, failed with ATELIER_TEST_DOCKER=required (CI).
 """
@@ -266,3 +269,118 @@ def test_a_batch_service_runs_the_image_over_a_folder(deploy_worker, docker, ech
     assert (result["echo"], result["uid"], result["model_greeting"]) == ({"x": 7}, 1000, "batch hello")
     for run in Run.objects.filter(service_instance__service=service):
         assert containers_of(docker, run) == []
+
+
+def log_shows(run: Run, *texts: str, timeout=30) -> None:
+    """Wait until a line of the run's log contains all `texts` (the failure quotes the log's tail)."""
+    try:
+        wait_for(lambda: any(all(t in line for t in texts) for line in log_read(run, limit=500).lines),
+                 timeout=timeout, message=f"{texts!r} in the log of run {run.pk}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the log ends: {log_read(run, limit=500).lines[-15:]}") from None
+
+
+def tls_folder(tmp_path, name: str):
+    """A model folder holding a fresh self-signed certificate and its key (for the image's TLS)."""
+    folder = tmp_path / name
+    (folder / "model").mkdir(parents=True)
+    done = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                           "-nodes", "-days", "1", "-subj", "/CN=atelier-test", "-keyout",
+                           str(folder / "model" / "key.pem"), "-out", str(folder / "model" / "cert.pem")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (folder / "model" / "key.pem").chmod(0o644)  # the container runs as uid 1000
+    return folder
+
+
+TLS_ENV = {"TEST_TLS_CERT": "/home/mind/model/cert.pem", "TEST_TLS_KEY": "/home/mind/model/key.pem"}
+
+
+def test_https_images_are_called_over_tls_and_a_protocol_mismatch_answers_4503(
+        deploy_worker, asgi_server, gateway, docker, echo_image, owner, workspace, models_bucket, cpu_flavor,
+        local_pool, tmp_path):
+    deploy_worker(concurrency=3)
+    tls_uri = upload_package(tls_folder(tmp_path, "tls"), "models", "tls")
+    health = {"check_method": "HTTP", "url": "/health", "period_seconds": 1, "failure_threshold": 1000}
+
+    def deploy(name, *, protocol, source_uri="", env=None, checked=True):
+        version = imported(services.ai_app_create(user=owner, workspace=workspace, name=name, source_type="image",
+                                                  image=echo_image, source_uri=source_uri, protocol=protocol,
+                                                  health=health if checked else None))
+        service = service_create(user=owner, workspace=workspace, name=f"{name}-svc", versions=[
+            {"model_version": version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool, "env": env or {}}])
+        return service
+
+    # HTTPS declared and served (self-signed); an HTTPS image declared HTTP (without a health
+    # check: the engine's plain-HTTP health URL would keep it from ever being ready); a plain
+    # image declared HTTPS (ready once its port answers; its health URL is asked over TLS).
+    right = deploy("tls-right", protocol="https", source_uri=tls_uri, env=TLS_ENV)
+    says_http = deploy("tls-says-http", protocol="http", source_uri=tls_uri, env=TLS_ENV, checked=False)
+    says_https = deploy("plain-says-https", protocol="https")
+    for service in (right, says_http, says_https):
+        status_of(service, ServiceStatus.RUNNING)
+
+    def call(service):
+        key = service_key_create(user=owner, service=service, name="k")[1]
+        return http.post(f"{asgi_server.url}/infer/{service.pk}/", json={"x": 1}, headers={"X-Auth-Token": key})
+
+    answer = call(right)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["echo"] == {"x": 1} and answer.json()["env"]["TEST_TLS_CERT"] == TLS_ENV["TEST_TLS_CERT"]
+    right_run = Run.objects.get(service_instance__service=right)
+    # Its HTTP health URL is asked over TLS (the engine itself asks plain HTTP).
+    log_shows(right_run, "[health] Health check passed (HTTPS GET /health).")
+
+    # HTTPS declared, plain HTTP served: the ModelArts SSL message; the health check says why.
+    answer = call(says_https)
+    assert answer.status_code == 503, answer.text
+    assert answer.json() == {"error_code": "ModelArts.4503", "error_msg": "Failed to find backend service because "
+                             "SSL error in the backend service, please check the service is https"}
+    plain_run = Run.objects.get(service_instance__service=says_https)
+    # (An earlier check may have found the port closed: the count is not asserted.)
+    log_shows(plain_run, "[health] Health check failed (", "/1000): HTTPS GET /health: SSL error (",
+              "): the container does not answer HTTPS on its port (plain HTTP?); check the protocol its AI "
+              "application declares.")
+    log_shows(plain_run, "Protocol mismatch: the AI application declares HTTPS but the container answers HTTP")
+
+    # HTTP declared, TLS served: a clear 4503 as well, and the instance's log names the mismatch.
+    answer = call(says_http)
+    assert answer.status_code == 503, answer.text
+    assert answer.json() == {"error_code": "ModelArts.4503", "error_msg": "Failed to find backend service because "
+                             "the backend service answered with TLS (HTTPS) while its AI application declares HTTP, "
+                             "please check the service is http"}
+    says_http_run = Run.objects.get(service_instance__service=says_http)
+    log_shows(says_http_run, "Protocol mismatch: the AI application declares HTTP but the container answers HTTPS")
+
+    for service in (right, says_http, says_https):
+        service_stop(user=owner, service=service)
+    for service in (right, says_http, says_https):
+        status_of(service, ServiceStatus.STOPPED)
+
+
+def test_resource_samples_of_a_container_instance_measure_the_container(
+        deploy_worker, docker, echo_image, owner, workspace, cpu_flavor, local_pool, settings):
+    from apps.deployment.monitoring import resource_series
+    from apps.runtime.models import Metric
+
+    settings.ATELIER_DEPLOYMENT_METRIC_SECONDS = 1
+    deploy_worker(concurrency=1, env={"ATELIER_DEPLOYMENT_METRIC_SECONDS": "1"})
+    # The server plus a loop burning one core, all inside the container (the docker client idles).
+    version = imported(services.ai_app_create(
+        user=owner, workspace=workspace, name="burner", source_type="image", image=echo_image,
+        command=["sh", "-c", "python3 -c 'while True: pass' & exec python3 /opt/server.py"]))
+    service = service_create(user=owner, workspace=workspace, name="burner-svc", versions=[
+        {"model_version": version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}])
+    status_of(service, ServiceStatus.RUNNING)
+    run = Run.objects.get(service_instance__service=service)
+    wait_for(lambda: Metric.objects.filter(run=run, name="container_cpu_cores", value__gte=0.5).first(),
+                    timeout=60, message="a container CPU reading of at least half a core")
+    assert Metric.objects.filter(run=run, name="container_memory_mb", value__gt=1).exists()
+    series = resource_series(service, minutes=10)
+    (_label, cpu), = series["cpu_usage"].items()
+    # Of the 1-core flavor: the container's loop, not the launcher's idle docker client.
+    assert max(value for _at, value in cpu) >= 50, cpu
+    (_label, memory), = series["mem_usage"].items()
+    assert memory and all(0 < value < 100 for _at, value in memory), memory
+    service_stop(user=owner, service=service)
+    status_of(service, ServiceStatus.STOPPED)

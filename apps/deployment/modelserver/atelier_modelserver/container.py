@@ -1,7 +1,7 @@
 """`python -m atelier_modelserver.container`: run a custom image as one service instance.
 
-    python -m atelier_modelserver.container --image IMAGE [--container-port 8080] [--stop-grace 10]
-        [--mount LOCAL:PATH]… [--pass-env NAME]… [-- COMMAND…]
+    python -m atelier_modelserver.container --image IMAGE [--container-port 8080] [--protocol http]
+        [--stop-grace 10] [--metric-seconds 60] [--mount LOCAL:PATH]… [--pass-env NAME]… [-- COMMAND…]
 
 Runs `docker run` in the foreground as its child, publishing the container's port (ModelArts'
 8080) on the $PORT the run engine allocated (Docker's default bridge network and `-p`), so the
@@ -18,16 +18,27 @@ Contract with the engine:
 * SIGTERM stops the container (`docker stop` with `--stop-grace` seconds before Docker kills it),
   also when the engine's SIGKILL reaches this launcher first: the stop request runs detached;
 * containers left behind by earlier launchers of the same run (killed outright) are removed first;
-* the exit status is the container's (137 after `docker kill`, so a crash is restarted).
+* the exit status is the container's (137 after `docker kill`, so a crash is restarted);
+* every `--metric-seconds` it prints the container's own CPU use (cores) and memory (MB) as
+  `container_cpu_cores` / `container_memory_mb` metric lines, read from the container's cgroup
+  (`docker stats` where the cgroup files are not readable): the engine's samples cover this
+  launcher's process tree, the `docker` client, not the container;
+* once the port answers it checks, with one TLS handshake, that the container speaks the
+  `--protocol` its application declares, and says so in the log when it does not.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
+import time
 
 # Variables of the run that are passed into the container (the engine's own stay outside).
 PASS_PREFIXES = ("MODEL_", "MA_")
@@ -105,10 +116,139 @@ def stop_detached(docker: str, name: str, grace: int) -> None:
         pass
 
 
+def _cgroup_files(pid: int) -> tuple[str, str, str] | None:
+    """(cgroup version, CPU file, memory dir) of a process's cgroup, as this machine mounts them."""
+    try:
+        lines = open(f"/proc/{pid}/cgroup").read().splitlines()
+    except OSError:
+        return None
+    groups = {}
+    for line in lines:
+        _hierarchy, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            groups[controller] = path
+    root = "/sys/fs/cgroup"
+    if os.path.exists(f"{root}/cgroup.controllers") and "" in groups:  # cgroup v2, one hierarchy
+        base = f"{root}{groups['']}"
+        found = ("2", f"{base}/cpu.stat", base)
+    elif "cpuacct" in groups and "memory" in groups:
+        cpu_dir = next((f"{root}/{d}{groups['cpuacct']}" for d in ("cpuacct", "cpu,cpuacct")
+                        if os.path.isdir(f"{root}/{d}{groups['cpuacct']}")), "")
+        found = ("1", f"{cpu_dir}/cpuacct.usage", f"{root}/memory{groups['memory']}")
+    else:
+        return None
+    return found if os.path.isfile(found[1]) and os.path.isdir(found[2]) else None
+
+
+def _cgroup_read(files: tuple[str, str, str]) -> tuple[float, float]:
+    """(CPU seconds used so far, memory bytes in use without the reclaimable page cache)."""
+    version, cpu_file, memory_dir = files
+    stat = dict(line.split() for line in open(f"{memory_dir}/memory.stat").read().splitlines() if " " in line)
+    if version == "2":
+        cpu = dict(line.split() for line in open(cpu_file).read().splitlines())
+        seconds = int(cpu["usage_usec"]) / 1e6
+        used = int(open(f"{memory_dir}/memory.current").read()) - int(stat.get("inactive_file", 0))
+    else:
+        seconds = int(open(cpu_file).read()) / 1e9
+        used = int(open(f"{memory_dir}/memory.usage_in_bytes").read()) - int(stat.get("total_inactive_file", 0))
+    return seconds, max(0, used)
+
+
+UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "tib": 1024 ** 4}
+
+
+def _docker_stats(docker: str, name: str) -> tuple[float, float] | None:
+    """(cores, memory bytes) from `docker stats` (about 2 s: it waits for two readings itself)."""
+    try:
+        done = subprocess.run([docker, "stats", "--no-stream", "--format", "{{.CPUPerc}}|{{.MemUsage}}", name],
+                              capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
+        cpu, memory = done.stdout.strip().split("|")
+        amount = memory.split("/")[0].strip()
+        number = amount.rstrip("BbKkMmGgTtIi")
+        return float(cpu.rstrip("%")) / 100, float(number) * UNITS[amount[len(number):].lower()]
+    except (subprocess.TimeoutExpired, OSError, ValueError, KeyError):
+        return None
+
+
+def metric(name: str, value: float) -> None:
+    # One write per line: the engine reads metric lines at the start of a line of this output.
+    sys.stdout.write("ATELIER_METRIC " + json.dumps({"name": name, "value": round(value, 3)}) + "\n")
+    sys.stdout.flush()
+
+
+def sample_container(docker: str, name: str, every: float, done: threading.Event) -> None:
+    """Print the container's CPU (cores) and memory (MB) every `every` seconds until `done`."""
+    files, previous = None, None
+    while not done.wait(every if previous is not None else min(every, 1.0)):
+        if files is None:
+            try:
+                found = subprocess.run([docker, "container", "inspect", "--format", "{{.State.Pid}}", name],
+                                       capture_output=True, text=True, timeout=CLIENT_TIMEOUT).stdout.strip()
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if not found.isdigit() or found == "0":
+                continue  # not running yet (pulling, creating)
+            files = _cgroup_files(int(found)) or ("stats", "", "")
+        if files[0] == "stats":
+            got = _docker_stats(docker, name)
+            if got is not None:
+                metric("container_cpu_cores", got[0])
+                metric("container_memory_mb", got[1] / 1024 ** 2)
+                previous = got
+            continue
+        try:
+            seconds, memory = _cgroup_read(files)
+        except (OSError, ValueError, KeyError):
+            files = None  # the container was replaced or is gone; look it up again
+            continue
+        now = time.monotonic()
+        if previous is not None and now > previous[0]:
+            metric("container_cpu_cores", max(0.0, seconds - previous[1]) / (now - previous[0]))
+            metric("container_memory_mb", memory / 1024 ** 2)
+        previous = (now, seconds)
+
+
+def protocol_spoken(port: int, timeout: float = 3.0) -> str | None:
+    """"https" when a TLS handshake with 127.0.0.1:port succeeds, "http" when the server answered
+    it with something else (a plain HTTP server answers 400), None when that cannot be told."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1"):
+                return "https"
+    except ssl.SSLEOFError:
+        return None
+    except ssl.SSLError:
+        return "http"
+    except OSError:
+        return None
+
+
+def check_protocol(port: int, declared: str, child: subprocess.Popen, limit: float = 600) -> None:
+    """Once the port answers, say in the log when the container speaks the other protocol."""
+    deadline = time.monotonic() + limit
+    while child.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.5)
+            continue
+        spoken = protocol_spoken(port)
+        if spoken and spoken != declared:
+            say(f"Protocol mismatch: the AI application declares {declared.upper()} but the container answers "
+                f"{spoken.upper()} on its port; calls fail with ModelArts.4503 until the application's protocol "
+                "matches the image.")
+        return
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atelier_modelserver.container")
     parser.add_argument("--image", required=True)
     parser.add_argument("--container-port", type=int, default=8080)
+    parser.add_argument("--protocol", choices=("http", "https"), default="http")
+    parser.add_argument("--metric-seconds", type=float, default=60)
     parser.add_argument("--stop-grace", type=int, default=10,
                         help="seconds between SIGTERM and SIGKILL when the container is stopped")
     parser.add_argument("--pass-env", action="append", default=[], help="a variable of the run to pass in")
@@ -144,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    sampled = threading.Event()
+    threading.Thread(target=sample_container, args=(docker, name, max(1.0, args.metric_seconds), sampled),
+                     daemon=True).start()
+    threading.Thread(target=check_protocol, args=(port, args.protocol, child), daemon=True).start()
     code = child.wait()
+    sampled.set()
     return code if code >= 0 else 128 - code
 
 
