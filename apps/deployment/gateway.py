@@ -46,6 +46,7 @@ from . import gateway_async, signing, upstream
 from .keys import KEY_PREFIX
 from .monitoring import LATENCY_BUCKETS_MS
 from .routing import Condition, WeightedPicker, variables_for
+from .upstream import instance_tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -742,10 +743,11 @@ class Gateway:
                    if k not in HOP_BY_HOP and k not in CREDENTIALS and not k.startswith(b"sec-websocket")]
         if extra_header is not None:
             forward.append((extra_header[0].decode(), extra_header[1].decode()))
+        tls = {"ssl": instance_tls_context()} if scheme == "wss" else {}  # self-signed is fine, see upstream.py
         try:
             upstream = await connect(url, additional_headers=forward, subprotocols=scope.get("subprotocols") or None,
                                      max_size=settings.ATELIER_GATEWAY_MAX_BODY_BYTES, proxy=None,
-                                     open_timeout=10, compression=None)
+                                     open_timeout=10, compression=None, **tls)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             await self._ws_refuse(scope, receive, send, GatewayRefusal(
                 502, "ModelArts.4302", f"Gateway forwarding error. The instance refused the WebSocket: {exc}"))

@@ -84,6 +84,17 @@ def _insecure_context() -> ssl.SSLContext:
     return context
 
 
+def instance_tls_context() -> ssl.SSLContext:
+    """The TLS context for instances that declare HTTPS (WebSocket relays use it too)."""
+    global _TLS
+    if _TLS is None:
+        _TLS = _insecure_context()
+    return _TLS
+
+
+_TLS: ssl.SSLContext | None = None
+
+
 class Pool:
     """Idle keep-alive connections per (scheme, host:port); one event loop only."""
 

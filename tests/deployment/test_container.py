@@ -307,7 +307,7 @@ def test_https_images_are_called_over_tls_and_a_protocol_mismatch_answers_4503(
         version = imported(services.ai_app_create(user=owner, workspace=workspace, name=name, source_type="image",
                                                   image=echo_image, source_uri=source_uri, protocol=protocol,
                                                   health=health if checked else None))
-        service = service_create(user=owner, workspace=workspace, name=f"{name}-svc", versions=[
+        service = service_create(user=owner, workspace=workspace, name=f"{name}-svc", websocket=True, versions=[
             {"model_version": version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool, "env": env or {}}])
         return service
 
@@ -327,6 +327,13 @@ def test_https_images_are_called_over_tls_and_a_protocol_mismatch_answers_4503(
     answer = call(right)
     assert answer.status_code == 200, answer.text
     assert answer.json()["echo"] == {"x": 1} and answer.json()["env"]["TEST_TLS_CERT"] == TLS_ENV["TEST_TLS_CERT"]
+    from websockets.sync.client import connect
+
+    key = service_key_create(user=owner, service=right, name="ws")[1]
+    with connect(f"{asgi_server.url}/infer/{right.pk}/".replace("http://", "ws://"),
+                 additional_headers={"X-Auth-Token": key}, proxy=None) as ws:  # relayed over wss://
+        ws.send("over tls")
+        assert ws.recv(timeout=10) == "echo: over tls"
     right_run = Run.objects.get(service_instance__service=right)
     # Its HTTP health URL is asked over TLS (the engine itself asks plain HTTP).
     log_shows(right_run, "[health] Health check passed (HTTPS GET /health).")
