@@ -1,5 +1,6 @@
 """Models and Services in a real browser: the deploy form's version editor, the test page (JSON and
-an image with its detection boxes drawn) and the monitoring charts.
+an image with its detection boxes drawn), the monitoring charts, and the AI application form's
+container-image source (image, protocol and port, the model folder's path picker, inline errors).
 
 Each test leaves screenshots under $ATELIER_SCREENSHOTS (default: the system temp dir).
 """
@@ -195,3 +196,71 @@ def test_modify_form_warns_when_a_change_restarts_the_service(page, signed_in, o
     page.screenshot(path=str(SHOTS / "deployment-restart-warning.png"), full_page=True)
     row.locator("[data-key=env]").fill(" MODE = fast ")
     expect(warning).to_be_hidden()
+
+
+def test_ai_app_form_with_a_container_image(page, signed_in, owner, workspace, models_bucket, tmp_path):
+    from apps.deployment.models import AiAppVersion
+
+    folder = tmp_path / "boxed"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "greeting.txt").write_text("hello\n")
+    upload_package(folder, "models", "boxed")
+    (tmp_path / "bare" / "data").mkdir(parents=True)
+    (tmp_path / "bare" / "data" / "x.txt").write_text("no model folder here\n")
+    upload_package(tmp_path / "bare", "models", "bare")
+
+    page.goto(f"{signed_in}/models/new")
+    form = page.locator("[data-testid=model-form]")
+    image_field = form.locator("[data-field=image]")
+    expect(image_field).to_be_hidden()  # storage is the default source
+    form.locator("input[name=source_type][value=image]").check()
+    # The image's fields, and the model folder (optional for an image) with its path picker.
+    expect(image_field).to_be_visible()
+    expect(form.locator("[data-field=training_job]")).to_be_hidden()
+    expect(form.locator("[data-field=source_uri]")).to_be_visible()
+    expect(form.locator("select[name=protocol]")).to_have_value("http")
+    expect(form.locator("input[name=port]")).to_have_value("8080")
+    form.locator("input[name=name]").fill("boxed")
+
+    # A port out of range and a bad image reference: each is shown at its field, nothing is created.
+    form.locator("input[name=image]").fill("Registry.Local/Team Server:latest")
+    form.locator("input[name=port]").fill("70000")
+    page.click("[data-testid=model-submit]")
+    expect(form.locator("[data-field=port] .field-error")).to_have_text(
+        "Ensure this value is less than or equal to 65535.")
+    expect(form.locator("input[name=source_type][value=image]")).to_be_checked()
+    expect(form.locator("input[name=image]")).to_have_value("Registry.Local/Team Server:latest")
+    form.locator("input[name=port]").fill("8443")
+    form.locator("select[name=protocol]").select_option("https")
+    page.click("[data-testid=model-submit]")
+    expect(form.locator("[data-field=image] .field-error")).to_have_text(
+        "Give an image reference such as registry.local/team/server:1.0.")
+    expect(form.locator("[data-field=port] .field-error")).to_have_count(0)
+    expect(form.locator("select[name=protocol]")).to_have_value("https")
+    page.screenshot(path=str(SHOTS / "deployment-model-form-image-errors.png"), full_page=True)
+
+    # A model folder without model/ is refused at its field.
+    form.locator("input[name=image]").fill("registry.local/team/server:1.0")
+    form.locator("input[name=source_uri]").fill("storage://models/bare")
+    page.click("[data-testid=model-submit]")
+    expect(form.locator("[data-field=source_uri] .field-error")).to_contain_text(
+        "The folder has no model/ folder with files in it")
+
+    # The path picker chooses the folder that holds model/ (it opens at the typed folder: start
+    # from the buckets).
+    form.locator("input[name=source_uri]").fill("")
+    form.locator("[data-field=source_uri] [data-path-picker-open]").click()
+    dialog = page.locator("dialog#path-picker-dialog")
+    expect(dialog).to_be_visible()
+    dialog.locator(".picker-entry[data-name=models]").click()
+    dialog.locator(".picker-entry[data-name=boxed]").click()
+    expect(dialog.locator("[data-picker-selected]")).to_have_text("storage://models/boxed")
+    dialog.locator("[data-picker-choose]").click()
+    expect(dialog).to_be_hidden()
+    expect(form.locator("input[name=source_uri]")).to_have_value("storage://models/boxed")
+    page.screenshot(path=str(SHOTS / "deployment-model-form-image.png"), full_page=True)
+    page.click("[data-testid=model-submit]")
+    expect(page.locator("h1")).to_contain_text("boxed")
+    version = AiAppVersion.objects.get(app__name="boxed")
+    assert (version.source_type, version.image, version.protocol, version.port, version.source_uri) == (
+        "image", "registry.local/team/server:1.0", "https", 8443, "storage://models/boxed")
