@@ -153,6 +153,37 @@ def insert(row_class: type[Row], rows: list[Row], *, now) -> None:
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values)
 
 
+def last_annotation_id() -> int:
+    """The highest annotation id so far; rows inserted after this call in the transaction get higher ids."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM datasets_annotation")
+        return cursor.fetchone()[0]
+
+
+def label_index_extend(*, dataset_id: int, first_annotation_id: int, last_annotation_id: int) -> None:
+    """Write the SampleLabel rows for the dataset's annotations with ids in [first, last].
+
+    One set-based statement doing what the insert trigger (migration 0003) does per row: one row
+    per distinct (sample, label) with the sample's usage, status and creation time, pairs already
+    indexed left alone. Read from the rows just written, so the index matches them by
+    construction; sorted in the order of the label indexes, so their inserts are appends.
+    """
+    if connection.vendor == "sqlite":
+        head, tail = "INSERT OR IGNORE INTO", ""
+    else:
+        head, tail = "INSERT INTO", " ON CONFLICT (sample_id, label_id) DO NOTHING"
+    # Only the id range may pick the plan (the unary + keeps the other columns' indexes out): an
+    # index on dataset_id or label_id would walk every annotation of the dataset for each batch.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{head} datasets_samplelabel (dataset_id, label_id, sample_id, usage, label_status, created_at) "
+            "SELECT DISTINCT a.dataset_id, a.label_id, a.sample_id, s.usage, s.label_status, s.created_at "
+            "FROM datasets_annotation a JOIN datasets_sample s ON s.id = a.sample_id "
+            "WHERE a.id >= %s AND a.id <= %s AND +a.dataset_id = %s AND +a.label_id IS NOT NULL "
+            f"ORDER BY a.label_id DESC, a.sample_id DESC{tail}",
+            [first_annotation_id, last_annotation_id, dataset_id])
+
+
 # The tables whose triggers (migrations 0003/0004) a paused bulk writer takes over.
 PAUSED_TABLES = ("datasets_sample", "datasets_annotation")
 

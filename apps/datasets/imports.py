@@ -37,7 +37,16 @@ from .choices import (
     Usage,
 )
 from .formats.items import AnnSpec, ImportItem, Problem, extension, read_bytes
-from .bulk import AnnotationRow, SampleLabelRow, SampleRow, gc_paused, index_paused, insert, write_cache
+from .bulk import (
+    AnnotationRow,
+    SampleRow,
+    gc_paused,
+    index_paused,
+    insert,
+    label_index_extend,
+    last_annotation_id,
+    write_cache,
+)
 from .files import FileAccess
 from .formats.voc import out_of_bounds
 from .models import Dataset, Label, Sample
@@ -67,7 +76,6 @@ SAMPLE_TYPE_BY_DATA_TYPE = {
 
 _ID = operator.attrgetter("id")
 _SAMPLE_ID = operator.attrgetter("sample_id")
-_LABEL_SAMPLE = operator.attrgetter("label_id", "sample_id")
 
 
 def dedupe_key(value: str) -> str:
@@ -254,32 +262,24 @@ class Ingestor:
                 sample.label_status = LabelStatus.LABELED if human else LabelStatus.TO_CONFIRM
         for path, data in thumbs:
             self.files.write(path, data, atomic=False)
-        # One batch writes its own SampleLabel rows and one revision bump instead of a trigger per row.
-        index_rows = self._index_rows(samples, annotations)
         # Rows go in the order of the indexes they feed: a batch shares one created_at, so sorting by
         # id (descending, as the browser indexes are) turns random-key index inserts into appends.
-        # The sorts are stable: a sample's annotations keep their order.
+        # The sort is stable: a sample's annotations keep their order.
         samples.sort(key=_ID, reverse=True)
         annotations.sort(key=_SAMPLE_ID, reverse=True)
-        index_rows.sort(key=_LABEL_SAMPLE, reverse=True)
+        # One batch writes its own SampleLabel rows and one revision bump instead of a trigger per row.
         with transaction.atomic(), index_paused(), write_cache():
+            first = last_annotation_id() + 1
             insert(SampleRow, samples, now=self.now)
             insert(AnnotationRow, annotations, now=self.now)
-            insert(SampleLabelRow, index_rows, now=self.now)
+            if annotations:
+                label_index_extend(dataset_id=self.dataset_id, first_annotation_id=first,
+                                   last_annotation_id=last_annotation_id())
             dataset_revision_bump(self.dataset.pk)
         self.counts["created"] += len(samples)
         self.counts["annotations"] += len(annotations)
         self.counts["labeled"] += len({a.sample_id for a in annotations})
         self.ctx.advance(len(items))
-
-    def _index_rows(self, samples: list[SampleRow], annotations: list[AnnotationRow]) -> list[SampleLabelRow]:
-        """The SampleLabel rows of a batch: one per distinct (sample, label), as the triggers would write."""
-        by_id = {sample.id: sample for sample in samples}
-        pairs = dict.fromkeys((a.sample_id, a.label_id) for a in annotations if a.label_id is not None)
-        return [SampleLabelRow(dataset_id=self.dataset_id, label_id=label_id, sample_id=sample_id,
-                               usage=by_id[sample_id].usage, label_status=by_id[sample_id].label_status,
-                               created_at=self.now)
-                for sample_id, label_id in pairs]
 
     def _sample_for(self, item: ImportItem, dest: StoragePath | None, key: str) -> tuple[SampleRow, bytes | None]:
         dataset = self.dataset

@@ -560,3 +560,74 @@ def test_manifest_source_schemes_and_lenient_fields(make_dataset, run_import, ro
     assert {s.file_name: (s.usage, s.hard) for s in dataset.samples.all()} == {
         "a.jpg": ("TRAIN", True), "b.jpg": ("EVAL", False)}
     assert labels_by_file(dataset) == {"a.jpg": ["cat"], "b.jpg": ["dog"]}
+
+
+def test_manifest_import_writes_the_label_index_per_batch(make_dataset, run_import, root, monkeypatch):
+    """A metadata import in several batches leaves SampleLabel equal to a rebuild from its annotations
+    (one row per sample and label, the sample's usage and status), touches no other dataset's rows,
+    imports nothing twice when repeated, and leaves the index triggers in force for later writers."""
+    from django.db import connection
+
+    from apps.datasets import imports
+    from apps.datasets.models import SampleLabel
+
+    monkeypatch.setattr(imports, "METADATA_BATCH", 2)
+
+    def ann(name, by="human"):
+        return {"type": "modelarts/image_classification", "name": name, "annotated-by": by,
+                "creation-time": "2024-01-02 03:04:05"}
+
+    docs = [
+        {"source": "img/0.jpg", "usage": "TRAIN", "annotation": [ann("cat"), ann("cat"), ann("dog", "modelarts/x")]},
+        {"source": "img/1.jpg", "usage": "EVAL", "annotation": [ann("dog", "modelarts/x")]},
+        {"source": "img/2.jpg", "usage": "TRAIN"},
+        None,  # line 4: not JSON
+        {"source": "img/missing.jpg", "usage": "TRAIN", "annotation": [ann("cat")]},
+        {"source": "img/5.jpg", "usage": "TEST", "annotation": [ann("bird")]},
+        {"source": "img/6.jpg", "usage": "TRAIN", "annotation": [ann("cat")]},
+    ]
+    for i in (0, 1, 2, 5, 6):
+        put(f"{root}/src/img/{i}.jpg", image_bytes(fmt="JPEG"))
+    put(f"{root}/src/set.manifest", "\n".join("{broken" if d is None else json.dumps(d) for d in docs) + "\n")
+
+    def index(dataset):
+        return sorted(SampleLabel.objects.filter(dataset=dataset).values_list(
+            "sample__file_name", "label__name", "usage", "label_status"))
+
+    def rebuilt(dataset):
+        return sorted({(a.sample.file_name, a.label.name, a.sample.usage, a.sample.label_status)
+                       for a in Annotation.objects.filter(dataset=dataset, label__isnull=False)
+                       .select_related("label", "sample")})
+
+    other = make_dataset(name="other")
+    run_import(other, f"{root}/src/set.manifest", "manifest")
+    other_index = index(other)
+    dataset = make_dataset()
+    revision = dataset.revision
+    op = run_import(dataset, f"{root}/src/set.manifest", "manifest")
+    assert op.status == "succeeded" and (op.result["created"], op.result["labeled"]) == (5, 4)
+    assert sorted(errors_of(op)) == [("set.manifest", 4, "MALFORMED_LINE"), ("set.manifest", 5, "MISSING_SOURCE")]
+    assert index(dataset) == rebuilt(dataset) == [
+        ("0.jpg", "cat", "TRAIN", LabelStatus.LABELED), ("0.jpg", "dog", "TRAIN", LabelStatus.LABELED),
+        ("1.jpg", "dog", "EVAL", LabelStatus.TO_CONFIRM), ("5.jpg", "bird", "TEST", LabelStatus.LABELED),
+        ("6.jpg", "cat", "TRAIN", LabelStatus.LABELED)]
+    assert Annotation.objects.filter(dataset=dataset, sample__file_name="0.jpg").count() == 3
+    assert dataset.revision > revision and (dataset.sample_count, dataset.labeled_count) == (5, 3)
+    assert index(other) == other_index
+
+    again = run_import(dataset, f"{root}/src/set.manifest", "manifest")
+    assert (again.result["created"], again.result["existing"]) == (0, 5)
+    assert Sample.objects.filter(dataset=dataset).count() == 5 and index(dataset) == rebuilt(dataset)
+
+    # The triggers are back: a later annotation by anyone else is indexed, and usage changes follow.
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN "
+                           "('datasets_sample', 'datasets_annotation')")
+            assert cursor.fetchone() == (6,)
+    plain = dataset.samples.get(file_name="2.jpg")
+    Annotation.objects.create(sample=plain, dataset=dataset, label=dataset.labels.get(name="bird"),
+                              type="image_classification", created_at=plain.created_at)
+    Sample.objects.filter(pk=plain.pk).update(usage="EVAL")
+    assert ("2.jpg", "bird", "EVAL", LabelStatus.UNLABELED) in index(dataset)
+    assert index(dataset) == rebuilt(dataset)
