@@ -30,7 +30,7 @@ from apps.runtime.choices import TERMINAL_STATUSES, RunStatus
 from apps.runtime.models import Run
 from apps.runtime.services import run_submit
 
-from .choices import ServiceKind, ServiceStatus
+from .choices import ModelSource, ServiceKind, ServiceStatus
 from .models import AiAppVersion, InferenceService, ServiceConfigRecord, ServiceInstance, ServiceVersion
 from .serving import MODELSERVER_DIR, OWNER_TYPE, _actor, _int, _status_set, _stop_runs, versions_clean
 from .services import name_clean
@@ -239,6 +239,8 @@ def _batch_run(service: InferenceService, *, user) -> None:
         inputs.extend(image_inputs)  # an image's model folder, staged for its /home/mind/model mount
         env.update(extra_env)
         argv_extra += ["--command", json.dumps(argv), "--health-path", health_path]
+        if version.source_type == ModelSource.IMAGE and version.protocol == "https":
+            argv_extra += ["--scheme", "https"]
     InferenceService.objects.filter(pk=service.pk).update(task_id=task_id, progress={}, generation=service.generation + 1)
     service.task_id, service.generation = task_id, service.generation + 1
     for shard in range(sv.instance_count):

@@ -391,3 +391,33 @@ def test_resource_samples_of_a_container_instance_measure_the_container(
     assert memory and all(0 < value < 100 for _at, value in memory), memory
     service_stop(user=owner, service=service)
     status_of(service, ServiceStatus.STOPPED)
+
+
+def test_a_batch_service_calls_an_https_image_over_tls(deploy_worker, docker, echo_image, owner, workspace,
+                                                       models_bucket, cpu_flavor, local_pool, tmp_path):
+    import io
+
+    from apps.core.paths import StoragePath
+    from apps.core.storage import get_storage
+    from apps.deployment.batch import batch_service_create
+    from apps.storage.services import bucket_create
+
+    deploy_worker(concurrency=2)
+    version = imported(services.ai_app_create(
+        user=owner, workspace=workspace, name="tls-batch", source_type="image", image=echo_image, protocol="https",
+        source_uri=upload_package(tls_folder(tmp_path, "tls"), "models", "tls-batch"), deploy_types=["batch"],
+        apis=[{"url": "/", "method": "POST",
+               "request": {"Content-type": "application/json",
+                           "data": {"type": "object", "properties": {"x": {"type": "number"}}}},
+               "response": {"Content-type": "application/json", "data": {"type": "object"}}}]))
+    bucket_create(user=owner, workspace=workspace, name="data")
+    storage = get_storage()
+    storage.save(StoragePath("data", "in/a.json"), io.BytesIO(b'{"x": 8}'))
+    storage.mkdir(StoragePath("data", "out"))
+    service = batch_service_create(user=owner, workspace=workspace, name="tls-batch-svc", model_version=version,
+                                   input_uri="storage://data/in", output_uri="storage://data/out",
+                                   flavor=cpu_flavor, pool=local_pool, env=TLS_ENV)
+    service = status_of(service, ServiceStatus.COMPLETED, timeout=90)
+    result = json.loads(storage.open(StoragePath("data", f"out/infer-result-{service.task_id}/a.json_result.txt"))
+                        .read())
+    assert result["echo"] == {"x": 8} and result["env"]["TEST_TLS_CERT"] == TLS_ENV["TEST_TLS_CERT"]

@@ -79,12 +79,20 @@ class Caller:
 
     def __init__(self, args):
         self.proc = None
+        self.tls = None
         if args.command:
             port = _free_port()
             env = dict(os.environ, PORT=str(port))
             self.proc = subprocess.Popen(json.loads(args.command), env=env)
-            self.url = f"http://127.0.0.1:{port}{args.request_path}"
-            self._wait(f"http://127.0.0.1:{port}{args.health_path or ''}", bool(args.health_path), port)
+            # An image that declares HTTPS is called over TLS; its certificate may be self-signed
+            # (it is this process's own child, on the loopback).
+            if args.scheme == "https":
+                import ssl
+
+                self.tls = ssl.create_default_context()
+                self.tls.check_hostname, self.tls.verify_mode = False, ssl.CERT_NONE
+            self.url = f"{args.scheme}://127.0.0.1:{port}{args.request_path}"
+            self._wait(f"{args.scheme}://127.0.0.1:{port}{args.health_path or ''}", bool(args.health_path), port)
             self.pipeline = None
         else:
             from .app import Pipeline, dumps
@@ -105,7 +113,7 @@ class Caller:
                 raise SystemExit(f"the server command exited with code {self.proc.returncode} before it was ready")
             try:
                 if http:
-                    with urllib.request.urlopen(url, timeout=2):
+                    with urllib.request.urlopen(url, timeout=2, context=self.tls):
                         return
                 else:
                     with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -126,7 +134,7 @@ class Caller:
             payload, ctype = _multipart(data)
         request = urllib.request.Request(self.url, data=payload, headers={"Content-Type": ctype}, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=40) as response:
+            with urllib.request.urlopen(request, timeout=40, context=self.tls) as response:
                 return response.read()
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"HTTP {exc.code}: {exc.read()[:300].decode('utf-8', 'replace')}") from None
@@ -200,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", default="")
     parser.add_argument("--request-path", default="/")
     parser.add_argument("--health-path", default="")
+    parser.add_argument("--scheme", choices=("http", "https"), default="http")
     parser.add_argument("--api", default="{}")
     parser.add_argument("--mapping", default="")
     parser.add_argument("--shard", type=int, default=0)
