@@ -120,9 +120,13 @@ def _instance_command(version: AiAppVersion, env_names=()) -> tuple[list[str], s
     if version.source_type == ModelSource.IMAGE:
         # Docker's own stop grace ends just before the engine's (the run's stop_grace_seconds).
         argv = ["python", "-m", "atelier_modelserver.container", "--image", version.image,
-                "--container-port", str(version.port), "--protocol", version.protocol,
-                "--metric-seconds", str(settings.ATELIER_DEPLOYMENT_METRIC_SECONDS),
+                "--container-port", str(version.port),
                 "--stop-grace", str(settings.ATELIER_GATEWAY_TIMEOUT_SECONDS + 5)]
+        # Options left out at their defaults, so edge agents with an older launcher still run it.
+        if version.protocol == "https":
+            argv += ["--protocol", "https"]
+        if settings.ATELIER_DEPLOYMENT_METRIC_SECONDS != 60:  # the launcher's default
+            argv += ["--metric-seconds", str(settings.ATELIER_DEPLOYMENT_METRIC_SECONDS)]
         for name in sorted(env_names):
             argv += ["--pass-env", name]
         inputs = []
