@@ -380,13 +380,15 @@ def test_resource_samples_of_a_container_instance_measure_the_container(
         {"model_version": version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool}])
     status_of(service, ServiceStatus.RUNNING)
     run = Run.objects.get(service_instance__service=service)
-    wait_for(lambda: Metric.objects.filter(run=run, name="container_cpu_cores", value__gte=0.5).first(),
-                    timeout=60, message="a container CPU reading of at least half a core")
+    # A fifth of a core at least (other work on a small machine may slow the loop down); the
+    # launcher and its docker client idle far below that.
+    wait_for(lambda: Metric.objects.filter(run=run, name="container_cpu_cores", value__gte=0.2).first(),
+             timeout=60, message="a container CPU reading of at least a fifth of a core")
     assert Metric.objects.filter(run=run, name="container_memory_mb", value__gt=1).exists()
     series = resource_series(service, minutes=10)
     (_label, cpu), = series["cpu_usage"].items()
     # Of the 1-core flavor: the container's loop, not the launcher's idle docker client.
-    assert max(value for _at, value in cpu) >= 50, cpu
+    assert max(value for _at, value in cpu) >= 20, cpu
     (_label, memory), = series["mem_usage"].items()
     assert memory and all(0 < value < 100 for _at, value in memory), memory
     service_stop(user=owner, service=service)
