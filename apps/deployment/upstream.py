@@ -54,6 +54,9 @@ class UpstreamProtocolMismatch(UpstreamError):
         self.detail = f"{endpoint}: {detail}" if detail else endpoint
 
 
+# Longest wait for the one TLS handshake that tells whether a silent instance speaks TLS: on the
+# worker's network a handshake takes milliseconds, and a plain server may sit on it until its timeout.
+TLS_PROBE_SECONDS = 1.0
 # How TLS records start: content type 0x15 (alert) or 0x16 (handshake), then major version 3.
 TLS_RECORD_STARTS = (b"\x15\x03", b"\x16\x03")
 
@@ -204,7 +207,7 @@ async def request(pool: Pool, *, scheme: str, endpoint: str, method: str, target
             partial = getattr(exc, "partial", b"")
             if conn.reused and attempt == 1 and not partial:
                 continue  # the instance had closed this idle connection; it never saw the request
-            if scheme == "http" and await _answers_tls(endpoint, partial, connect_timeout):
+            if scheme == "http" and await _answers_tls(endpoint, partial, min(connect_timeout, TLS_PROBE_SECONDS)):
                 raise UpstreamProtocolMismatch(declared="http", endpoint=endpoint, detail=str(exc)) from None
             raise UpstreamError(f"the instance closed the connection: {exc}") from None
         except asyncio.LimitOverrunError:
