@@ -15,7 +15,7 @@ import uuid
 
 from django.db import connection, models
 
-from .models import Annotation, Sample, SampleLabel
+from .models import Annotation, Sample
 
 _MUTABLE = (dict, list)
 
@@ -71,13 +71,8 @@ class AnnotationRow(Row):
     model = Annotation
 
 
-class SampleLabelRow(Row):
-    model = SampleLabel
-
-
 SampleRow.prepare()
 AnnotationRow.prepare()
-SampleLabelRow.prepare()
 SampleRow._defaults["id"] = lambda: uuid.uuid4().hex
 
 
@@ -202,7 +197,7 @@ def index_paused():
     transaction. A trigger whose WHEN clause is false still costs its INSERT as much as the
     row itself (SQLite gives up its index-insert shortcuts for a statement with a trigger
     program: 10,000 samples and annotations took 0.58 s instead of 0.24 s), so skipping them
-    is what lets a manifest import reach its target. Schema changes are transactional in
+    is the largest single saving of a manifest import. Schema changes are transactional in
     SQLite and it has one writer at a time: other connections keep seeing the triggers (in
     their snapshot, or after our commit), and a rollback or crash brings them back with the
     rest. The cost is one schema re-read per other connection per committed batch.
