@@ -247,9 +247,10 @@ class Annotation(models.Model):
     """
 
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="annotations")
-    # dataset and label lead annotation_ds_annotator and annotation_label_sample (Meta), which
-    # serve every lookup by either; no single-column copies (migration 0006).
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Indexed on its own although annotation_ds_annotator starts with it: on SQLite the one-column
+    # index keeps a dataset's annotations in id order, the default ordering (migration 0007).
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    # label leads annotation_label_sample (Meta), which serves every lookup by it (migration 0006).
     label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.CASCADE, related_name="annotations",
                               db_index=False)
     type = models.CharField(max_length=32, choices=LabelType.choices)
