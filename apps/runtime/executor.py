@@ -26,6 +26,7 @@ from collections import deque
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import threading
@@ -757,8 +758,10 @@ class RunExecution:
             return
         try:
             if self.run.health_path:
-                url = f"http://127.0.0.1:{self.port}{self.run.health_path}"
-                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback, our port
+                scheme = "https" if self.run.health_tls else "http"
+                url = f"{scheme}://127.0.0.1:{self.port}{self.run.health_path}"
+                with urllib.request.urlopen(url, timeout=1,  # noqa: S310 - loopback, our port
+                                            context=_loopback_tls() if self.run.health_tls else None) as response:
                     healthy = 200 <= response.status < 300
             else:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
@@ -853,6 +856,16 @@ def _duration(seconds: int) -> str:
     minutes, secs = divmod(rest, 60)
     parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
     return " ".join(p for p in parts if p) or "0s"
+
+
+def _loopback_tls() -> ssl.SSLContext:
+    """TLS for readiness probes without certificate checks: the server is the run's own process
+    on this worker's loopback (the engine picked its port), and its certificate is typically
+    self-signed for a name that is not 127.0.0.1, so verifying it would only refuse good servers."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _in_pool_child() -> bool:

@@ -223,6 +223,8 @@ class Run(models.Model):
 
     long_lived = models.BooleanField(default=False)
     health_path = models.CharField(max_length=255, blank=True)  # e.g. "/health"; "" = ready when the port answers
+    # The health path is asked over TLS (an HTTPS server; its certificate is not verified).
+    health_tls = models.BooleanField(default=False)
     port = models.PositiveIntegerField(null=True, blank=True)
     endpoint = models.CharField(max_length=300, blank=True)  # "host:port" once healthy
     ready_at = models.DateTimeField(null=True, blank=True)

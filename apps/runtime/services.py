@@ -312,6 +312,7 @@ def run_submit(
     hang_action: str = HangAction.EVENT,
     long_lived: bool = False,
     health_path: str = "",
+    health_tls: bool = False,
     owner_type: str = "",
     owner_id: str = "",
 ) -> list[Run]:
@@ -319,6 +320,8 @@ def run_submit(
 
     Needs run:create. Inputs must exist and be readable by the user, outputs writable.
     Returns the rows in rank order. A run no worker can serve yet stays queued with the reason.
+    A long-lived run is ready once its port answers, or, with `health_path`, once that path
+    answers 2xx (over TLS with `health_tls`, the certificate not verified).
     """
     require_perm(user, workspace, "run:create")
     errors: dict[str, list[str]] = {}
@@ -380,7 +383,7 @@ def run_submit(
                 outputs=outputs, flavor=flavor, pool=pool, node_rank=rank, node_count=node_count,
                 max_restarts=max_restarts, max_runtime_seconds=max_runtime_seconds,
                 stop_grace_seconds=stop_grace_seconds, hang_seconds=hang_seconds, hang_action=hang_action,
-                long_lived=long_lived, health_path=health_path, queued_at=now,
+                long_lived=long_lived, health_path=health_path, health_tls=bool(health_tls), queued_at=now,
                 status_reason="Waiting to be sent to a worker.",
             )
             if first is not None:
