@@ -89,9 +89,10 @@ def instance_command(version: AiAppVersion, env_names=(), mounts=()) -> tuple[li
             wrapper.append("--container")
         argv = [*wrapper, "--", *argv]
     elif health_path and version.source_type == ModelSource.IMAGE and version.protocol == "https":
-        # The run engine asks health URLs over plain HTTP; an HTTPS image's URL is asked by
-        # healthexec over TLS instead, and the engine counts the instance ready once its port
-        # answers (the first failed checks then restart it as an EXEC check would).
+        # healthexec asks an HTTPS image's health URL over TLS for as long as the instance runs
+        # (failed checks restart it as an EXEC check would). The path is left out of the run's
+        # plain-HTTP readiness (edge agents, batch); the console's own instances get it back for
+        # a TLS readiness probe (engine_tls_health_path).
         wrapper = ["python", str(MODELSERVER_DIR / "atelier_modelserver" / "healthexec.py"),
                    "--url", health_path, "--https", "--container",
                    "--period", str(health.get("period_seconds") or 10),
@@ -100,6 +101,15 @@ def instance_command(version: AiAppVersion, env_names=(), mounts=()) -> tuple[li
                    "--timeout", str(health.get("timeout_seconds") or 5)]
         argv, health_path = [*wrapper, "--", *argv], ""
     return argv, health_path, inputs, env
+
+
+def engine_tls_health_path(version: AiAppVersion) -> str:
+    """The health URL the run engine asks over TLS for readiness: an image that declares HTTPS and
+    has an HTTP health check is ready only after a 2xx there (as an HTTP image is); else ""."""
+    health = version.health or {}
+    if version.source_type == ModelSource.IMAGE and version.protocol == "https" and health.get("check_method") == "HTTP":
+        return health.get("url", "")
+    return ""
 
 
 def _instance_command(version: AiAppVersion, env_names=()) -> tuple[list[str], str, list[dict], dict[str, str]]:
@@ -157,12 +167,14 @@ def _instances_submit(service: InferenceService, row: dict, *, user, count: int,
                       service_version: ServiceVersion | None) -> list[ServiceInstance]:
     version: AiAppVersion = row["model_version"]
     argv, health_path, inputs, env = instance_command(version, row["env"].keys(), service.mounts)
+    health_tls = not health_path and bool(engine_tls_health_path(version))
+    health_path = health_path or engine_tls_health_path(version)
     made = []
     for _ in range(count):
         run = run_submit(
             user=user, workspace=service.workspace, name=f"{service.name} · {version.label}", command=argv,
             flavor=row["flavor"], pool=row["pool"], job_type="inference", env={**row["env"], **env}, inputs=inputs,
-            long_lived=True, health_path=health_path,
+            long_lived=True, health_path=health_path, health_tls=health_tls,
             max_restarts=settings.ATELIER_DEPLOYMENT_INSTANCE_RESTARTS,
             # Long enough for the requests an instance holds to finish after SIGTERM.
             stop_grace_seconds=settings.ATELIER_GATEWAY_TIMEOUT_SECONDS + 10,

@@ -299,7 +299,7 @@ TLS_ENV = {"TEST_TLS_CERT": "/home/mind/model/cert.pem", "TEST_TLS_KEY": "/home/
 def test_https_images_are_called_over_tls_and_a_protocol_mismatch_answers_4503(
         deploy_worker, asgi_server, gateway, docker, echo_image, owner, workspace, models_bucket, cpu_flavor,
         local_pool, tmp_path):
-    deploy_worker(concurrency=3)
+    deploy_worker(concurrency=4)
     tls_uri = upload_package(tls_folder(tmp_path, "tls"), "models", "tls")
     health = {"check_method": "HTTP", "url": "/health", "period_seconds": 1, "failure_threshold": 1000}
 
@@ -311,12 +311,14 @@ def test_https_images_are_called_over_tls_and_a_protocol_mismatch_answers_4503(
             {"model_version": version, "weight": 100, "flavor": cpu_flavor, "pool": local_pool, "env": env or {}}])
         return service
 
-    # HTTPS declared and served (self-signed); an HTTPS image declared HTTP (without a health
-    # check: the engine's plain-HTTP health URL would keep it from ever being ready); a plain
-    # image declared HTTPS (ready once its port answers; its health URL is asked over TLS).
+    # HTTPS declared and served (self-signed; ready after a 2xx from its health URL over TLS); an
+    # HTTPS image declared HTTP (without a health check: its plain-HTTP health URL would keep it
+    # from ever being ready); a plain image declared HTTPS, without a health check (ready once its
+    # port answers) and with one (never ready: its health URL is asked over TLS).
     right = deploy("tls-right", protocol="https", source_uri=tls_uri, env=TLS_ENV)
     says_http = deploy("tls-says-http", protocol="http", source_uri=tls_uri, env=TLS_ENV, checked=False)
-    says_https = deploy("plain-says-https", protocol="https")
+    says_https = deploy("plain-says-https", protocol="https", checked=False)
+    checked_https = deploy("plain-says-https-checked", protocol="https")
     for service in (right, says_http, says_https):
         status_of(service, ServiceStatus.RUNNING)
 
@@ -335,7 +337,8 @@ def test_https_images_are_called_over_tls_and_a_protocol_mismatch_answers_4503(
         ws.send("over tls")
         assert ws.recv(timeout=10) == "echo: over tls"
     right_run = Run.objects.get(service_instance__service=right)
-    # Its HTTP health URL is asked over TLS (the engine itself asks plain HTTP).
+    # Its HTTP health URL is asked over TLS, by the engine for readiness and by healthexec after.
+    assert right_run.health_tls and right_run.health_path == "/health"
     log_shows(right_run, "[health] Health check passed (HTTPS GET /health).")
 
     # HTTPS declared, plain HTTP served: the ModelArts SSL message; the health check says why.
@@ -344,11 +347,15 @@ def test_https_images_are_called_over_tls_and_a_protocol_mismatch_answers_4503(
     assert answer.json() == {"error_code": "ModelArts.4503", "error_msg": "Failed to find backend service because "
                              "SSL error in the backend service, please check the service is https"}
     plain_run = Run.objects.get(service_instance__service=says_https)
+    log_shows(plain_run, "Protocol mismatch: the AI application declares HTTPS but the container answers HTTP")
+    # With a health check it answers plain HTTP to the engine's TLS probe too: never ready.
+    checked_run = Run.objects.get(service_instance__service=checked_https)
     # (An earlier check may have found the port closed: the count is not asserted.)
-    log_shows(plain_run, "[health] Health check failed (", "/1000): HTTPS GET /health: SSL error (",
+    log_shows(checked_run, "[health] Health check failed (", "/1000): HTTPS GET /health: SSL error (",
               "): the container does not answer HTTPS on its port (plain HTTP?); check the protocol its AI "
               "application declares.")
-    log_shows(plain_run, "Protocol mismatch: the AI application declares HTTPS but the container answers HTTP")
+    checked_run.refresh_from_db()
+    assert checked_run.health_tls and checked_run.ready_at is None, checked_run.status
 
     # HTTP declared, TLS served: a clear 4503 as well, and the instance's log names the mismatch.
     answer = call(says_http)
@@ -359,9 +366,9 @@ def test_https_images_are_called_over_tls_and_a_protocol_mismatch_answers_4503(
     says_http_run = Run.objects.get(service_instance__service=says_http)
     log_shows(says_http_run, "Protocol mismatch: the AI application declares HTTP but the container answers HTTPS")
 
-    for service in (right, says_http, says_https):
+    for service in (right, says_http, says_https, checked_https):
         service_stop(user=owner, service=service)
-    for service in (right, says_http, says_https):
+    for service in (right, says_http, says_https, checked_https):
         status_of(service, ServiceStatus.STOPPED)
 
 
