@@ -52,6 +52,62 @@ def _kill_leftovers(runs) -> None:
             continue
 
 
+# Seconds a Docker client command may take while the worker starts (a hung daemon must not keep
+# the worker from serving its runs; the next start tries again).
+DOCKER_TIMEOUT = 20
+
+
+def _remove_orphan_containers() -> list[str]:
+    """Stop and remove the containers of runs under this worker's work root whose run attempt is
+    no longer active; returns their names.
+
+    The model server's container launcher labels each container `atelier.run`, `atelier.attempt`
+    and `atelier.workdir` (the run directory, ATELIER_WORK_DIR). A launcher killed outright with
+    its worker leaves its container running: nothing else would stop it before that run's next
+    attempt starts here. Only containers whose run directory lies in ATELIER_RUNTIME_WORK_ROOT
+    are judged (another console may share the daemon, and its run ids mean nothing here), and
+    those of attempts still active are kept, whichever worker of this machine supervises them.
+    Call it after the stale runs of this worker were ended, so their attempts count as over.
+    """
+    import shutil
+    import subprocess
+
+    from .choices import ACTIVE_STATUSES
+    from .models import Run
+
+    docker = shutil.which("docker")
+    if docker is None:
+        return []
+    try:
+        listed = subprocess.run([docker, "ps", "--all", "--filter", "label=atelier.workdir", "--format",
+                                 '{{.ID}}\t{{.Names}}\t{{.Label "atelier.run"}}\t{{.Label "atelier.attempt"}}'
+                                 '\t{{.Label "atelier.workdir"}}'],
+                                capture_output=True, text=True, timeout=DOCKER_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        logger.warning("could not list the containers of earlier runs", exc_info=True)
+        return []
+    if listed.returncode != 0:  # no daemon on this worker, or not ours to use
+        return []
+    root = os.path.normpath(str(settings.ATELIER_RUNTIME_WORK_ROOT))
+    orphans = []
+    for line in listed.stdout.splitlines():
+        container, name, run_id, attempt, workdir = (line.split("\t") + [""] * 5)[:5]
+        if not (run_id.isdigit() and attempt.isdigit()) or os.path.dirname(os.path.normpath(workdir)) != root:
+            continue  # not a run of this console as the launcher labels it: not ours to judge
+        if not Run.objects.filter(pk=int(run_id), attempt=int(attempt), status__in=ACTIVE_STATUSES).exists():
+            orphans.append((container, name))
+    if orphans:
+        try:
+            # `rm --force` kills and removes at once: the attempt is over, nothing waits on a clean stop.
+            subprocess.run([docker, "rm", "--force", *(c for c, _n in orphans)], capture_output=True,
+                           timeout=DOCKER_TIMEOUT, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            logger.warning("could not remove the containers of ended runs", exc_info=True)
+            return []
+        logger.warning("removed containers of ended run attempts: %s", ", ".join(n for _c, n in orphans))
+    return [n for _c, n in orphans]
+
+
 @celeryd_after_setup.connect
 def _register(sender, instance, **kwargs):
     from .scheduling import worker_node_register
@@ -64,6 +120,7 @@ def _register(sender, instance, **kwargs):
     node, stale = worker_node_register(hostname=str(sender), pool_names=pools,
                                        slots=int(getattr(instance, "concurrency", 1) or 1), pid=os.getpid())
     _kill_leftovers(stale)
+    _remove_orphan_containers()
     STATE.node_id = node.pk
     STATE.hostname = node.hostname
     close_old_connections()

@@ -9,15 +9,16 @@ engine's supervision (readiness and health URL, stop with SIGTERM, restart on cr
 the container as to any process. The container runs as uid 1000 / gid 100 (ModelArts' ma-user,
 seed-06 §9.5), gets the run's MODEL_* and MA_* variables and the service version's own
 (`--pass-env`), sees each `--mount` read-only (the model package at /home/mind/model, the
-service's storage mounts), carries the labels `atelier.run` and `atelier.attempt`, and is removed
-when it exits.
+service's storage mounts), carries the labels `atelier.run`, `atelier.attempt` and `atelier.workdir`
+(the run directory on the worker), and is removed when it exits.
 
 Contract with the engine:
 * the image must be on this worker or pullable; otherwise the instance ends at once with a
   "Model load failed: …" line naming the image and Docker's answer (exit status 3);
 * SIGTERM stops the container (`docker stop` with `--stop-grace` seconds before Docker kills it),
   also when the engine's SIGKILL reaches this launcher first: the stop request runs detached;
-* containers left behind by earlier launchers of the same run (killed outright) are removed first;
+* containers left behind by earlier launchers of the same run (killed outright) are removed first
+  (and, by the worker as it starts again, those of its own attempts that are over);
 * the exit status is the container's (137 after `docker kill`, so a crash is restarted);
 * every `--metric-seconds` it prints the container's own CPU use (cores) and memory (MB) as
   `container_cpu_cores` / `container_memory_mb` metric lines, read from the container's cgroup
@@ -269,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     run_id = os.environ.get("ATELIER_RUN_ID", "")
     leftovers_remove(docker, run_id, name)
     labels = {"atelier.run": run_id, "atelier.attempt": os.environ.get("ATELIER_ATTEMPT", "")}
+    if os.environ.get("ATELIER_WORK_DIR"):  # a restarted worker finds its own leftovers by this label
+        labels["atelier.workdir"] = os.environ["ATELIER_WORK_DIR"]
     child = subprocess.Popen(docker_argv(docker=docker, image=args.image, container_port=args.container_port,
                                          host_port=port, name=name, env=env, command=args.command,
                                          mounts=[tuple(m.split(":", 1)) for m in args.mount], labels=labels,
