@@ -1,6 +1,7 @@
 """Long-lived runs that declare a TLS health check: ready only after a 2xx over TLS."""
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -67,8 +68,6 @@ def test_a_tls_server_is_ready_only_after_its_health_path_answers_2xx_over_tls(
     fresh = wait_for(lambda: Run.objects.filter(pk=run.pk, ready_at__isnull=False).first(), timeout=30,
                      message="the TLS server to be ready")
     assert f"Ready at {fresh.endpoint}." in events_of(fresh)
-    import ssl
-
     context = ssl.create_default_context(cafile=cert)
     context.check_hostname = False
     with urllib.request.urlopen(f"https://{fresh.endpoint}/health", timeout=5, context=context) as response:
