@@ -18,7 +18,9 @@ DEFAULT_RANGE = "24h"
 
 def node_figures(node, *, hours: int = RANGES[DEFAULT_RANGE]) -> list[dict]:
     """The node's samples of the last `hours` as charts; GPU charts only when a sample reported GPUs."""
-    samples = list(node.samples.filter(at__gte=timezone.now() - timedelta(hours=hours)).order_by("at"))
+    end = timezone.now()
+    start = end - timedelta(hours=hours)
+    samples = list(node.samples.filter(at__gte=start).order_by("at"))
     x = [s.at.isoformat() for s in samples]
     empty = f"No samples yet: the agent sends one every {max(1, settings.ATELIER_EDGE_SAMPLE_SECONDS // 60)} min"
 
@@ -43,6 +45,11 @@ def node_figures(node, *, hours: int = RANGES[DEFAULT_RANGE]) -> list[dict]:
             traces.append(go.Scatter(x=x, y=[by_time.get(at) for at in x], name=f"GPU {index}", mode="lines",
                                      connectgaps=False, line=dict(color=COLORS[i % len(COLORS)], width=2)))
         charts.append({"key": key, "title": title, "figure": _figure(title, "%", traces, empty=empty)})
+    # The whole chosen window on the x axis: with a few samples plotly would otherwise zoom in on
+    # them and label the axis in milliseconds.
+    for chart in charts:
+        chart["figure"]["layout"].setdefault("xaxis", {}).update(
+            type="date", range=[start.isoformat(), end.isoformat()])
     return charts
 
 
