@@ -58,10 +58,8 @@ VERSION = "1.1.0"
 HOP_HEADERS = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection", b"te", b"trailer"}
 
 
-def _post(url: str, body: dict, key: str = "", timeout: float = 10) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Agent {key}"} if key else {})})
+def _call(request: urllib.request.Request, timeout: float) -> tuple[int, dict]:
+    """(HTTP status, JSON body or {}) of one request to the console; HTTP errors are answers too."""
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"{}")
@@ -70,18 +68,16 @@ def _post(url: str, body: dict, key: str = "", timeout: float = 10) -> tuple[int
             return exc.code, json.loads(exc.read() or b"{}")
         except ValueError:
             return exc.code, {}
+
+
+def _post(url: str, body: dict, key: str = "", timeout: float = 10) -> tuple[int, dict]:
+    return _call(urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                        headers={"Content-Type": "application/json",
+                                                 **({"Authorization": f"Agent {key}"} if key else {})}), timeout)
 
 
 def _get(url: str, key: str, timeout: float = 30) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Agent {key}"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"{}")
-        except ValueError:
-            return exc.code, {}
+    return _call(urllib.request.Request(url, headers={"Authorization": f"Agent {key}"}), timeout)
 
 
 def logging_apply(state_dir: Path, logs: dict) -> None:
