@@ -206,3 +206,22 @@ def service_events(service) -> list[str]:
     from apps.core.services import events_for
 
     return list(events_for(service).values_list("message", flat=True))
+
+
+def status_of(service, statuses, timeout=90):
+    """Wait until `service` has one of `statuses` and return it fresh; on timeout, fail naming its
+    status, reason and events."""
+    from apps.deployment.models import InferenceService
+
+    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+
+    def check():
+        fresh = InferenceService.objects.get(pk=service.pk)
+        return fresh if fresh.status in statuses else None
+
+    try:
+        return wait_for(check, timeout=timeout, message=f"{service.name} to be {statuses}")
+    except AssertionError:
+        fresh = InferenceService.objects.get(pk=service.pk)
+        raise AssertionError(f"{service.name} is {fresh.status} ({fresh.status_reason}); events: "
+                             f"{service_events(service)}") from None

@@ -30,11 +30,11 @@ from apps.core.services import events_for
 from apps.deployment import services
 from apps.deployment.choices import ModelStatus, ServiceStatus
 from apps.deployment.keys import service_key_create
-from apps.deployment.models import AiAppVersion, InferenceService
+from apps.deployment.models import AiAppVersion
 from apps.deployment.serving import service_create, service_stop
 from apps.runtime.logstream import log_read
 from apps.runtime.models import Run
-from tests.deployment.conftest import service_events, upload_package, wait_for
+from tests.deployment.conftest import service_events, status_of, upload_package, wait_for
 from tests.deployment.dockerimage import test_image
 
 # docker_daemon first: without Docker the tests skip (or fail) before a worker is started.
@@ -78,21 +78,6 @@ def containers_of(docker, run: Run) -> list[dict]:
 def running_container(docker, run: Run) -> dict | None:
     found = [c for c in containers_of(docker, run) if c["State"]["Running"]]
     return found[0] if found else None
-
-
-def status_of(service, statuses, timeout=90):
-    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
-
-    def check():
-        fresh = InferenceService.objects.get(pk=service.pk)
-        return fresh if fresh.status in statuses else None
-
-    try:
-        return wait_for(check, timeout=timeout, message=f"{service.name} to be {statuses}")
-    except AssertionError:
-        fresh = InferenceService.objects.get(pk=service.pk)
-        raise AssertionError(f"{service.name} is {fresh.status} ({fresh.status_reason}); events: "
-                             f"{service_events(service)}") from None
 
 
 def serving_again(service, run: Run, *, attempt: int, gateway) -> None:
@@ -236,8 +221,10 @@ def test_an_image_removed_after_the_import_makes_the_service_abnormal(deploy_wor
     assert containers_of(docker, run) == []
 
 
-def test_a_batch_service_runs_the_image_over_a_folder(deploy_worker, docker, echo_image, owner, workspace,
-                                                      models_bucket, cpu_flavor, local_pool, tmp_path):
+def batch_over_image(docker, *, owner, workspace, image, folder, name, body: bytes, cpu_flavor, local_pool,
+                     protocol="http", env=None) -> dict:
+    """Run a batch service of an AI app from `image` (model folder `folder`) over one JSON file
+    holding `body`, wait for Completed, check no container is left, and return that file's result."""
     import io
 
     from apps.core.paths import StoragePath
@@ -245,30 +232,36 @@ def test_a_batch_service_runs_the_image_over_a_folder(deploy_worker, docker, ech
     from apps.deployment.batch import batch_service_create
     from apps.storage.services import bucket_create
 
-    deploy_worker(concurrency=2)
-    folder = tmp_path / "boxed"
-    (folder / "model").mkdir(parents=True)
-    (folder / "model" / "greeting.txt").write_text("batch hello\n")
     version = imported(services.ai_app_create(
-        user=owner, workspace=workspace, name="boxed-batch", source_type="image", image=echo_image,
-        source_uri=upload_package(folder, "models", "boxed-batch"), deploy_types=["batch"],
+        user=owner, workspace=workspace, name=name, source_type="image", image=image, protocol=protocol,
+        source_uri=upload_package(folder, "models", name), deploy_types=["batch"],
         apis=[{"url": "/", "method": "POST",
                "request": {"Content-type": "application/json",
                            "data": {"type": "object", "properties": {"x": {"type": "number"}}}},
                "response": {"Content-type": "application/json", "data": {"type": "object"}}}]))
     bucket_create(user=owner, workspace=workspace, name="data")
     storage = get_storage()
-    storage.save(StoragePath("data", "in/a.json"), io.BytesIO(b'{"x": 7}'))
+    storage.save(StoragePath("data", "in/a.json"), io.BytesIO(body))
     storage.mkdir(StoragePath("data", "out"))
-    service = batch_service_create(user=owner, workspace=workspace, name="boxed-batch-svc", model_version=version,
+    service = batch_service_create(user=owner, workspace=workspace, name=f"{name}-svc", model_version=version,
                                    input_uri="storage://data/in", output_uri="storage://data/out",
-                                   flavor=cpu_flavor, pool=local_pool)
+                                   flavor=cpu_flavor, pool=local_pool, env=env or {})
     service = status_of(service, ServiceStatus.COMPLETED, timeout=90)
-    result = storage.open(StoragePath("data", f"out/infer-result-{service.task_id}/a.json_result.txt")).read()
-    result = json.loads(result)
-    assert (result["echo"], result["uid"], result["model_greeting"]) == ({"x": 7}, 1000, "batch hello")
     for run in Run.objects.filter(service_instance__service=service):
         assert containers_of(docker, run) == []
+    return json.loads(storage.open(StoragePath("data", f"out/infer-result-{service.task_id}/a.json_result.txt"))
+                      .read())
+
+
+def test_a_batch_service_runs_the_image_over_a_folder(deploy_worker, docker, echo_image, owner, workspace,
+                                                      models_bucket, cpu_flavor, local_pool, tmp_path):
+    deploy_worker(concurrency=2)
+    folder = tmp_path / "boxed"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "greeting.txt").write_text("batch hello\n")
+    result = batch_over_image(docker, owner=owner, workspace=workspace, image=echo_image, folder=folder,
+                              name="boxed-batch", body=b'{"x": 7}', cpu_flavor=cpu_flavor, local_pool=local_pool)
+    assert (result["echo"], result["uid"], result["model_greeting"]) == ({"x": 7}, 1000, "batch hello")
 
 
 def log_shows(run: Run, *texts: str, timeout=30) -> None:
@@ -404,29 +397,8 @@ def test_resource_samples_of_a_container_instance_measure_the_container(
 
 def test_a_batch_service_calls_an_https_image_over_tls(deploy_worker, docker, echo_image, owner, workspace,
                                                        models_bucket, cpu_flavor, local_pool, tmp_path):
-    import io
-
-    from apps.core.paths import StoragePath
-    from apps.core.storage import get_storage
-    from apps.deployment.batch import batch_service_create
-    from apps.storage.services import bucket_create
-
     deploy_worker(concurrency=2)
-    version = imported(services.ai_app_create(
-        user=owner, workspace=workspace, name="tls-batch", source_type="image", image=echo_image, protocol="https",
-        source_uri=upload_package(tls_folder(tmp_path, "tls"), "models", "tls-batch"), deploy_types=["batch"],
-        apis=[{"url": "/", "method": "POST",
-               "request": {"Content-type": "application/json",
-                           "data": {"type": "object", "properties": {"x": {"type": "number"}}}},
-               "response": {"Content-type": "application/json", "data": {"type": "object"}}}]))
-    bucket_create(user=owner, workspace=workspace, name="data")
-    storage = get_storage()
-    storage.save(StoragePath("data", "in/a.json"), io.BytesIO(b'{"x": 8}'))
-    storage.mkdir(StoragePath("data", "out"))
-    service = batch_service_create(user=owner, workspace=workspace, name="tls-batch-svc", model_version=version,
-                                   input_uri="storage://data/in", output_uri="storage://data/out",
-                                   flavor=cpu_flavor, pool=local_pool, env=TLS_ENV)
-    service = status_of(service, ServiceStatus.COMPLETED, timeout=90)
-    result = json.loads(storage.open(StoragePath("data", f"out/infer-result-{service.task_id}/a.json_result.txt"))
-                        .read())
+    result = batch_over_image(docker, owner=owner, workspace=workspace, image=echo_image,
+                              folder=tls_folder(tmp_path, "tls"), name="tls-batch", body=b'{"x": 8}',
+                              cpu_flavor=cpu_flavor, local_pool=local_pool, protocol="https", env=TLS_ENV)
     assert result["echo"] == {"x": 8} and result["env"]["TEST_TLS_CERT"] == TLS_ENV["TEST_TLS_CERT"]

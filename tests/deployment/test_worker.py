@@ -22,7 +22,7 @@ from apps.deployment.keys import service_key_create
 from apps.deployment.serving import service_create, service_stop, service_update
 from apps.deployment.sweep import deployment_sweep
 from apps.runtime.models import Run
-from tests.deployment.conftest import service_events, upload_package, wait_for
+from tests.deployment.conftest import service_events, status_of, upload_package, wait_for
 from tests.deployment.packages import fixture_package, png, sklearn_package
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -33,21 +33,6 @@ http = httpx.Client(timeout=30, trust_env=False)
 def imported(version) -> AiAppVersion:
     return wait_for(lambda: AiAppVersion.objects.filter(pk=version.pk, status=ModelStatus.NORMAL).first(), timeout=60,
                     message=f"{version} to be imported")
-
-
-def status_of(service, statuses, timeout=90):
-    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
-
-    def check():
-        fresh = InferenceService.objects.get(pk=service.pk)
-        return fresh if fresh.status in statuses else None
-
-    try:
-        return wait_for(check, timeout=timeout, message=f"{service.name} to be {statuses}")
-    except AssertionError:
-        fresh = InferenceService.objects.get(pk=service.pk)
-        raise AssertionError(f"{service.name} is {fresh.status} ({fresh.status_reason}); events: "
-                             f"{service_events(service)}") from None
 
 
 def test_deploy_call_split_crash_and_scale(deploy_worker, asgi_server, gateway, owner, workspace, models_bucket,
