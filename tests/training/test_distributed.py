@@ -42,6 +42,9 @@ print("WEIGHTS " + json.dumps([round(v, 6) for v in w.flatten().tolist()]), flus
 print("MOVED " + str(bool((w - start).abs().sum() > 0.1)), flush=True)
 if args.rank == 0:
     torch.save(model.state_dict(), os.path.join(args.train_url, "model.pth"))
+# Both ranks leave together: a rank tearing gloo down while its peer is still in the last
+# collective makes the peer abort (SIGABRT, exit 134) on a loaded machine.
+dist.barrier()
 dist.destroy_process_group()
 '''
 
