@@ -5,6 +5,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -394,19 +395,30 @@ def operations_of(dataset: Dataset, kind: str | None = None) -> QuerySet[Dataset
     return qs.filter(kind=kind) if kind else qs
 
 
-def versions_for_training(user, *, label_type: str = "", format: str = "", split: str = "any"):
+def versions_for_training(user, *, workspace=None, label_type: str = "", format: str | Collection[str] = "",
+                          split: str = "any") -> QuerySet[DatasetVersion]:
     """Published (Normal) versions the user may read, for the training job's dataset picker (item 48).
 
-    `split` is "split" (only versions published with a train/validation split), "unsplit", or "any".
+    `workspace` narrows them to that workspace (the job's); `label_type` to one label type; `format`
+    to one version format or, given a collection, to any of those; `split` is "split" (only versions
+    published with a train/validation split), "unsplit", or "any". Versions without a storage folder
+    cannot be trained on and are left out. An unknown format or split raises ValueError.
     """
-    from .choices import VersionStatus
+    from .choices import VersionFormat
 
     qs = (DatasetVersion.objects.filter(dataset__in=Dataset.objects.visible_to(user), status=VersionStatus.NORMAL)
-          .select_related("dataset").order_by("dataset__name", "-created_at"))
+          .exclude(storage_uri="").select_related("dataset").order_by("dataset__name", "-created_at", "-id"))
+    if workspace is not None:
+        qs = qs.filter(dataset__workspace=workspace)
     if label_type:
         qs = qs.filter(label_type=label_type)
-    if format:
-        qs = qs.filter(format=format)
+    formats = [format] if isinstance(format, str) else list(format)
+    formats = [f for f in formats if f]
+    unknown = [f for f in formats if f not in VersionFormat.values]
+    if unknown:
+        raise ValueError(f'format is one of {", ".join(VersionFormat.values)}, not {unknown[0]!r}.')
+    if formats:
+        qs = qs.filter(format__in=formats)
     if split == "split":
         qs = qs.filter(split_enabled=True)
     elif split == "unsplit":

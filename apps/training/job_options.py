@@ -197,8 +197,9 @@ def notification_clean(channel: str, target: Any, events: Any, *, gpus: int) -> 
     return channel, target, [e for e in EVENT_LABELS if e in events]
 
 
-# Input-constraint data formats (ModelArts names) → dataset version formats; CarbonData has no equivalent.
-DATA_FORMAT_VERSIONS = {"Default": "default"}
+# Input-constraint data formats (ModelArts names) → dataset version formats. Atelier publishes the
+# columnar table format as Parquet where ModelArts has CarbonData (datasets spec §13), so one stands for the other.
+DATA_FORMAT_VERSIONS = {"Default": "default", "CarbonData": "parquet"}
 SPLIT_VERSIONS = {"split_only": "split", "unsplit_only": "unsplit", "any": "any"}
 
 
@@ -217,9 +218,10 @@ def dataset_inputs_check(user, definitions: list[dict], job_inputs: list[dict]) 
         if constraint.get("source") != "dataset" or channel is None:
             continue
         versions = versions_for_training(user, label_type=constraint.get("label_type") or "",
+                                         format=[DATA_FORMAT_VERSIONS[f] for f in constraint.get("data_format") or []
+                                                 if f in DATA_FORMAT_VERSIONS],
                                          split=SPLIT_VERSIONS.get(constraint.get("split") or "any", "any"))
-        formats = {DATA_FORMAT_VERSIONS.get(f) for f in constraint.get("data_format") or []}
-        uris = {v.storage_uri.rstrip("/") for v in versions if v.storage_uri and (not formats or v.format in formats)}
+        uris = {v.storage_uri.rstrip("/") for v in versions}
         if channel["uri"].rstrip("/") not in uris:
             wanted = ", ".join(filter(None, [constraint.get("label_type"), "/".join(constraint.get("data_format") or []),
                                              {"split_only": "split", "unsplit_only": "unsplit"}.get(

@@ -26,4 +26,5 @@ urlpatterns = [
     path("algorithms/<int:pk>/edit", algorithm_views.algorithm_edit, name="algorithm_edit"),
     path("algorithms/<int:pk>/delete", algorithm_views.algorithm_delete, name="algorithm_delete"),
     path("jobs/input-size", algorithm_views.input_size, name="input_size"),
+    path("jobs/dataset-versions", views.dataset_versions, name="dataset_versions"),
 ]

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,7 +18,7 @@ from apps.core.permissions import has_perm, require_perm
 from apps.core.services import events_for
 from apps.core.tables import render_table
 
-from . import charts, selectors, services
+from . import charts, dataset_picker, selectors, services
 from .builtins import builtin_definitions
 from .choices import LIVE_JOB_STATUSES, TERMINAL_JOB_STATUSES, Builtin, TrainingStatus
 from .codedirs import code_upload
@@ -69,16 +69,23 @@ def _editor_data(request) -> dict:
                                                                                                  flavor.pools.all()],
                         "available": ok, "reason": reason})
     return {"algorithms": algorithms, "builtins": builtins, "flavors": flavors,
-            "datasets": dataset_choices(request.user), "pools": selectors.pool_overview()}
+            "dataset_picker": dataset_picker.picker_boot(request.user, request.workspace),
+            "pools": selectors.pool_overview()}
 
 
-def dataset_choices(user) -> list[dict]:
-    """The job form's "dataset + version" picker: published versions the user may read (datasets item 48)."""
-    from apps.datasets.selectors import versions_for_training
-
-    return [{"uri": v.storage_uri, "label": f"{v.dataset.name} / {v.name}", "label_type": v.label_type,
-             "format": v.format, "split": v.split_enabled}
-            for v in versions_for_training(user)[:200] if v.storage_uri]
+@login_required
+@require_GET
+def dataset_versions(request):
+    """The job form's dataset-version picker: published versions of this workspace matching
+    ?label_type=&format=&split= (datasets item 48), as JSON; a bad filter answers 400 with the reason."""
+    _require_view(request)
+    require_perm(request.user, request.workspace, "trainjob:create")
+    try:
+        filters = dataset_picker.picker_filters_clean(request.GET)
+    except ValidationError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    versions, truncated = dataset_picker.picker_versions(request.user, request.workspace, **filters)
+    return JsonResponse({"versions": versions, "truncated": truncated, "limit": dataset_picker.PICKER_LIMIT})
 
 
 @login_required

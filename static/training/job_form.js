@@ -61,17 +61,100 @@ function fixBootFields() {
 }
 
 // ---- channels ----------------------------------------------------------------------------------
-// Published dataset versions matching an input's constraint (label type, data format, split).
-function datasetsFor(constraint) {
-  const formats = { Default: "default" };
-  return (data.datasets || []).filter((d) => {
-    if (!constraint) return true;
-    if (constraint.label_type && d.label_type !== constraint.label_type) return false;
-    if ((constraint.data_format || []).length && !constraint.data_format.some((f) => formats[f] === d.format)) return false;
-    if (constraint.split === "split_only" && !d.split) return false;
-    if (constraint.split === "unsplit_only" && d.split) return false;
-    return true;
+// The dataset-version picker beside an input channel (datasets item 48): filters by label type,
+// format and split, and the published versions of this workspace matching them. The server filters
+// (one answer holds at most `limit` versions and says when it was cut); filters the algorithm's input
+// constraint fixes are preset and locked. Answers are shared by every row asking the same filters.
+const picker = data.dataset_picker || {};
+const CONSTRAINT_FORMATS = { Default: "default", CarbonData: "parquet" };
+const CONSTRAINT_SPLITS = { split_only: "split", unsplit_only: "unsplit" };
+const LOCKED = "Set by the algorithm's input constraint";
+const answers = new Map();
+
+function versionsFor(query) {
+  if (!answers.has(query)) {
+    const headers = { Accept: "application/json" };
+    const answer = fetch(`${picker.url}?${query}`, { headers }).then(async (response) => {
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(body.error || "The versions could not be listed; change a filter to try again.");
+      return body;
+    });
+    answers.set(query, answer);
+    answer.catch(() => answers.delete(query)); // a failed answer is asked again next time
+  }
+  return answers.get(query);
+}
+
+function filterSelect(label, anyText, options, locked) {
+  const select = el("select", { "aria-label": label, "data-role": "dataset-filter" },
+    el("option", { value: "" }, anyText), ...options.map(([value, text]) => el("option", { value }, text)));
+  if (locked) {
+    if (![...select.options].some((o) => o.value === locked)) select.append(el("option", { value: locked }, locked));
+    select.value = locked;
+    select.disabled = true;
+    select.title = LOCKED;
+  }
+  return select;
+}
+
+function datasetPicker(channel, uri) {
+  const constraint = channel.constraint?.source === "dataset" ? channel.constraint : null;
+  const name = channel.name || "channel";
+  // Formats the algorithm accepts: one is a locked filter, several leave the others disabled.
+  const allowed = (constraint?.data_format || []).map((f) => CONSTRAINT_FORMATS[f]).filter(Boolean);
+  const labelType = filterSelect(`${name} label type filter`, "Any label type", picker.label_types || [],
+    constraint?.label_type || "");
+  const format = filterSelect(`${name} format filter`, "Any format", picker.formats || [],
+    allowed.length === 1 ? allowed[0] : "");
+  if (allowed.length > 1) {
+    for (const option of format.options) {
+      if (option.value && !allowed.includes(option.value)) Object.assign(option, { disabled: true, title: LOCKED });
+    }
+  }
+  const split = filterSelect(`${name} split filter`, "Any split", picker.splits || [],
+    CONSTRAINT_SPLITS[constraint?.split] || "");
+  const locked = [labelType, format, split].some((filter) => filter.disabled) || allowed.length > 1;
+  const select = el("select", { "aria-label": `${name} dataset version`, "data-role": "dataset", class: "grow" },
+    el("option", { value: "" }, "Loading dataset versions…"));
+  const note = el("span", { class: "help", "data-role": "dataset-note", role: "status" });
+  let asked = 0;
+  async function refresh() {
+    const params = new URLSearchParams();
+    if (labelType.value) params.set("label_type", labelType.value);
+    for (const f of format.value ? [format.value] : allowed) params.append("format", f);
+    if (split.value) params.set("split", split.value);
+    const mine = ++asked;
+    select.disabled = true;
+    try {
+      const body = await versionsFor(params.toString());
+      if (mine !== asked) return; // a later filter change answers instead
+      const count = body.versions.length;
+      select.replaceChildren(el("option", { value: "" }, count ? "— or a dataset version —" : "no matching published version"),
+        ...body.versions.map((v) => el("option", { value: v.uri }, v.text)));
+      select.value = body.versions.some((v) => v.uri === uri.value) ? uri.value : "";
+      note.textContent = (body.truncated ? `Showing the first ${body.limit} versions; narrow the filters to find the others.`
+        : `${count} version${count === 1 ? " matches" : "s match"}.`)
+        + (locked ? " Greyed filters are set by the algorithm's input constraint." : "");
+      note.className = "help";
+    } catch (error) {
+      if (mine !== asked) return;
+      select.replaceChildren(el("option", { value: "" }, "no version listed"));
+      note.textContent = error instanceof TypeError ? "The server could not be reached; change a filter to try again."
+        : error.message;
+      note.className = "field-error";
+    } finally {
+      if (mine === asked) select.disabled = false;
+    }
+  }
+  for (const filter of [labelType, format, split]) filter.addEventListener("change", refresh);
+  // Picking a version fills the storage path with that published version's folder.
+  select.addEventListener("change", () => {
+    select.title = select.selectedOptions[0]?.textContent || ""; // the whole text when the select is narrower
+    if (select.value) { uri.value = select.value; sync(); }
   });
+  refresh();
+  return el("div", { class: "dataset-picker", "data-role": "dataset-picker" },
+    el("span", { class: "muted" }, "Dataset version"), labelType, format, split, select, note);
 }
 
 function channelRow(kind, channel, fixed) {
@@ -84,16 +167,6 @@ function channelRow(kind, channel, fixed) {
     el("option", { value: "hyperparameter" }, "--argument"), el("option", { value: "env" }, "env variable"));
   acq.value = channel.acquisition || "hyperparameter";
   row.append(name, uri, acq);
-  const versions = kind === "inputs" ? datasetsFor(channel.constraint) : [];
-  if (versions.length || channel.constraint?.source === "dataset") {
-    // "Dataset + version": picking one fills the storage path with that published version's folder.
-    const picker = el("select", { "aria-label": `${channel.name || "channel"} dataset version`, "data-role": "dataset" },
-      el("option", { value: "" }, versions.length ? "— or a dataset version —" : "no matching published version"),
-      ...versions.map((d) => el("option", { value: d.uri }, d.label)));
-    picker.value = data.datasets.some((d) => d.uri === uri.value) ? uri.value : "";
-    picker.addEventListener("change", () => { if (picker.value) { uri.value = picker.value; sync(); } });
-    row.append(picker);
-  }
   if (kind === "outputs") {
     const pre = el("input", { type: "checkbox", "data-role": "predownload", checked: Boolean(channel.predownload) });
     row.append(el("label", { class: "inline-check" }, pre, " pre-download"));
@@ -102,6 +175,11 @@ function channelRow(kind, channel, fixed) {
     const remove = el("button", { type: "button", class: "btn btn-sm btn-ghost" }, "Remove");
     remove.addEventListener("click", () => { row.remove(); sync(); });
     row.append(remove);
+  }
+  // Offered to every input while the workspace has published versions, and always to an input that
+  // requires a dataset (it then says none matches).
+  if (kind === "inputs" && ((picker.label_types || []).length || channel.constraint?.source === "dataset")) {
+    row.append(datasetPicker(channel, uri));
   }
   return row;
 }

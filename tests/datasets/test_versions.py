@@ -206,10 +206,26 @@ def test_training_picker_filters_versions(owner, outsider, cls_dataset, make_dat
                          output_location=parse(f"{root}/tbl_out"))
     operation_execute(table.operations.get().pk)
     parquet = publish(owner, table, format="parquet")
+    csv = publish(owner, table, format="csv")
     assert list(versions_for_training(owner, split="split")) == [split]
     assert set(versions_for_training(owner, label_type="image_classification", split="unsplit")) == {plain}
     assert list(versions_for_training(owner, format="parquet")) == [parquet]
+    assert list(versions_for_training(owner, format="csv")) == [csv]
+    assert set(versions_for_training(owner, format="default")) == {split, plain}
+    # Several formats: any of them (an algorithm accepting Default or CarbonData = Parquet).
+    assert set(versions_for_training(owner, format=["default", "parquet"])) == {split, plain, parquet}
+    assert list(versions_for_training(owner, label_type="table", format="csv", split="unsplit")) == [csv]
+    assert list(versions_for_training(owner, label_type="table", split="split")) == []
+    assert list(versions_for_training(owner, workspace=owner.default_workspace, format="parquet")) == [parquet]
+    assert list(versions_for_training(owner, workspace=outsider.default_workspace)) == []
     assert list(versions_for_training(outsider)) == []
+    with pytest.raises(ValueError, match="format is one of default, csv, parquet, not 'carbondata'"):
+        versions_for_training(owner, format="carbondata")
+    with pytest.raises(ValueError, match='split is "split", "unsplit" or "any"'):
+        versions_for_training(owner, split="both")
+    # A version without a storage folder cannot be trained on: not offered.
+    DatasetVersion.objects.filter(pk=csv.pk).update(storage_uri="")
+    assert list(versions_for_training(owner, format="csv")) == []
 
 
 def test_parquet_version_reads_back(owner, make_dataset, root, tmp_path):

@@ -1,5 +1,6 @@
 """The job form's optional sections: run-as uid, custom flavor, extra mounts, log persistence,
-notifications, the high-priority permission, the dataset picker and "get input data size"."""
+notifications, the high-priority permission, dataset-constrained inputs (the picker itself is in
+test_dataset_picker.py) and "get input data size"."""
 from __future__ import annotations
 
 import pytest
@@ -192,45 +193,6 @@ def test_job_form_shows_a_mount_error_inline(client, owner, workspace, local_poo
         "priority": 1, "auto_restart": 0, "mounts": "just text"})
     assert response.status_code == 400
     assert "Line 1: write /host/folder =&gt; mount/path." in response.content.decode()
-
-
-def test_dataset_picker_uses_versions_for_training(client, owner, workspace, outsider, monkeypatch):
-    from apps.training import views
-
-    calls = []
-
-    class Version:
-        def __init__(self, name, uri):
-            self.name, self.storage_uri, self.label_type, self.format, self.split_enabled = name, uri, "image", \
-                "Default", True
-            self.dataset = type("D", (), {"name": "flowers"})()
-
-    def fake_versions(user, **kwargs):
-        calls.append(user)
-        return [Version("V001", "storage://data/flowers/V001"), Version("V002", "")]
-
-    monkeypatch.setattr("apps.datasets.selectors.versions_for_training", fake_versions)
-    assert views.dataset_choices(owner) == [{"uri": "storage://data/flowers/V001", "label": "flowers / V001",
-                                             "label_type": "image", "format": "Default", "split": True}]
-    assert calls == [owner]
-
-
-def test_dataset_picker_lists_real_published_versions(owner, outsider):
-    """The real selector: a published (Normal) version of the owner's dataset is offered to the owner only."""
-    from apps.datasets.choices import DataType, LabelType, VersionStatus
-    from apps.datasets.models import Dataset, DatasetVersion
-    from apps.training import views
-
-    dataset = Dataset.objects.create(workspace=owner.default_workspace, name="flowers", data_type=DataType.values[0],
-                                     label_type=LabelType.values[0], input_location="storage://data/in",
-                                     output_location="storage://data/out")
-    DatasetVersion.objects.create(dataset=dataset, name="V001", label_type=LabelType.values[0],
-                                  status=VersionStatus.NORMAL, storage_uri="storage://data/flowers/V001")
-    DatasetVersion.objects.create(dataset=dataset, name="V002", label_type=LabelType.values[0],
-                                  status=VersionStatus.PUBLISHING, storage_uri="storage://data/flowers/V002")
-    assert [(c["label"], c["uri"]) for c in views.dataset_choices(owner)] == [
-        ("flowers / V001", "storage://data/flowers/V001")]
-    assert views.dataset_choices(outsider) == []
 
 
 def test_input_size_check(client, owner, workspace, outsider, bucket, settings):
