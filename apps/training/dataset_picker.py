@@ -59,9 +59,9 @@ def picker_versions(user, workspace, **filters) -> tuple[list[dict], bool]:
 def picker_boot(user, workspace) -> dict:
     """What the form needs before the first request: the endpoint and the label types present.
 
-    The label-type filter offers only the label types the workspace's published versions have
-    (no list of them all means there is none: the picker is then offered only to inputs that
-    require a dataset).
+    The label-type filter offers only the label types the workspace's published versions have. An
+    empty list means the workspace has no published version: the form then offers the picker only
+    to inputs whose algorithm requires a dataset (which then says none matches).
     """
     from apps.datasets.choices import LabelType
     from apps.datasets.selectors import versions_for_training
