@@ -39,24 +39,79 @@ def operation_get_for_user(user, pk) -> DatasetOperation:
                         pk=pk)
 
 
+def _not_browsable(version: DatasetVersion) -> str:
+    """Why `version` cannot be browsed sample by sample, or "" when it can.
+
+    Only a published (Normal) version qualifies, and only one published since versions record
+    their samples (VersionSample); older ones open through their manifest on the Versions tab.
+    """
+    if version.status != VersionStatus.NORMAL:
+        return (f"Version {version.name} is {version.get_status_display().lower()}; only a published (Normal) "
+                "version can be browsed.")
+    if version.sample_count and not version.entries.exists():
+        return (f"Version {version.name} was published before versions recorded their samples; open it from the "
+                "Versions tab to read its manifest.")
+    return ""
+
+
 def version_for_browsing(dataset: Dataset, flt: SampleFilter) -> DatasetVersion | None:
     """The version `flt` narrows to, if any; FilterError when it cannot be browsed (item 46).
 
-    Only a published (Normal) version of this dataset can be browsed, and only one published
-    since versions record their samples (VersionSample); older ones open through their manifest.
+    A version id this dataset does not have is a FilterError here (the list API's contract);
+    the detail page uses `version_shown`, where it is a 404.
     """
     if not flt.version:
         return None
     version = DatasetVersion.objects.filter(dataset=dataset, pk=flt.version).first()
     if version is None:
         raise FilterError({"version": [f"Version {flt.version} is not a version of this dataset."]})
-    if version.status != VersionStatus.NORMAL:
-        raise FilterError({"version": [f"Version {version.name} is {version.get_status_display().lower()}; only a "
-                                       "published (Normal) version can be browsed."]})
-    if version.sample_count and not version.entries.exists():
-        raise FilterError({"version": [f"Version {version.name} was published before versions recorded their "
-                                       "samples; open it from the Versions tab to read its manifest."]})
+    problem = _not_browsable(version)
+    if problem:
+        raise FilterError({"version": [problem]})
     return version
+
+
+@dataclass
+class ShownData:
+    """What the dataset detail's sample browser shows (item 46): a published version, read-only,
+    or the working data (`version` None). `note` says why the current version is not the one
+    shown when the page fell back to the working data on its own."""
+
+    version: DatasetVersion | None = None
+    note: str = ""
+
+
+def version_shown(dataset: Dataset, flt: SampleFilter, requested: str) -> ShownData:
+    """Which data the detail page shows, from its `version` parameter (`requested`, as typed).
+
+    `<id>`: that version of this dataset (any other id, another workspace's included, is a
+    404). `working` (or the older `live`): the working data. Absent or empty: the current
+    version when it can be browsed, else the working data with a note. Table datasets do not
+    switch versions (spec §9.1) and always show their working data. FilterError when the
+    named version cannot be browsed.
+    """
+    from django.http import Http404
+
+    if dataset.data_type == DataType.TABLE:
+        if flt.version is not None:
+            raise FilterError({"version": ["Table datasets do not switch versions; their samples are the working "
+                                           "data."]})
+        return ShownData()
+    if flt.version is not None:
+        version = DatasetVersion.objects.filter(dataset=dataset, pk=flt.version).first()
+        if version is None:
+            raise Http404("Not found.")
+        problem = _not_browsable(version)
+        if problem:
+            raise FilterError({"version": [problem]})
+        return ShownData(version)
+    if requested.strip() or dataset.current_version_id is None:
+        return ShownData()  # "working" (or "live") asked for explicitly, or nothing published is current
+    current = dataset.current_version
+    problem = _not_browsable(current)
+    if problem:
+        return ShownData(note=f"The working data is shown: {problem}")
+    return ShownData(current)
 
 
 def browsable_versions(dataset: Dataset) -> list[DatasetVersion]:
@@ -79,11 +134,18 @@ def sample_get(dataset: Dataset, pk: str) -> Sample:
     return get_object_or_404(Sample, dataset=dataset, pk=pk)
 
 
-def label_counts(dataset: Dataset) -> list[dict]:
-    """Per label: name, colour and the number of samples carrying it (the browser's label list)."""
+def label_counts(dataset: Dataset, version: DatasetVersion | None = None) -> list[dict]:
+    """Per label: name, colour and the number of samples carrying it (the browser's label list),
+    counting only the samples of `version` when given (labels as they are now)."""
     # Counted on the SampleLabel index (one row per sample and label), not by de-duplicating annotations.
-    counts = dict(SampleLabel.objects.filter(dataset=dataset).values("label_id").annotate(n=Count("id"))
-                  .values_list("label_id", "n").order_by())
+    index = SampleLabel.objects.filter(dataset=dataset)
+    key = ""
+    if version is not None:
+        # The membership probe costs like the version's tab counts, so it is cached the same way.
+        key = f"datasets:version-labels:{dataset.uid}:{dataset.revision}:{version.pk}"
+        index = index.filter(Exists(VersionSample.objects.filter(version=version, sample=OuterRef("sample_id"))))
+    counts = _cached(key, lambda: dict(index.values("label_id").annotate(n=Count("id"))
+                                       .values_list("label_id", "n").order_by()))
     rows = Label.objects.filter(dataset=dataset).order_by("name").values("id", "name", "color", "kind")
     return [{**row, "samples": counts.get(row["id"], 0)} for row in rows]
 
@@ -117,6 +179,24 @@ def status_counts(dataset: Dataset, version: DatasetVersion | None = None) -> di
     return out
 
 
+def _cached(key: str, compute):
+    """`compute()`, kept under `key` for COUNT_CACHE_SECONDS (no key: not cached). A cache that is
+    down only means computing every time."""
+    if not key:
+        return compute()
+    try:
+        value = cache.get(key)
+    except Exception:
+        value = None
+    if value is None:
+        value = compute()
+        try:
+            cache.set(key, value, COUNT_CACHE_SECONDS)
+        except Exception:
+            logger.warning("count cache unavailable", exc_info=True)
+    return value
+
+
 class FilterError(ValueError):
     """A filter value the user typed is malformed; `fields` maps the parameter to its message."""
 
@@ -137,7 +217,8 @@ class SampleFilter:
     Parameters: `status` (tab), `label` (repeatable label ids: any of them), `usage`, `hard`
     (yes/no), `name` (file name or directory substring), `annotator`, `attr` (`name=value`),
     `time` (1d, 1m) or `since`/`until` (ISO dates), `ids` (explicit selection), `version` (a
-    published version's id: only the samples it contains; check it with `version_for_browsing`).
+    published version's id: only the samples it contains; check it with `version_for_browsing`
+    or `version_shown`; `working` or empty: no version condition).
     """
 
     status: str = ""
@@ -211,9 +292,9 @@ class SampleFilter:
                 setattr(flt, key, moment)
         flt.ids = [i for raw in getlist("ids") for i in str(raw).split(",") if i.strip()]
         version = (params.get("version") or "").strip()
-        if version and version != "live":
+        if version and version not in ("working", "live"):  # "live" is the older name of the working data
             if not version.isdigit():
-                errors["version"] = [f'"{version}" is not a version id; leave it empty for the live dataset.']
+                errors["version"] = [f'"{version}" is not a version id; use "working" for the working data.']
             else:
                 flt.version = int(version)
         if errors:

@@ -3,6 +3,7 @@ behind its buttons. Views are thin: objects come from scoped accessors (another 
 dataset is a 404), writes go through services, refusals come back as inline errors."""
 from __future__ import annotations
 
+import dataclasses
 import mimetypes
 
 from django.contrib import messages
@@ -181,15 +182,29 @@ def dataset_delete(request, pk):
 @login_required
 @require_GET
 def dataset_detail(request, pk):
-    """The sample browser: status tabs with counts, combinable filters, grid or list, pages."""
+    """The sample browser: status tabs with counts, combinable filters, grid or list, pages.
+
+    It shows the current version's samples, read-only, unless `?version=` names another
+    published version or `working` (spec §9.1, item 46; see `selectors.version_shown`). Actions
+    that change data (import, sync, auto-grouping) are offered on the working data only.
+    """
     dataset = _dataset(request, pk)
     errors: dict = {}
+    requested = request.GET.get("version", "")
     try:
         flt = selectors.SampleFilter.from_params(request.GET)
-        version = selectors.version_for_browsing(dataset, flt)
     except selectors.FilterError as exc:
-        errors = exc.fields
-        flt, version = selectors.SampleFilter(), None
+        errors, flt = exc.fields, selectors.SampleFilter()
+    try:
+        # A malformed filter still leaves the page on the data it would show; a malformed version id shows
+        # the working data beside the message.
+        shown = selectors.version_shown(dataset, flt, "working" if "version" in errors else requested)
+    except selectors.FilterError as exc:
+        errors, shown = {**errors, **exc.fields}, selectors.ShownData()
+    version = shown.version
+    # The version shown narrows the samples, the default (current) one like an explicit one; a refused
+    # one does not.
+    flt.version = version.pk if version is not None else None
     samples = selectors.samples_page_source(dataset, flt)
     try:
         size = int(request.GET.get("page_size") or SAMPLE_PAGE_SIZES[0])
@@ -210,15 +225,25 @@ def dataset_detail(request, pk):
                             "active": (flt.status or "all") == key})
     filter_query = query.copy()
     filter_query.pop("status", None)
+    if version is not None:
+        filter_query["version"] = str(version.pk)  # an export from this view takes the version's samples
+    # Spec §8.2 / item 31: auto-grouping groups every image of the working data, so it is offered where
+    # the browser shows exactly those: the All tab of the working data with no filter.
+    can_auto_group = (dataset.label_type in AUTO_GROUP_LABEL_TYPES and version is None and not errors
+                      and not flt.status and not flt.is_active
+                      and has_perm(request.user, dataset.workspace, "dataset:update"))
     context = {
         **_detail_context(request, dataset, "samples"),
         "page": page, "filter": flt, "filter_errors": [m for ms in errors.values() for m in ms],
-        "status_tabs": status_tabs, "label_counts": selectors.label_counts(dataset),
+        "status_tabs": status_tabs, "label_counts": selectors.label_counts(dataset, version=version),
         "annotators": selectors.annotators_of(dataset), "attribute_names": selectors.attribute_names_of(dataset),
         "params": request.GET, "query": query.urlencode(), "page_sizes": SAMPLE_PAGE_SIZES, "page_size": size,
         "export_query": filter_query.urlencode(), "grid": dataset.uses_grid,
         "selected_labels": [str(x) for x in flt.labels],
-        "versions": selectors.browsable_versions(dataset), "browsing_version": version,
+        "versions": selectors.browsable_versions(dataset), "browsing_version": version, "shown_note": shown.note,
+        "switch_params": [(k, v) for k, values in query.lists() if k != "version" for v in values],
+        "can_auto_group": can_auto_group,
+        "narrowed": bool(flt.status) or dataclasses.replace(flt, version=None).is_active,
     }
     template = "datasets/dataset_detail.html"
     if request.htmx and request.htmx.target == "sample-results":

@@ -202,6 +202,7 @@ def test_sample_list_of_a_version(api, outsider_api, owner, dataset, make_datase
     assert api.get(url, {"label": cat.pk}).json()["count"] == 2
     assert api.get(url, {"version": v1.pk, "name": "3.j"}).json()["count"] == 0
     assert api.get(url, {"version": "live"}).json()["count"] == 3
+    assert api.get(url, {"version": "working"}).json()["count"] == 3
     with django_assert_max_num_queries(9):
         api.get(url, {"version": v1.pk, "page_size": 1})
 
@@ -210,7 +211,7 @@ def test_sample_list_of_a_version(api, outsider_api, owner, dataset, make_datase
     run_import(other, f"{root}/other", "imagenet-folder")
     foreign = publish(other)
     for bad, message in ((foreign.pk, f"Version {foreign.pk} is not a version of this dataset."),
-                         ("abc", '"abc" is not a version id; leave it empty for the live dataset.')):
+                         ("abc", '"abc" is not a version id; use "working" for the working data.')):
         refused = api.get(url, {"version": bad})
         assert refused.status_code == 400
         assert refused.json()["error"]["fields"] == {"version": [message]}

@@ -158,7 +158,8 @@ def test_dataset_list_row_expands_to_locations(page, signed_in, make_dataset, ru
 
 
 def test_sample_browser_switches_to_a_version(page, signed_in, make_dataset, run_import, root, owner):
-    """Item 46: choosing a version in the browser shows its samples (grid and tab counts); live is the default."""
+    """Item 46: the detail shows the current version, read-only, by default; the switcher moves to
+    the working data (where import lives) and back, keeping the filters."""
     for i in range(3):
         put(f"{root}/cls/Cat/cat{i}.jpg", image_bytes(120, 90, color=(60 * i, 90, 160), fmt="JPEG"))
     dataset = make_dataset()
@@ -169,22 +170,43 @@ def test_sample_browser_switches_to_a_version(page, signed_in, make_dataset, run
     run_import(dataset, f"{root}/cls", "imagenet-folder")
     page.goto(f"{signed_in}/datasets/{dataset.pk}/")
     grid = page.locator("[data-testid=sample-grid]")
-    expect(grid.locator("li")).to_have_count(4)
     select = page.locator("[data-testid=version-select]")
-    expect(select.locator("option:checked")).to_have_text("Live dataset")
-    select.select_option(label="V001 (current)")
+    banner = page.locator("[data-testid=version-banner]")
+    import_button = page.locator(".page-actions").get_by_role("link", name="Import", exact=True)
     expect(grid.locator("li")).to_have_count(3)
-    expect(page.locator("[data-testid=version-banner]")).to_contain_text("Samples of version V001")
+    expect(select.locator("option:checked")).to_have_text("V001 — current version")
+    expect(page.locator("[data-testid=switcher-current-badge]")).to_have_text("Current version")
+    expect(banner).to_contain_text("Version V001")
+    expect(banner).to_contain_text("read-only")
     expect(page.locator("[data-testid=status-tab-all] .tab-count")).to_have_text("3")
-    assert "version=" in page.url
+    expect(import_button).to_have_count(0)
+    expect(page.locator("[data-testid=auto-group]")).to_have_count(0)
+    # The filters narrow the version's samples in place (htmx).
     page.locator("label.ds-label-check", has_text="Dog").locator("input").check()
     expect(page.locator("[data-testid=sample-total]")).to_have_text("0 samples")
     page.locator("label.ds-label-check", has_text="Dog").locator("input").uncheck()
     expect(grid.locator("li")).to_have_count(3)
-    page.screenshot(path=str(SHOTS / "datasets-browse-version.png"), full_page=True)
-    select.select_option(label="Live dataset")
+    page.screenshot(path=str(SHOTS / "datasets-detail-current-version.png"), full_page=True)
+
+    select.select_option(label="Working data (unpublished changes)")
+    expect(page).to_have_url(re.compile(r"version=working"))
     expect(grid.locator("li")).to_have_count(4)
+    expect(banner).to_have_count(0)
+    expect(page.locator("[data-testid=working-banner]")).to_contain_text("Working data")
     expect(page.locator("[data-testid=status-tab-all] .tab-count")).to_have_text("4")
+    expect(import_button).to_be_visible()
+    expect(page.locator("[data-testid=auto-group]")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "datasets-detail-working-data.png"), full_page=True)
+    page.locator("label.ds-label-check", has_text="Dog").locator("input").check()
+    expect(grid.locator("li")).to_have_count(1)
+    assert "version=working" in page.url  # filtering keeps the data chosen
+
+    select.select_option(label="V001 — current version")  # the Dog filter comes along
+    expect(banner).to_contain_text("Version V001")
+    expect(page.locator("[data-testid=sample-total]")).to_have_text("0 samples")
+    page.locator("[data-testid=working-link]").click()
+    expect(grid.locator("li")).to_have_count(4)
+    expect(select.locator("option:checked")).to_have_text("Working data (unpublished changes)")
 
 
 def test_text_and_table_lists_labels_history_and_add_data(page, signed_in, make_dataset, run_import, root, owner):

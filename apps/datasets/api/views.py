@@ -150,8 +150,8 @@ class SamplePagination(Pagination):
 
 SAMPLE_PARAMS = [OpenApiParameter(n, str) for n in ("status", "label", "usage", "hard", "name", "annotator", "attr",
                                                      "time", "since", "until", "ids", "page", "page_size")] + [
-    OpenApiParameter("version", int, description="A published version's id: only the samples it contains "
-                                                 "(as they are now); omit for the live dataset.")]
+    OpenApiParameter("version", str, description="A published version's id: only the samples it contains "
+                                                 "(as they are now); omit, or `working`, for the working data.")]
 
 
 class SampleListView(APIView):
