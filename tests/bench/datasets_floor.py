@@ -1,0 +1,75 @@
+"""The write floor of a manifest import: what this machine's database takes to store the rows at all.
+
+`insert_floor(dataset)` copies the rows a manifest import just wrote for `dataset` (samples,
+annotations, label-index rows) into a scratch dataset with fresh ids, in one transaction, with
+one raw `executemany` (SQLite) or COPY (PostgreSQL) per table, the label-index triggers paused
+as the import pauses them, and no parsing, validation, de-duplication, error report or progress
+at all. The time from the first INSERT to the end of the commit gives
+`datasets.manifest_insert_floor_samples_per_s`, and `datasets.manifest_import_vs_floor` is the
+import's rate divided by it: how much of the machine's write speed the import keeps (1.0 would
+mean the import costs nothing beyond its INSERTs). It puts `manifest_import_samples_per_s`
+in context on a machine where the floor itself is below the target.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+
+
+def _rows(cursor, table: str, where: str, params) -> tuple[list[str], list[list]]:
+    cursor.execute(f"SELECT * FROM {table} WHERE {where}", params)
+    columns = [c[0] for c in cursor.description]
+    return columns, [list(row) for row in cursor.fetchall()]
+
+
+def _write(connection, cursor, table: str, columns: list[str], rows: list[list]) -> None:
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
+    if connection.vendor == "postgresql":
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows)
+
+
+def insert_floor(source, scratch) -> float:
+    """Seconds to write `source`'s samples, annotations and label-index rows again into `scratch`.
+
+    `scratch` is an empty dataset of the same workspace; labels are reused (the rows are a copy,
+    not a second dataset anyone reads). Rows go in the order the import writes them.
+    """
+    from django.db import connection, transaction
+
+    from apps.datasets.bulk import index_paused, write_cache
+
+    with connection.cursor() as cursor:
+        s_cols, samples = _rows(cursor, "datasets_sample", "dataset_id = %s", [source.pk])
+        a_cols, annotations = _rows(cursor, "datasets_annotation", "dataset_id = %s", [source.pk])
+        l_cols, index = _rows(cursor, "datasets_samplelabel", "dataset_id = %s", [source.pk])
+    new_ids = {}
+    s_id, s_ds, s_key = s_cols.index("id"), s_cols.index("dataset_id"), s_cols.index("dedupe_key")
+    for row in samples:
+        new_ids[row[s_id]] = row[s_id] = secrets.token_hex(16)
+        row[s_ds], row[s_key] = scratch.pk, secrets.token_hex(20)
+    samples.sort(key=lambda row: row[s_id], reverse=True)
+    a_id, a_ds, a_sample = a_cols.index("id"), a_cols.index("dataset_id"), a_cols.index("sample_id")
+    del a_cols[a_id]
+    for row in annotations:
+        del row[a_id]
+    a_ds, a_sample = a_ds - (a_ds > a_id), a_sample - (a_sample > a_id)
+    for row in annotations:
+        row[a_ds], row[a_sample] = scratch.pk, new_ids[row[a_sample]]
+    annotations.sort(key=lambda row: row[a_sample], reverse=True)
+    l_id, l_ds, l_sample = l_cols.index("id"), l_cols.index("dataset_id"), l_cols.index("sample_id")
+    del l_cols[l_id]
+    for row in index:
+        del row[l_id]
+    l_ds, l_sample = l_ds - (l_ds > l_id), l_sample - (l_sample > l_id)
+    for row in index:
+        row[l_ds], row[l_sample] = scratch.pk, new_ids[row[l_sample]]
+    start = time.perf_counter()
+    with transaction.atomic(), index_paused(), write_cache(), connection.cursor() as cursor:
+        _write(connection, cursor, "datasets_sample", s_cols, samples)
+        _write(connection, cursor, "datasets_annotation", a_cols, annotations)
+        _write(connection, cursor, "datasets_samplelabel", l_cols, index)
+    return time.perf_counter() - start
