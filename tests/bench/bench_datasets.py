@@ -13,6 +13,14 @@ uvicorn server on a loopback port, like the Label Studio figures we compare with
                                             dataset, p95 of 200 sequential API requests
     datasets.export_coco_s                  10,000 images with 50,000 boxes exported to COCO (image files placed
                                             in the export folder: hard links on local storage)
+
+Then, in the same run and after everything above has stopped, `peer_labelstudio.compare` measures
+Label Studio 1.23.2 on the same three things the Datasets benchmark issue quotes (import of
+10,000 URL-only tasks, a 30-task page of a 10,000-task project, COCO export of annotated tasks)
+and prints `datasets.peer_labelstudio_*` and the ratios `datasets.*_vs_labelstudio` (> 1: Atelier
+better); see that module for what exactly is timed. The peer is installed into
+var/bench-peers/ on first use (a few minutes); `ATELIER_BENCH_PEERS=0` skips it, and a peer that
+fails costs one line on stderr, never our figures.
 """
 from __future__ import annotations
 
@@ -33,6 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
+import peer_labelstudio  # noqa: E402 (beside this script; imported before main() clears ATELIER_* variables)
+
 IMAGES = 10_000
 MANIFEST_LINES = 10_000
 LIST_SAMPLES = 100_000
@@ -45,7 +55,12 @@ def log(message: str) -> None:
     print(f"bench datasets: {message}", file=sys.stderr, flush=True)
 
 
+# Every figure printed, by name without the area, for the ratios against the peer.
+FIGURES: dict[str, float] = {}
+
+
 def figure(name: str, value: float, unit: str) -> None:
+    FIGURES[name] = value
     print(json.dumps({"bench": f"datasets.{name}", "value": round(value, 3), "unit": unit}), flush=True)
 
 
@@ -279,4 +294,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code == 0:
+        peer_labelstudio.compare(FIGURES, images_exported=IMAGES)
+    sys.exit(code)
