@@ -315,23 +315,77 @@ class DatasetVersion(models.Model):
 
 
 class VersionSample(models.Model):
-    """A sample a published version contains, recorded when it was published (spec §9.1, item 46).
+    """A sample a published version contains, with what the version holds for it (spec §9.1, item 46).
 
-    The manifest in storage stays the version's record; these rows let the sample browser and
-    the list API page through one version with the same filters as the live dataset, at
-    100,000-sample scale. A sample deleted from the dataset later leaves the version's rows
-    too: browsing a version shows the members still in the dataset, as they are now.
+    Written once when the version is published, never updated: `usage` (after the version's
+    train/eval split when it has one), `label_status` and `hard` are the sample's values at
+    publish, and its labels are `VersionSampleLabel` rows. `created_at` is the sample's upload
+    time, copied so the version's pages walk one index in the browser's order. The manifest in
+    storage stays the version's full record; `manifest_offset` is where the sample's line starts
+    in it (bytes), so one sample's published annotations are read without the rest.
+
+    These rows let the sample browser and the list API page through a version with the same
+    filters as the working data, at 100,000-sample scale, by the published values: relabeling
+    the working data later does not change them. A sample deleted from the dataset later
+    leaves the version's rows too (its file may be gone with it). Rows of versions published
+    before migration 0008 were filled from the samples' state at that migration and have no
+    manifest offset.
     """
 
-    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="entries")
+    # No index of its own: version_sample_unique and every version_sample_* index start with it.
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="entries", db_index=False)
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="version_entries")
+    usage = models.CharField(max_length=10, choices=Usage.choices, blank=True, default=Usage.NONE)
+    label_status = models.CharField(max_length=12, choices=LabelStatus.choices, default=LabelStatus.UNLABELED)
+    hard = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    manifest_offset = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
-        # The unique index (version, sample) is also what the "in this version" filter probes.
+        # The unique index (version, sample) is also what the "in this version" probe uses; the others
+        # mirror the working data's sample_ds_* indexes, with the version in place of the dataset.
         constraints = [models.UniqueConstraint(fields=["version", "sample"], name="version_sample_unique")]
+        indexes = [
+            models.Index(fields=["version", "-created_at", "-sample"], name="version_sample_created"),
+            models.Index(fields=["version", "label_status", "-created_at", "-sample"], name="version_sample_status"),
+            models.Index(fields=["version", "usage", "-created_at", "-sample"], name="version_sample_usage"),
+            models.Index(fields=["version", "hard", "-created_at", "-sample"], name="version_sample_hard"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.version_id}:{self.sample_id}"
+
+
+class VersionSampleLabel(models.Model):
+    """One label a sample carries in a published version, with the sample's published values copied in.
+
+    The version's counterpart of `SampleLabel`: "samples of version V carrying label L (and
+    status S)" is one range of one index. Written once at publish, next to the VersionSample
+    rows, and never updated. A label deleted from the dataset's label set since takes its rows
+    with it (its id no longer names anything the filter could offer); a renamed one shows its
+    new name. The version's manifest keeps the names as published.
+    """
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No index of its own: deleting a label (rare) scans these rows, which every publish would
+    # otherwise pay for with one more index to maintain.
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Indexed: deleting samples removes their rows through it.
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="+")
+    usage = models.CharField(max_length=10, blank=True)
+    label_status = models.CharField(max_length=12)
+    hard = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["version", "label", "-created_at", "-sample"], name="version_label_recent"),
+            models.Index(fields=["version", "label", "label_status", "-created_at", "-sample"],
+                         name="version_label_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}:{self.sample_id}:{self.label_id}"
 
 
 class OperationQuerySet(models.QuerySet):

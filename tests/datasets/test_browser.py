@@ -246,3 +246,47 @@ def test_text_and_table_lists_labels_history_and_add_data(page, signed_in, make_
     expect(form.locator("[data-path-picker-open]")).to_have_count(2)  # import path and upload path
     expect(page.locator("[data-testid=import-history] time").first).to_have_text(re.compile(r"^\d{4}/\d\d/\d\d "))
     page.screenshot(path=str(SHOTS / "labeling-add-data.png"), full_page=True)
+
+
+def test_version_view_keeps_the_published_labels(page, signed_in, make_dataset, run_import, root, owner):
+    """Item 46: after relabeling the working data, the current version still filters, counts and
+    shows its samples by the labels and usage it was published with; a sample opens as published."""
+    from apps.datasets.models import Label
+    from apps.datasets.services import sample_annotations_replace
+
+    for label, count in (("Cat", 2), ("Dog", 2)):
+        for i in range(count):
+            put(f"{root}/cls/{label}/{label.lower()}{i}.jpg", image_bytes(120, 90, color=(60 * i, 90, 160), fmt="JPEG"))
+    dataset = make_dataset()
+    run_import(dataset, f"{root}/cls", "imagenet-folder")
+    op = version_publish(user=owner, dataset=dataset)
+    assert operation_execute(op.pk) == "succeeded"
+    cat0 = dataset.samples.get(file_name="cat0.jpg")
+    sample_annotations_replace(user=owner, sample=cat0, expected_version=cat0.annotation_version,
+                               annotations=[{"label": "Dog"}])
+    dataset.samples.update(usage="TEST")
+    page.goto(f"{signed_in}/datasets/{dataset.pk}/")
+    banner = page.locator("[data-testid=version-banner]")
+    expect(banner).to_contain_text("Labels, label status, usage and hard examples are as published")
+    dog = page.locator("label.ds-label-check", has_text="Dog")
+    expect(dog.locator("[data-testid=label-count]")).to_have_text("2")
+    dog.locator("input").check()  # htmx: the grid narrows in place, by the published labels
+    expect(page.locator("[data-testid=sample-total]")).to_have_text("2 samples")
+    grid = page.locator("[data-testid=sample-grid]")
+    expect(grid.locator("li", has_text="cat0.jpg")).to_have_count(0)
+    dog.locator("input").uncheck()
+    expect(page.locator("[data-testid=sample-total]")).to_have_text("4 samples")
+    card = grid.locator("li", has_text="cat0.jpg")
+    expect(card.locator("[data-testid=published-labels]")).to_have_text("Cat")
+    expect(grid.get_by_text("TEST")).to_have_count(0)
+    page.screenshot(path=str(SHOTS / "datasets-detail-published-values.png"), full_page=True)
+    card.locator("a.ds-card-link").click()
+    expect(page.locator("[data-testid=version-banner]")).to_contain_text(
+        "Label status, usage and annotations are as published.")
+    expect(page.locator("[data-testid=annotation-list]")).to_contain_text("Cat")
+    expect(page.locator("[data-testid=annotation-list]")).not_to_contain_text("Dog")
+    page.screenshot(path=str(SHOTS / "datasets-sample-published.png"), full_page=True)
+    page.locator("[data-testid=working-link]").click()
+    expect(page.locator("[data-testid=annotation-list]")).to_contain_text("Dog")
+    expect(page.locator("[data-testid=sample-status]")).to_contain_text("TEST")
+    assert Label.objects.filter(dataset=dataset).count() == 2

@@ -249,7 +249,8 @@ def test_detail_pages_through_the_current_version(client_for, owner, make_datase
                                                  format_category="image") for i in range(35)])
     version = DatasetVersion.objects.create(dataset=dataset, name="V001", label_type="image_classification",
                                             status="normal", sample_count=32)
-    VersionSample.objects.bulk_create([VersionSample(version=version, sample=s) for s in samples[:32]])
+    VersionSample.objects.bulk_create([VersionSample(version=version, sample=s, created_at=s.created_at)
+                                       for s in samples[:32]])
     Dataset.objects.filter(pk=dataset.pk).update(current_version=version)
     client = client_for(owner)
     url = reverse("datasets:detail", args=[dataset.pk])

@@ -87,19 +87,28 @@ _DATETIME = serializers.DateTimeField()
 
 def sample_list_data(samples) -> list[dict]:
     """What SampleSerializer(many=True) returns, built directly: the list endpoint is the hot path
-    (a page of 30 at 100,000 samples), and ModelSerializer costs more than the queries."""
+    (a page of 30 at 100,000 samples), and ModelSerializer costs more than the queries.
+
+    Samples of a version's page (`published` set) report the usage, label status, hard flag and
+    labels the version holds for them; `annotation_version` and the rest are the sample's own."""
     from collections import defaultdict
 
     samples = list(samples)
     labels: dict[str, list[str]] = defaultdict(list)
-    rows = (Annotation.objects.filter(sample_id__in=[s.pk for s in samples], label__isnull=False)
-            .order_by("id").values_list("sample_id", "label__name"))
+    # A version's page (selectors.VersionSamples) carries its published values; the others read annotations.
+    live = [s.pk for s in samples if getattr(s, "published", None) is None]
+    rows = (Annotation.objects.filter(sample_id__in=live, label__isnull=False)
+            .order_by("id").values_list("sample_id", "label__name")) if live else ()
     for sample_id, name in rows:
         if name not in labels[sample_id]:
             labels[sample_id].append(name)
     out = []
     for sample in samples:
         row = {name: getattr(sample, name) for name in LIST_FIELDS}
+        published = getattr(sample, "published", None)
+        if published is not None:
+            row.update(usage=published.usage, label_status=published.label_status, hard=published.hard)
+            labels[sample.pk] = [label["name"] for label in published.labels]
         row["labels"] = labels.get(sample.pk, [])
         row["created_at"] = _DATETIME.to_representation(sample.created_at)
         out.append(row)

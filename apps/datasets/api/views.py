@@ -150,8 +150,10 @@ class SamplePagination(Pagination):
 
 SAMPLE_PARAMS = [OpenApiParameter(n, str) for n in ("status", "label", "usage", "hard", "name", "annotator", "attr",
                                                      "time", "since", "until", "ids", "page", "page_size")] + [
-    OpenApiParameter("version", str, description="A published version's id: only the samples it contains "
-                                                 "(as they are now); omit, or `working`, for the working data.")]
+    OpenApiParameter("version", str, description="A published version's id: only the samples it contains, "
+                                                 "filtered and reported by the usage, label status, hard flag and "
+                                                 "labels it was published with; omit, or `working`, for the "
+                                                 "working data.")]
 
 
 class SampleListView(APIView):
