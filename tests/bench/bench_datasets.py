@@ -7,6 +7,9 @@ uvicorn server on a loopback port, like the Label Studio figures we compare with
 
     datasets.manifest_import_samples_per_s  10,000-line manifest, files already in storage
                                             (metadata only; thumbnails are left to a background run)
+    datasets.manifest_insert_floor_samples_per_s  the rows that import wrote, written again with one raw
+                                            INSERT/COPY per table and no import work (tests/bench/datasets_floor.py);
+                                            datasets.manifest_import_vs_floor is the import's share of it
     datasets.import_images_per_s            10,000 small images from a folder: copied, decoded,
                                             hashed, thumbnailed
     datasets.sample_list_p95_ms             filtered (label + usage) 30-sample page of a 100,000-sample
@@ -169,7 +172,18 @@ def main() -> int:
         op.refresh_from_db()
         if status != "succeeded" or op.result.get("created") != MANIFEST_LINES:
             raise SystemExit(f"bench datasets: manifest import {status}: {op.message} {op.result}")
-        figure("manifest_import_samples_per_s", MANIFEST_LINES / elapsed, "samples/s")
+        rate = MANIFEST_LINES / elapsed
+        figure("manifest_import_samples_per_s", rate, "samples/s")
+        # The same rows written again with nothing but raw INSERTs: what this machine allows at all.
+        from datasets_floor import insert_floor
+
+        scratch = dataset_create(user=user, workspace=workspace, name="manifest-floor", data_type="image",
+                                 label_type="image_classification",
+                                 input_location=parse("storage://bench-data/floor-in"),
+                                 output_location=parse("storage://bench-data/floor-out"))
+        floor = MANIFEST_LINES / insert_floor(manifest_ds, scratch)
+        figure("manifest_insert_floor_samples_per_s", floor, "samples/s")
+        figure("manifest_import_vs_floor", rate / floor, "x")
 
         # 2. Folder of images: copied, decoded, thumbnailed.
         write_files(storage_root / "folder", ((f"batch{i // 1000}/{i:05d}.jpg", images[i]) for i in range(IMAGES)))
