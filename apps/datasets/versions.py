@@ -7,6 +7,7 @@ segmentation; tables write `<dataset>-<version>.csv` (or `.parquet`).
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -461,7 +462,7 @@ def published_annotations(version: DatasetVersion, entry: VersionSample) -> list
         return None
     manifest = parse(version.manifest_uri)
     try:
-        with get_storage().open(manifest) as stream:
+        with contextlib.closing(get_storage().open(manifest)) as stream:  # an S3 body is no context manager
             line = _line_at(stream, entry.manifest_offset)
         item = parse_line(line.decode("utf-8"), 1, manifest.parent, version.label_type)
     except (StorageError, Problem, UnicodeDecodeError, ValidationError):

@@ -262,6 +262,31 @@ def test_detection_sample_page_draws_the_published_boxes(client_for, owner, make
     assert drawn == published and len(drawn) > 0
 
 
+def test_manifest_line_is_read_at_its_offset_from_seekable_files_and_streams(monkeypatch):
+    """Local files seek; an S3 body cannot, and is read forward to the line in bounded reads."""
+    import io
+
+    from apps.datasets import versions
+
+    data = b"".join(f'{{"source": "s3://b/{i}.jpg"}}\n'.encode() for i in range(1000))
+    offset = data.index(b'{"source": "s3://b/700.jpg"}')
+
+    class Body:  # read() only, like botocore's StreamingBody
+        def __init__(self):
+            self.inner, self.reads = io.BytesIO(data), []
+
+        def read(self, size=-1):
+            self.reads.append(size)
+            return self.inner.read(size)
+
+    monkeypatch.setattr(versions, "SKIP_BYTES", 4096)
+    body = Body()
+    assert versions._line_at(body, offset) == b'{"source": "s3://b/700.jpg"}'
+    assert max(body.reads) <= 64 * 1024 and -1 not in body.reads
+    assert versions._line_at(io.BytesIO(data), offset) == b'{"source": "s3://b/700.jpg"}'
+    assert versions._line_at(Body(), len(data) + 10) == b""
+
+
 @pytest.mark.django_db(transaction=True)
 def test_migration_fills_the_rows_of_existing_versions(owner):
     """0008 on a database whose versions recorded membership only: their rows get the samples'
