@@ -528,23 +528,9 @@ def samples_page_source(dataset: Dataset, flt: SampleFilter):
         index = index.filter(usage=flt.usage)
     if flt.status:
         index = index.filter(label_status=flt.status)
-    if flt.since:
-        index = index.filter(created_at__gte=flt.since)
-    if flt.until:
-        index = index.filter(created_at__lt=flt.until)
     if flt.hard is not None:
         index = index.filter(sample__hard=flt.hard)
-    if flt.name:
-        index = index.filter(Q(sample__file_name__icontains=flt.name) | Q(sample__directory__icontains=flt.name))
-    if flt.annotator:
-        index = index.filter(Exists(Annotation.objects.filter(dataset=dataset, sample=OuterRef("sample_id"),
-                                                              annotated_by=flt.annotator)))
-    if flt.attr_name:
-        index = index.filter(Exists(SampleAttribute.objects.filter(
-            dataset=dataset, name=flt.attr_name, value=flt.attr_value, sample=OuterRef("sample_id"))))
-    if flt.ids:
-        index = index.filter(sample_id__in=flt.ids)
-    return IndexedSamples(index, distinct=len(set(flt.labels)) > 1)
+    return IndexedSamples(_index_narrowed(index, dataset, flt), distinct=len(set(flt.labels)) > 1)
 
 
 def version_page_source(dataset: Dataset, flt: SampleFilter) -> VersionSamples:
@@ -565,6 +551,14 @@ def version_page_source(dataset: Dataset, flt: SampleFilter) -> VersionSamples:
         index = index.filter(usage=flt.usage)
     if flt.hard is not None:
         index = index.filter(hard=flt.hard)
+    return VersionSamples(_index_narrowed(index, dataset, flt), distinct=len(set(flt.labels)) > 1,
+                          version_id=flt.version)
+
+
+def _index_narrowed(index: QuerySet, dataset: Dataset, flt: SampleFilter) -> QuerySet:
+    """An index queryset (SampleLabel, VersionSample, VersionSampleLabel: rows with `sample_id`
+    and `created_at`) narrowed by `flt`'s upload-time, name, annotator, attribute and id
+    conditions, which read the samples as they are now."""
     if flt.since:
         index = index.filter(created_at__gte=flt.since)
     if flt.until:
@@ -579,7 +573,7 @@ def version_page_source(dataset: Dataset, flt: SampleFilter) -> VersionSamples:
             dataset=dataset, name=flt.attr_name, value=flt.attr_value, sample=OuterRef("sample_id"))))
     if flt.ids:
         index = index.filter(sample_id__in=flt.ids)
-    return VersionSamples(index, distinct=len(set(flt.labels)) > 1, version_id=flt.version)
+    return index
 
 
 def annotators_of(dataset: Dataset) -> list[str]:

@@ -10,13 +10,11 @@ times sequential GETs of `/`. Figures (nearest-rank percentiles of the round-tri
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import free_port, percentile  # noqa: E402 (beside this script)
 
 import httpx  # noqa: E402
 
@@ -43,18 +43,6 @@ def log(message: str) -> None:
 
 def figure(name: str, value: float, unit: str) -> None:
     print(json.dumps({"bench": f"core.{name}", "value": round(value, 3), "unit": unit}), flush=True)
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest sample with at least pct% of samples at or below it."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stack_env(var_dir: Path, redis_url: str) -> dict[str, str]:

@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import free_port, percentile  # noqa: E402 (beside this script)
 
 import peer_labelstudio  # noqa: E402 (beside this script; imported before main() clears ATELIER_* variables)
 
@@ -65,17 +65,6 @@ FIGURES: dict[str, float] = {}
 def figure(name: str, value: float, unit: str) -> None:
     FIGURES[name] = value
     print(json.dumps({"bench": f"datasets.{name}", "value": round(value, 3), "unit": unit}), flush=True)
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def setup_environment(tmp: Path) -> dict[str, str]:

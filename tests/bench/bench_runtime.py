@@ -15,7 +15,6 @@ watches them through the real log WebSocket. Figures:
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import shutil
@@ -30,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import free_port, percentile  # noqa: E402 (beside this script)
 
 from apps.core.embedded_redis import start_embedded_redis  # noqa: E402
 
@@ -46,18 +47,6 @@ def log(message: str) -> None:
 
 def figure(name: str, value: float, unit: str) -> None:
     print(json.dumps({"bench": f"runtime.{name}", "value": round(value, 3), "unit": unit}), flush=True)
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest sample with at least pct% of samples at or below it."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stack_env(var_dir: Path, redis_url: str, secret: str) -> dict[str, str]:

@@ -32,6 +32,16 @@ def _write(connection, cursor, table: str, columns: list[str], rows: list[list])
         cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows)
 
 
+def _rekeyed(columns: list[str], rows: list[list], dataset_id: int, new_ids: dict) -> list[str]:
+    """Rows of a table with an auto id and a sample_id, made copies for `dataset_id`: the id column
+    dropped (the database numbers them), dataset and sample ids replaced. Returns the columns left."""
+    drop, ds, sample = columns.index("id"), columns.index("dataset_id"), columns.index("sample_id")
+    for row in rows:
+        row[ds], row[sample] = dataset_id, new_ids[row[sample]]
+        del row[drop]
+    return [c for i, c in enumerate(columns) if i != drop]
+
+
 def insert_floor(source, scratch) -> float:
     """Seconds to write `source`'s samples, annotations and label-index rows again into `scratch`.
 
@@ -52,21 +62,10 @@ def insert_floor(source, scratch) -> float:
         new_ids[row[s_id]] = row[s_id] = secrets.token_hex(16)
         row[s_ds], row[s_key] = scratch.pk, secrets.token_hex(20)
     samples.sort(key=lambda row: row[s_id], reverse=True)
-    a_id, a_ds, a_sample = a_cols.index("id"), a_cols.index("dataset_id"), a_cols.index("sample_id")
-    del a_cols[a_id]
-    for row in annotations:
-        del row[a_id]
-    a_ds, a_sample = a_ds - (a_ds > a_id), a_sample - (a_sample > a_id)
-    for row in annotations:
-        row[a_ds], row[a_sample] = scratch.pk, new_ids[row[a_sample]]
+    a_cols = _rekeyed(a_cols, annotations, scratch.pk, new_ids)
+    a_sample = a_cols.index("sample_id")
     annotations.sort(key=lambda row: row[a_sample], reverse=True)
-    l_id, l_ds, l_sample = l_cols.index("id"), l_cols.index("dataset_id"), l_cols.index("sample_id")
-    del l_cols[l_id]
-    for row in index:
-        del row[l_id]
-    l_ds, l_sample = l_ds - (l_ds > l_id), l_sample - (l_sample > l_id)
-    for row in index:
-        row[l_ds], row[l_sample] = scratch.pk, new_ids[row[l_sample]]
+    l_cols = _rekeyed(l_cols, index, scratch.pk, new_ids)
     start = time.perf_counter()
     with transaction.atomic(), index_paused(), write_cache(), connection.cursor() as cursor:
         _write(connection, cursor, "datasets_sample", s_cols, samples)

@@ -47,18 +47,18 @@ from __future__ import annotations
 import fcntl
 import io
 import json
-import math
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+from benchlib import free_port, percentile
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -100,17 +100,6 @@ def log(message: str) -> None:
 
 def figure(name: str, value: float, unit: str) -> None:
     print(json.dumps({"bench": f"datasets.{name}", "value": round(value, 3), "unit": unit}), flush=True)
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def shown(path: Path) -> str:
