@@ -1,9 +1,10 @@
 """Exports: COCO checked by pycocotools, VOC/YOLO read back by our importer and by an independent reader,
 CSV formula escaping, new-dataset export, refusals (spec §15 items 44, 49–52).
 
-The independent VOC reader is the standard library's ElementTree and the YOLO one a small Darknet
+The independent reader of VOC and YOLO exports is globox (a detection-dataset converter and
+evaluator, with parsers of its own), backed by the standard library's ElementTree and a Darknet
 parse written in the test from the files alone; datumaro is not used because its release pins
-pandas 2.x, Pillow 12 and pyarrow 25 (older than ours) and pulls in OpenCV and shapely.
+pandas 2.x (older than ours) and pulls in OpenCV and shapely.
 """
 import csv
 import io
@@ -46,6 +47,22 @@ def det_dataset(make_dataset, run_import, root):
     return dataset
 
 
+def local_copy(folder: str, tmp_path):
+    """The files below storage folder `folder`, copied to `tmp_path` for a reader that wants a disk."""
+    base = parse(folder)
+    for info in get_storage().walk(base):
+        target = tmp_path / info.key[len(base.key) + 1:]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read(f"storage://{base.bucket}/{info.key}"))
+    return tmp_path
+
+
+def globox_boxes(annotation_set, names=None):
+    """(file, label, (xmin, ymin, xmax, ymax)) of every box globox read; `names` maps class ids to labels."""
+    return sorted((str(ann.image_id).rsplit("/", 1)[-1], names[int(box.label)] if names else box.label,
+                   tuple(round(v, 2) for v in box.ltrb)) for ann in annotation_set for box in ann.boxes)
+
+
 def run_export(owner, dataset, path, **kwargs):
     op = export_start(user=owner, dataset=dataset, path=parse(path), method=kwargs.pop("method", "storage"), **kwargs)
     assert operation_execute(op.pk) == "succeeded", DatasetOperation.objects.get(pk=op.pk).message
@@ -69,7 +86,9 @@ def test_coco_export_loads_in_pycocotools(owner, det_dataset, root, tmp_path):
     assert get_storage().exists(parse(f"{root}/exp-coco/images/a.jpg"))
 
 
-def test_voc_export_reads_back_identically(owner, det_dataset, make_dataset, run_import, root):
+def test_voc_export_reads_back_identically(owner, det_dataset, make_dataset, run_import, root, tmp_path):
+    from globox import AnnotationSet
+
     run_export(owner, det_dataset, f"{root}/exp-voc", format="voc")
     again = make_dataset(name="voc-again", label_type="object_detection")
     run_import(again, f"{root}/exp-voc", "voc")
@@ -84,6 +103,9 @@ def test_voc_export_reads_back_identically(owner, det_dataset, make_dataset, run
                 independent.append((doc.findtext("filename"), obj.findtext("name"),
                                     tuple(float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))))
     assert sorted(independent) == boxes_of(det_dataset)
+    # And globox, reading the folder as PASCAL VOC.
+    assert globox_boxes(AnnotationSet.from_pascal_voc(local_copy(f"{root}/exp-voc", tmp_path))) == boxes_of(
+        det_dataset)
 
 
 def shapes_of(dataset):
@@ -150,7 +172,9 @@ def test_voc_attribute_without_a_name_is_a_per_file_error(make_dataset, run_impo
     assert error.item.endswith("a.xml") and error.message.startswith('attribute 1 of object 1 ("cat") has no <name>.')
 
 
-def test_yolo_export_reads_back_identically(owner, det_dataset, make_dataset, run_import, root):
+def test_yolo_export_reads_back_identically(owner, det_dataset, make_dataset, run_import, root, tmp_path):
+    from globox import AnnotationSet
+
     run_export(owner, det_dataset, f"{root}/exp-yolo", format="yolo")
     assert read(f"{root}/exp-yolo/obj.names").decode() == "cat\ndog\n"
     again = make_dataset(name="yolo-again", label_type="object_detection")
@@ -174,6 +198,12 @@ def test_yolo_export_reads_back_identically(owner, det_dataset, make_dataset, ru
                 independent.append((image_rel.rsplit("/", 1)[-1], names[cls], tuple(round(v, 2) for v in (
                     (xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height))))
     assert sorted(independent) == boxes_of(det_dataset)
+    # And globox's Darknet reader, over each subset folder (images and their .txt side by side).
+    local = local_copy(f"{root}/exp-yolo", tmp_path)
+    read_by_globox = []
+    for folder in sorted(p for p in local.iterdir() if p.is_dir() and any(p.glob("*.txt"))):
+        read_by_globox += globox_boxes(AnnotationSet.from_yolo_darknet(folder, image_folder=folder), names)
+    assert sorted(read_by_globox) == boxes_of(det_dataset)
 
 
 def test_classification_default_export_and_filter(owner, make_dataset, run_import, root):
