@@ -329,23 +329,12 @@ class SampleFilter:
         qs = queryset
         if self.version:
             published = VersionSample.objects.filter(version_id=self.version, sample=OuterRef("pk"))
-            if self.status:
-                published = published.filter(label_status=self.status)
-            if self.usage is not None:
-                published = published.filter(usage=self.usage)
-            if self.hard is not None:
-                published = published.filter(hard=self.hard)
-            qs = qs.filter(Exists(published))
+            qs = qs.filter(Exists(self.state_narrowed(published)))
             if self.labels:
                 qs = qs.filter(Exists(VersionSampleLabel.objects.filter(
                     version_id=self.version, sample=OuterRef("pk"), label_id__in=self.labels)))
         else:
-            if self.status:
-                qs = qs.filter(label_status=self.status)
-            if self.usage is not None:
-                qs = qs.filter(usage=self.usage)
-            if self.hard is not None:
-                qs = qs.filter(hard=self.hard)
+            qs = self.state_narrowed(qs)
             if self.labels:
                 qs = qs.filter(Exists(Annotation.objects.filter(sample=OuterRef("pk"), label_id__in=self.labels)))
         if self.annotator:
@@ -363,6 +352,17 @@ class SampleFilter:
         if self.ids:
             qs = qs.filter(pk__in=self.ids)
         return qs
+
+    def state_narrowed(self, queryset: QuerySet) -> QuerySet:
+        """`queryset` (rows with label_status, usage and hard: samples or a version's rows) narrowed
+        by the status tab and the usage and hard-example filters."""
+        if self.status:
+            queryset = queryset.filter(label_status=self.status)
+        if self.usage is not None:
+            queryset = queryset.filter(usage=self.usage)
+        if self.hard is not None:
+            queryset = queryset.filter(hard=self.hard)
+        return queryset
 
     @property
     def is_active(self) -> bool:
@@ -545,12 +545,7 @@ def version_page_source(dataset: Dataset, flt: SampleFilter) -> VersionSamples:
         index = VersionSampleLabel.objects.filter(version_id=flt.version, label_id__in=labels)
     else:
         index = VersionSample.objects.filter(version_id=flt.version)
-    if flt.status:
-        index = index.filter(label_status=flt.status)
-    if flt.usage is not None:
-        index = index.filter(usage=flt.usage)
-    if flt.hard is not None:
-        index = index.filter(hard=flt.hard)
+    index = flt.state_narrowed(index)
     return VersionSamples(_index_narrowed(index, dataset, flt), distinct=len(set(flt.labels)) > 1,
                           version_id=flt.version)
 

@@ -83,3 +83,39 @@ def labels_by_file(dataset) -> dict[str, list[str]]:
     for sample in dataset.samples.prefetch_related("annotations__label"):
         out[sample.file_name or sample.text] = sorted(a.label.name for a in sample.annotations.all() if a.label_id)
     return out
+
+
+@pytest.fixture
+def client_for():
+    """`client_for(user)`: a Django test client signed in as `user`."""
+    from django.test import Client
+
+    def make(user):
+        client = Client()
+        client.force_login(user)
+        return client
+    return make
+
+
+def publish(owner, dataset, **kwargs):
+    """Publish a version of `dataset` and run it here; the published DatasetVersion."""
+    from apps.datasets.models import DatasetOperation
+    from apps.datasets.operations import operation_execute
+    from apps.datasets.versions import version_publish
+
+    op = version_publish(user=owner, dataset=dataset, **kwargs)
+    assert operation_execute(op.pk) == "succeeded", DatasetOperation.objects.get(pk=op.pk).message
+    op.refresh_from_db()
+    return op.version
+
+
+@pytest.fixture
+def cls_dataset(make_dataset, run_import, root):
+    """Image classification: Cat0–Cat5, Dog0–Dog4 labeled by folder, and one unlabeled image."""
+    for label, count in (("Cat", 6), ("Dog", 5)):
+        for i in range(count):
+            put(f"{root}/src/{label}/{label}{i}.jpg", image_bytes(color=(i * 20, 10, 10)))
+    put(f"{root}/src/unlabeled.jpg", image_bytes())
+    dataset = make_dataset()
+    run_import(dataset, f"{root}/src", "imagenet-folder")
+    return dataset

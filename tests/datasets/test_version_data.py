@@ -8,46 +8,15 @@ import json
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.test import Client
 from django.urls import reverse
 
 from apps.core.paths import parse
 from apps.core.storage import get_storage
 from apps.datasets.models import (Dataset, DatasetVersion, Label, Sample, SampleLabel, VersionSample,
                                   VersionSampleLabel)
-from apps.datasets.operations import operation_execute
 from apps.datasets.services import label_delete, sample_annotations_replace, samples_delete
-from apps.datasets.versions import version_publish
 
-from .conftest import image_bytes, put
-
-
-@pytest.fixture
-def client_for():
-    def make(user):
-        client = Client()
-        client.force_login(user)
-        return client
-    return make
-
-
-def publish(owner, dataset, **kwargs) -> DatasetVersion:
-    op = version_publish(user=owner, dataset=dataset, **kwargs)
-    assert operation_execute(op.pk) == "succeeded"
-    op.refresh_from_db()
-    return op.version
-
-
-@pytest.fixture
-def pets(make_dataset, run_import, root):
-    """Image classification: Cat0–Cat5, Dog0–Dog4 labeled by folder, and one unlabeled image."""
-    for label, count in (("Cat", 6), ("Dog", 5)):
-        for i in range(count):
-            put(f"{root}/src/{label}/{label}{i}.jpg", image_bytes(color=(i * 20, 10, 10)))
-    put(f"{root}/src/unlabeled.jpg", image_bytes())
-    dataset = make_dataset()
-    run_import(dataset, f"{root}/src", "imagenet-folder")
-    return dataset
+from .conftest import image_bytes, publish, put
 
 
 def relabel(owner, sample: Sample, *labels: str) -> None:
@@ -83,11 +52,11 @@ def _label_count(body: str, name: str) -> int:
     return int(part.split('data-testid="label-count">', 1)[1].split("<", 1)[0].replace(",", ""))
 
 
-def test_publish_records_what_the_version_holds(owner, pets):
+def test_publish_records_what_the_version_holds(owner, cls_dataset):
     """Each sample's row has its published usage (after the split), status, hard flag, upload
     time and the offset of its manifest line; each label it carries is a VersionSampleLabel."""
-    Sample.objects.filter(dataset=pets, file_name="Dog0.jpg").update(hard=True)
-    version = publish(owner, pets, split_enabled=True, train_ratio=0.6)
+    Sample.objects.filter(dataset=cls_dataset, file_name="Dog0.jpg").update(hard=True)
+    version = publish(owner, cls_dataset, split_enabled=True, train_ratio=0.6)
     rows = {r.sample.file_name: r for r in VersionSample.objects.filter(version=version).select_related("sample")}
     assert len(rows) == 12
     usages = [r.usage for name, r in rows.items() if name != "unlabeled.jpg"]
@@ -112,12 +81,12 @@ def test_publish_records_what_the_version_holds(owner, pets):
         assert line.get("usage", "") == row.usage
 
 
-def test_version_view_filters_and_counts_by_published_values(client_for, owner, pets):
-    version = publish(owner, pets)
-    rework(owner, pets)
+def test_version_view_filters_and_counts_by_published_values(client_for, owner, cls_dataset):
+    version = publish(owner, cls_dataset)
+    rework(owner, cls_dataset)
     client = client_for(owner)
-    url = reverse("datasets:detail", args=[pets.pk])
-    cat, dog = Label.objects.get(dataset=pets, name="Cat"), Label.objects.get(dataset=pets, name="Dog")
+    url = reverse("datasets:detail", args=[cls_dataset.pk])
+    cat, dog = Label.objects.get(dataset=cls_dataset, name="Cat"), Label.objects.get(dataset=cls_dataset, name="Dog")
 
     body = client.get(url).content.decode()  # the current version is the default
     assert _tab_count(body, "all") == 12 and _tab_count(body, "labeled") == 11
@@ -142,8 +111,8 @@ def test_version_view_filters_and_counts_by_published_values(client_for, owner, 
     card = listed[listed.index('data-testid="published-labels"'):]
     card = card[:card.index("</li>")]
     assert ">Cat</span>" in card and ">Dog<" not in card and "TEST" not in card and "hard" not in card
-    cat0 = pets.samples.get(file_name="Cat0.jpg")
-    assert f'{reverse("datasets:sample", args=[pets.pk, cat0.pk])}?version={version.pk}"' in listed
+    cat0 = cls_dataset.samples.get(file_name="Cat0.jpg")
+    assert f'{reverse("datasets:sample", args=[cls_dataset.pk, cat0.pk])}?version={version.pk}"' in listed
 
     # The working data shows the changes.
     working = client.get(url, {"version": "working"}).content.decode()
@@ -152,17 +121,17 @@ def test_version_view_filters_and_counts_by_published_values(client_for, owner, 
     assert len(_names(client.get(url, {"version": "working", "usage": "TEST"}).content.decode())) == 12
 
     # A sample deleted since leaves the version's view and counts.
-    samples_delete(user=owner, dataset=pets, sample_ids=[cat0.pk])
+    samples_delete(user=owner, dataset=cls_dataset, sample_ids=[cat0.pk])
     body = client.get(url).content.decode()
     assert _tab_count(body, "all") == 11 and _label_count(body, "Cat") == 5
 
 
-def test_version_page_query_count_is_bounded(client_for, owner, pets, django_assert_max_num_queries):
-    publish(owner, pets)
-    rework(owner, pets)
+def test_version_page_query_count_is_bounded(client_for, owner, cls_dataset, django_assert_max_num_queries):
+    publish(owner, cls_dataset)
+    rework(owner, cls_dataset)
     client = client_for(owner)
-    url = reverse("datasets:detail", args=[pets.pk])
-    cat = Label.objects.get(dataset=pets, name="Cat")
+    url = reverse("datasets:detail", args=[cls_dataset.pk])
+    cat = Label.objects.get(dataset=cls_dataset, name="Cat")
     for params in ({}, {"label": cat.pk, "status": "labeled"}, {"view": "list"}):
         client.get(url, params)  # warm the count caches, as a second page view finds them
         # 13: session, user, workspace, dataset, the version check, the page's rows, its samples, their
@@ -174,15 +143,15 @@ def test_version_page_query_count_is_bounded(client_for, owner, pets, django_ass
         assert response.status_code == 200
 
 
-def test_api_version_lists_and_filters_published_values(owner, pets, outsider_api):
+def test_api_version_lists_and_filters_published_values(owner, cls_dataset, outsider_api):
     from rest_framework.test import APIClient
 
-    version = publish(owner, pets, split_enabled=True, train_ratio=0.6)
-    rework(owner, pets)
+    version = publish(owner, cls_dataset, split_enabled=True, train_ratio=0.6)
+    rework(owner, cls_dataset)
     api = APIClient()
     api.force_authenticate(owner)
-    url = f"/api/v1/datasets/{pets.pk}/samples/"
-    cat = Label.objects.get(dataset=pets, name="Cat")
+    url = f"/api/v1/datasets/{cls_dataset.pk}/samples/"
+    cat = Label.objects.get(dataset=cls_dataset, name="Cat")
     everything = api.get(url, {"version": version.pk, "page_size": 100}).json()
     assert everything["count"] == 12
     rows = {r["file_name"]: r for r in everything["results"]}
@@ -203,22 +172,22 @@ def test_api_version_lists_and_filters_published_values(owner, pets, outsider_ap
     assert outsider_api.get(url, {"version": version.pk}).status_code == 404
 
 
-def test_a_deleted_label_leaves_the_version_view(client_for, owner, pets):
+def test_a_deleted_label_leaves_the_version_view(client_for, owner, cls_dataset):
     """The label filter offers the dataset's labels: one deleted since has no rows left to filter."""
-    version = publish(owner, pets)
-    label_delete(user=owner, label=Label.objects.get(dataset=pets, name="Dog"))
+    version = publish(owner, cls_dataset)
+    label_delete(user=owner, label=Label.objects.get(dataset=cls_dataset, name="Dog"))
     assert not VersionSampleLabel.objects.filter(version=version, label__name="Dog").exists()
-    body = client_for(owner).get(reverse("datasets:detail", args=[pets.pk])).content.decode()
+    body = client_for(owner).get(reverse("datasets:detail", args=[cls_dataset.pk])).content.decode()
     assert _tab_count(body, "labeled") == 11  # the status stays as published
     assert _label_count(body, "Cat") == 6
 
 
-def test_sample_page_in_a_version_shows_the_published_annotations(client_for, owner, outsider, pets):
-    version = publish(owner, pets)
-    rework(owner, pets)
-    cat0 = pets.samples.get(file_name="Cat0.jpg")
+def test_sample_page_in_a_version_shows_the_published_annotations(client_for, owner, outsider, cls_dataset):
+    version = publish(owner, cls_dataset)
+    rework(owner, cls_dataset)
+    cat0 = cls_dataset.samples.get(file_name="Cat0.jpg")
     client = client_for(owner)
-    url = reverse("datasets:sample", args=[pets.pk, cat0.pk])
+    url = reverse("datasets:sample", args=[cls_dataset.pk, cat0.pk])
     body = html.unescape(client.get(url, {"version": version.pk}).content.decode())
     status = body[body.index('data-testid="sample-status"'):]
     assert "Labeled" in status[:status.index("</p>")] and "TEST" not in status[:status.index("</p>")]
@@ -239,9 +208,9 @@ def test_sample_page_in_a_version_shows_the_published_annotations(client_for, ow
     assert refused.status_code == 400 and '"abc" is not a version id' in html.unescape(refused.content.decode())
     assert client.get(url, {"version": 999999}).status_code == 404
     assert client_for(outsider).get(url, {"version": version.pk}).status_code == 404
-    unlabeled = pets.samples.get(file_name="unlabeled.jpg")
+    unlabeled = cls_dataset.samples.get(file_name="unlabeled.jpg")
     VersionSample.objects.filter(version=version, sample=unlabeled).delete()
-    body = client.get(reverse("datasets:sample", args=[pets.pk, unlabeled.pk]), {"version": version.pk})
+    body = client.get(reverse("datasets:sample", args=[cls_dataset.pk, unlabeled.pk]), {"version": version.pk})
     assert "does not contain this sample" in body.content.decode()
 
 

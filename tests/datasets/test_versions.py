@@ -11,26 +11,8 @@ from apps.datasets.operations import operation_execute
 from apps.datasets.services import version_delete, version_set_current
 from apps.datasets.versions import SPLIT_RULE, version_publish
 
-from .conftest import image_bytes, labels_by_file, put, read
+from .conftest import image_bytes, labels_by_file, publish, put, read
 from .test_imports import FIXTURES
-
-
-def publish(owner, dataset, **kwargs):
-    op = version_publish(user=owner, dataset=dataset, **kwargs)
-    assert operation_execute(op.pk) == "succeeded", op.refresh_from_db() or op.message
-    op.refresh_from_db()
-    return op.version
-
-
-@pytest.fixture
-def cls_dataset(make_dataset, run_import, root):
-    for label, count in (("Cat", 6), ("Dog", 5)):
-        for i in range(count):
-            put(f"{root}/src/{label}/{label}{i}.jpg", image_bytes(color=(i * 20, 10, 10)))
-    put(f"{root}/src/unlabeled.jpg", image_bytes())
-    dataset = make_dataset()
-    run_import(dataset, f"{root}/src", "imagenet-folder")
-    return dataset
 
 
 def test_default_names_and_custom_name_rules(owner, cls_dataset):

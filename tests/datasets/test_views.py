@@ -2,7 +2,6 @@
 import html
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from apps.core.paths import parse
@@ -12,15 +11,6 @@ from apps.datasets.versions import version_publish
 
 from .conftest import image_bytes, put
 from .test_imports import FIXTURES
-
-
-@pytest.fixture
-def client_for():
-    def make(user):
-        client = Client()
-        client.force_login(user)
-        return client
-    return make
 
 
 @pytest.fixture
