@@ -109,7 +109,7 @@ def _converter(field, now):
 
 
 def insert(row_class: type[Row], rows: list[Row], *, now) -> None:
-    """INSERT the rows in one executemany; auto_now fields get `now`, auto ids come from the database.
+    """INSERT the rows with `write_rows`; auto_now fields get `now`, auto ids come from the database.
 
     Values are stored exactly as the ORM would store them: JSON through the backend's
     `adapt_json_value` with the field's encoder, date-times through the field's own preparation.
@@ -135,17 +135,27 @@ def insert(row_class: type[Row], rows: list[Row], *, now) -> None:
         for index, function in functions:
             value[index] = function(value[index])
         values.append(value)
-    table = connection.ops.quote_name(row_class.model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    write_rows(row_class.model._meta.db_table, [f.column for f in fields], values)
+
+
+def write_rows(table: str, columns: list[str], values: list) -> None:
+    """INSERT `values` (sequences in `columns` order, already in database form) into `table`.
+
+    SQLite: one executemany (in-process, no round trip per row to save). PostgreSQL: COPY, which
+    streams the rows in one round trip where executemany would send one statement per row.
+    """
+    if not values:
+        return
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(c) for c in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # COPY streams the rows in one round trip; executemany would send one statement per row.
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            with cursor.cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
                 for value in values:
                     copy.write_row(value)
         else:
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values)
+            cursor.executemany(f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})",
+                               values)
 
 
 def last_annotation_id() -> int:

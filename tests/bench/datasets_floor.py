@@ -2,7 +2,7 @@
 
 `insert_floor(dataset)` copies the rows a manifest import just wrote for `dataset` (samples,
 annotations, label-index rows) into a scratch dataset with fresh ids, in one transaction, with
-one raw `executemany` (SQLite) or COPY (PostgreSQL) per table, the label-index triggers paused
+one `bulk.write_rows` per table (one executemany on SQLite, COPY on PostgreSQL), the label-index triggers paused
 as the import pauses them, and no parsing, validation, de-duplication, error report or progress
 at all. The time from the first INSERT to the end of the commit gives
 `datasets.manifest_insert_floor_samples_per_s`, and `datasets.manifest_import_vs_floor` is the
@@ -20,16 +20,6 @@ def _rows(cursor, table: str, where: str, params) -> tuple[list[str], list[list]
     cursor.execute(f"SELECT * FROM {table} WHERE {where}", params)
     columns = [c[0] for c in cursor.description]
     return columns, [list(row) for row in cursor.fetchall()]
-
-
-def _write(connection, cursor, table: str, columns: list[str], rows: list[list]) -> None:
-    names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    if connection.vendor == "postgresql":
-        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows)
 
 
 def _rekeyed(columns: list[str], rows: list[list], dataset_id: int, new_ids: dict) -> list[str]:
@@ -50,7 +40,7 @@ def insert_floor(source, scratch) -> float:
     """
     from django.db import connection, transaction
 
-    from apps.datasets.bulk import index_paused, write_cache
+    from apps.datasets.bulk import index_paused, write_cache, write_rows
 
     with connection.cursor() as cursor:
         s_cols, samples = _rows(cursor, "datasets_sample", "dataset_id = %s", [source.pk])
@@ -67,8 +57,8 @@ def insert_floor(source, scratch) -> float:
     annotations.sort(key=lambda row: row[a_sample], reverse=True)
     l_cols = _rekeyed(l_cols, index, scratch.pk, new_ids)
     start = time.perf_counter()
-    with transaction.atomic(), index_paused(), write_cache(), connection.cursor() as cursor:
-        _write(connection, cursor, "datasets_sample", s_cols, samples)
-        _write(connection, cursor, "datasets_annotation", a_cols, annotations)
-        _write(connection, cursor, "datasets_samplelabel", l_cols, index)
+    with transaction.atomic(), index_paused(), write_cache():
+        write_rows("datasets_sample", s_cols, samples)
+        write_rows("datasets_annotation", a_cols, annotations)
+        write_rows("datasets_samplelabel", l_cols, index)
     return time.perf_counter() - start
