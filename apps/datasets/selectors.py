@@ -114,18 +114,27 @@ def version_shown(dataset: Dataset, flt: SampleFilter, requested: str) -> ShownD
     return ShownData(current)
 
 
-def sample_in_version(dataset: Dataset, sample: Sample, requested: str) -> tuple[DatasetVersion, VersionSample | None]:
+def version_param(raw: str) -> int | None:
+    """A `version` parameter as typed → a version id, or None for the working data (empty,
+    "working", or its older name "live"). FilterError when it is neither."""
+    raw = (raw or "").strip()
+    if raw in ("", "working", "live"):
+        return None
+    if not raw.isdigit():
+        raise FilterError({"version": [f'"{raw}" is not a version id; use "working" for the working data.']})
+    return int(raw)
+
+
+def sample_in_version(dataset: Dataset, sample: Sample, version_id: int) -> tuple[DatasetVersion, VersionSample | None]:
     """For the sample page's `?version=<id>`: that version of `dataset` and the sample's row in
     it (None when the version does not contain the sample).
 
-    A version id this dataset does not have is a 404 (as on the detail page); a malformed id or
-    a version that cannot be browsed is a FilterError with the reason.
+    A version id this dataset does not have is a 404 (as on the detail page); a version that
+    cannot be browsed is a FilterError with the reason.
     """
     from django.http import Http404
 
-    if not requested.isdigit():
-        raise FilterError({"version": [f'"{requested}" is not a version id; use "working" for the working data.']})
-    version = DatasetVersion.objects.filter(dataset=dataset, pk=int(requested)).first()
+    version = DatasetVersion.objects.filter(dataset=dataset, pk=version_id).first()
     if version is None:
         raise Http404("Not found.")
     problem = _not_browsable(version)
@@ -312,12 +321,10 @@ class SampleFilter:
                     moment += dt.timedelta(days=1)  # a date-only upper bound includes that whole day
                 setattr(flt, key, moment)
         flt.ids = [i for raw in getlist("ids") for i in str(raw).split(",") if i.strip()]
-        version = (params.get("version") or "").strip()
-        if version and version not in ("working", "live"):  # "live" is the older name of the working data
-            if not version.isdigit():
-                errors["version"] = [f'"{version}" is not a version id; use "working" for the working data.']
-            else:
-                flt.version = int(version)
+        try:
+            flt.version = version_param(params.get("version") or "")
+        except FilterError as exc:
+            errors.update(exc.fields)
         if errors:
             raise FilterError(errors)
         return flt

@@ -313,14 +313,14 @@ def sample_detail(request, pk, sample_id):
     dataset = _dataset(request, pk)
     sample = selectors.sample_get(dataset, sample_id)
     annotations = list(sample.annotations.select_related("label").all())
-    requested = (request.GET.get("version") or "").strip()
     version = entry = None
     version_error, annotations_published = "", False
-    if requested and requested not in ("working", "live"):
-        try:
-            version, entry = selectors.sample_in_version(dataset, sample, requested)
-        except selectors.FilterError as exc:
-            version_error = str(exc)
+    try:
+        version_id = selectors.version_param(request.GET.get("version", ""))
+        if version_id is not None:
+            version, entry = selectors.sample_in_version(dataset, sample, version_id)
+    except selectors.FilterError as exc:
+        version_error = str(exc)
     if entry is not None:
         published = published_annotations(version, entry)
         if published is not None:
