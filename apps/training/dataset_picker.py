@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from .job_options import DATA_FORMAT_VERSIONS, SPLIT_VERSIONS
+
 # One answer lists at most this many versions (a select longer than that is unusable anyway); the
 # picker says when the list was cut so the user narrows the filters instead of missing a version.
 PICKER_LIMIT = 200
@@ -72,4 +74,7 @@ def picker_boot(user, workspace) -> dict:
     return {"url": reverse("training:dataset_versions"), "limit": PICKER_LIMIT,
             "label_types": [[value, names.get(value, value)] for value in present],
             "formats": [[value, name] for value, name in FORMAT_NAMES.items()],
-            "splits": [[value, name] for value, name in SPLIT_FILTERS.items() if value != "any"]}
+            "splits": [[value, name] for value, name in SPLIT_FILTERS.items() if value != "any"],
+            # How an algorithm's input constraint maps onto the filters: the server's own tables.
+            "constraint_formats": DATA_FORMAT_VERSIONS,
+            "constraint_splits": {k: v for k, v in SPLIT_VERSIONS.items() if v != "any"}}

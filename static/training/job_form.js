@@ -66,8 +66,8 @@ function fixBootFields() {
 // (one answer holds at most `limit` versions and says when it was cut); filters the algorithm's input
 // constraint fixes are preset and locked. Answers are shared by every row asking the same filters.
 const picker = data.dataset_picker || {};
-const CONSTRAINT_FORMATS = { Default: "default", CarbonData: "parquet" };
-const CONSTRAINT_SPLITS = { split_only: "split", unsplit_only: "unsplit" };
+const CONSTRAINT_FORMATS = picker.constraint_formats || {};
+const CONSTRAINT_SPLITS = picker.constraint_splits || {};
 const LOCKED = "Set by the algorithm's input constraint";
 const answers = new Map();
 

@@ -137,7 +137,9 @@ def test_the_form_boots_with_the_label_types_present(client, owner, outsider, ve
         "label_types": [["image_classification", "Image classification"], ["object_detection", "Object detection"],
                         ["table", "Table"]],
         "formats": [["default", "Default"], ["csv", "CSV"], ["parquet", "Parquet"]],
-        "splits": [["split", "Split only"], ["unsplit", "Unsplit only"]]}
+        "splits": [["split", "Split only"], ["unsplit", "Unsplit only"]],
+        "constraint_formats": {"Default": "default", "CarbonData": "parquet"},
+        "constraint_splits": {"split_only": "split", "unsplit_only": "unsplit"}}
     assert "secret" not in response.content.decode() and "side / V001" not in response.content.decode()
     client.force_login(outsider)
     assert client.get("/training/jobs/new").context["editor"]["dataset_picker"]["label_types"] == [
