@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import operator
-import uuid
 
 from django.db import connection, models
 
@@ -39,7 +39,7 @@ class Row:
 
     @classmethod
     def _split_defaults(cls) -> None:
-        # Plain values are copied in one dict update; only callables (fresh dicts, uuids) run per row.
+        # Plain values are copied in one dict update; only callables (fresh dicts, new ids) run per row.
         cls._static = {name: value for name, value in cls._defaults.items() if not callable(value)}
         cls._dynamic = [(name, value) for name, value in cls._defaults.items() if callable(value)]
 
@@ -73,7 +73,6 @@ class AnnotationRow(Row):
 
 SampleRow.prepare()
 AnnotationRow.prepare()
-SampleRow._defaults["id"] = lambda: uuid.uuid4().hex
 
 
 def _converter(field, now):
@@ -156,6 +155,29 @@ def write_rows(table: str, columns: list[str], values: list) -> None:
         else:
             cursor.executemany(f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})",
                                values)
+
+
+def samples_having(column: str, values, *, dataset_id: int | None = None) -> set[str]:
+    """The values among `values` that samples already have in `column` ("id" or "dedupe_key"),
+    among the samples of `dataset_id` when given.
+
+    The values travel as one parameter (a JSON array read by `json_each` on SQLite, an array
+    compared with `ANY` on PostgreSQL): as an `IN` list of a parameter each, Django prepared
+    and SQLite bound 5,000 values per import batch, which cost more than the lookup itself.
+    """
+    if column not in ("id", "dedupe_key"):
+        raise ValueError(f"samples_having() does not look up {column!r}.")
+    values = list(values)
+    if not values:
+        return set()
+    scope, params = ("dataset_id = %s AND ", [dataset_id]) if dataset_id is not None else ("", [])
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT {column} FROM datasets_sample WHERE {scope}{column} = ANY(%s)", [*params, values])
+        else:
+            cursor.execute(f"SELECT {column} FROM datasets_sample WHERE {scope}{column} IN "
+                           "(SELECT value FROM json_each(%s))", [*params, json.dumps(values)])
+        return {value for (value,) in cursor.fetchall()}
 
 
 def last_annotation_id() -> int:

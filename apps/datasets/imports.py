@@ -45,6 +45,7 @@ from .bulk import (
     insert,
     label_index_extend,
     last_annotation_id,
+    samples_having,
     write_cache,
 )
 from .files import FileAccess
@@ -224,10 +225,8 @@ class Ingestor:
             keyed.append((item, dest, key))
         keys = [k for _, _, k in keyed]
         wanted_ids = {i.sample_id.lower() for i, _, _ in keyed if len(i.sample_id) == 32}
-        self.taken_ids = set(Sample.objects.filter(pk__in=wanted_ids).values_list("pk", flat=True)) \
-            if wanted_ids else set()
-        existing = set(Sample.objects.filter(dataset=self.dataset, dedupe_key__in=keys)
-                       .values_list("dedupe_key", flat=True)) if keys else set()
+        self.taken_ids = samples_having("id", wanted_ids)
+        existing = samples_having("dedupe_key", keys, dataset_id=self.dataset_id)
         samples: list[SampleRow] = []
         annotations: list[AnnotationRow] = []
         seen: set[str] = set()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import string
-import uuid
 
 from django.conf import settings
 from django.db import models
@@ -41,8 +40,12 @@ def new_uid() -> str:
 
 
 def new_sample_id() -> str:
-    """32 hex characters, the shape of ModelArts sample IDs."""
-    return uuid.uuid4().hex
+    """32 hex characters, the shape of ModelArts sample IDs.
+
+    128 random bits straight from the OS: a third of the cost of `uuid.uuid4().hex`, which an
+    import pays once per sample.
+    """
+    return secrets.token_hex(16)
 
 
 class Dataset(models.Model):

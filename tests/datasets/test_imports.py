@@ -331,6 +331,29 @@ def test_manifest_bad_lines_reported_others_imported(make_dataset, run_import, r
     assert dataset.samples.get(file_name="a.jpg").width == 64
 
 
+def test_manifest_ids_kept_when_free_and_property_checked(make_dataset, run_import, root):
+    """A line's 32-hex "id" becomes the sample id unless a sample (of any dataset) has it; a line whose
+    "property" is not an object is reported and the others imported; re-importing adds nothing."""
+    bucket = parse(root).bucket
+    for name in ("a", "b"):
+        put(f"{root}/imgs/{name}.jpg", image_bytes())
+    ids = ["a" * 32, "B" * 32]
+    lines = [json.dumps({"source": f"s3://{bucket}/imgs/a.jpg", "id": ids[0]}),
+             json.dumps({"source": f"s3://{bucket}/imgs/b.jpg", "id": ids[1]}),
+             json.dumps({"source": f"s3://{bucket}/imgs/a.jpg", "property": "tall"})]
+    put(f"{root}/m/set.manifest", "\n".join(lines) + "\n")
+    first = make_dataset()
+    op = run_import(first, f"{root}/m/set.manifest", "manifest")
+    assert errors_of(op) == [("set.manifest", 3, "MALFORMED_LINE")]
+    assert "property" in op.errors.get().message
+    assert sorted(first.samples.values_list("pk", flat=True)) == ["a" * 32, "b" * 32]
+    again = run_import(first, f"{root}/m/set.manifest", "manifest")
+    assert (again.result["created"], again.result["existing"]) == (0, 2)
+    second = make_dataset(name="second")
+    run_import(second, f"{root}/m/set.manifest", "manifest")
+    assert second.samples.count() == 2 and not set(second.samples.values_list("pk", flat=True)) & {"a" * 32, "b" * 32}
+
+
 def test_manifest_hard_only_and_by_label(make_dataset, run_import, root):
     bucket = parse(root).bucket
     for name in ("a", "b", "c"):
