@@ -6,10 +6,15 @@ worker runs them (`operation_execute`); the sample list is timed over real HTTP 
 uvicorn server on a loopback port, like the Label Studio figures we compare with.
 
     datasets.manifest_import_samples_per_s  10,000-line manifest, files already in storage
-                                            (metadata only; thumbnails are left to a background run)
-    datasets.manifest_insert_floor_samples_per_s  the rows that import wrote, written again with one raw
-                                            INSERT/COPY per table and no import work (tests/bench/datasets_floor.py);
-                                            datasets.manifest_import_vs_floor is the import's share of it
+                                            (metadata only; thumbnails are left to a background run);
+                                            a line names its image and usage, as the peer's URL-only
+                                            tasks name theirs
+    datasets.manifest_import_labeled_samples_per_s  the same with a class label on every line
+                                            (an annotation and a label-index row per sample more)
+    datasets.manifest[_labeled]_insert_floor_samples_per_s  the rows each import wrote, written again
+                                            with one raw INSERT/COPY per table and no import work
+                                            (tests/bench/datasets_floor.py);
+                                            datasets.manifest_import[_labeled]_vs_floor is the import's share of it
     datasets.import_images_per_s            10,000 small images from a folder: copied, decoded,
                                             hashed, thumbnailed
     datasets.sample_list_p95_ms             filtered (label + usage) 30-sample page of a 100,000-sample
@@ -103,6 +108,15 @@ def small_images(count: int) -> list[bytes]:
     return out
 
 
+def manifest_line(i: int, *, labeled: bool) -> str:
+    """Line `i` of a bench manifest: image i, usage TRAIN and, when `labeled`, one of ten classes."""
+    line = {"source": f"s3://bench-data/manifest-in/img/{i:05d}.jpg", "usage": "TRAIN"}
+    if labeled:
+        line["annotation"] = [{"type": "modelarts/image_classification", "name": f"class{i % 10}",
+                               "annotated-by": "human", "creation-time": "2024-01-02 03:04:05"}]
+    return json.dumps(line)
+
+
 def write_files(root: Path, names_data) -> None:
     for name, data in names_data:
         path = root / name
@@ -139,40 +153,40 @@ def main() -> int:
         storage_root = Path(settings.ATELIER_STORAGE_ROOT) / bucket.name
         images = small_images(IMAGES)
 
-        # 1. Manifest import, files already in the dataset's input folder.
-        manifest_ds = dataset_create(user=user, workspace=workspace, name="manifest-bench", data_type="image",
-                                     label_type="image_classification",
-                                     input_location=parse("storage://bench-data/manifest-in"),
-                                     output_location=parse("storage://bench-data/manifest-out"))
+        # 1. Manifest imports, files already in the dataset's input folder: lines with a source and a
+        #    usage only (like the peer's URL-only tasks), then lines that also carry a class label.
         write_files(storage_root / "manifest-in", ((f"img/{i:05d}.jpg", images[i % IMAGES])
                                                   for i in range(MANIFEST_LINES)))
-        lines = [json.dumps({"source": f"s3://bench-data/manifest-in/img/{i:05d}.jpg", "usage": "TRAIN",
-                             "annotation": [{"type": "modelarts/image_classification", "name": f"class{i % 10}",
-                                             "annotated-by": "human", "creation-time": "2024-01-02 03:04:05"}]})
-                 for i in range(MANIFEST_LINES)]
         (storage_root / "manifests").mkdir(parents=True)
-        (storage_root / "manifests" / "set.manifest").write_text("\n".join(lines) + "\n")
-        op = operation_start(user=user, dataset=manifest_ds, kind="import",
-                             params={"path": "storage://bench-data/manifests/set.manifest", "format": "manifest"})
-        log(f"importing a {MANIFEST_LINES}-line manifest")
-        start = time.perf_counter()
-        status = operation_execute(op.pk)
-        elapsed = time.perf_counter() - start
-        op.refresh_from_db()
-        if status != "succeeded" or op.result.get("created") != MANIFEST_LINES:
-            raise SystemExit(f"bench datasets: manifest import {status}: {op.message} {op.result}")
-        rate = MANIFEST_LINES / elapsed
-        figure("manifest_import_samples_per_s", rate, "samples/s")
-        # The same rows written again with nothing but raw INSERTs: what this machine allows at all.
         from datasets_floor import insert_floor
 
-        scratch = dataset_create(user=user, workspace=workspace, name="manifest-floor", data_type="image",
-                                 label_type="image_classification",
-                                 input_location=parse("storage://bench-data/floor-in"),
-                                 output_location=parse("storage://bench-data/floor-out"))
-        floor = MANIFEST_LINES / insert_floor(manifest_ds, scratch)
-        figure("manifest_insert_floor_samples_per_s", floor, "samples/s")
-        figure("manifest_import_vs_floor", rate / floor, "x")
+        for name, labeled in (("", False), ("labeled_", True)):
+            lines = [manifest_line(i, labeled=labeled) for i in range(MANIFEST_LINES)]
+            manifest = f"{name or 'plain_'}set.manifest"
+            (storage_root / "manifests" / manifest).write_text("\n".join(lines) + "\n")
+            dataset = dataset_create(user=user, workspace=workspace, name=f"manifest-{name}bench", data_type="image",
+                                     label_type="image_classification",
+                                     input_location=parse("storage://bench-data/manifest-in"),
+                                     output_location=parse(f"storage://bench-data/manifest-{name}out"))
+            op = operation_start(user=user, dataset=dataset, kind="import",
+                                 params={"path": f"storage://bench-data/manifests/{manifest}", "format": "manifest"})
+            log(f"importing a {MANIFEST_LINES}-line manifest{' with a class label a line' if labeled else ''}")
+            start = time.perf_counter()
+            status = operation_execute(op.pk)
+            elapsed = time.perf_counter() - start
+            op.refresh_from_db()
+            if status != "succeeded" or op.result.get("created") != MANIFEST_LINES:
+                raise SystemExit(f"bench datasets: manifest import {status}: {op.message} {op.result}")
+            rate = MANIFEST_LINES / elapsed
+            figure(f"manifest_import_{name}samples_per_s", rate, "samples/s")
+            # The same rows written again with nothing but raw INSERTs: what this machine allows at all.
+            scratch = dataset_create(user=user, workspace=workspace, name=f"manifest-{name}floor", data_type="image",
+                                     label_type="image_classification",
+                                     input_location=parse("storage://bench-data/floor-in"),
+                                     output_location=parse(f"storage://bench-data/floor-{name}out"))
+            floor = MANIFEST_LINES / insert_floor(dataset, scratch)
+            figure(f"manifest_{name}insert_floor_samples_per_s", floor, "samples/s")
+            figure(f"manifest_import_{name}vs_floor", rate / floor, "x")
 
         # 2. Folder of images: copied, decoded, thumbnailed.
         write_files(storage_root / "folder", ((f"batch{i // 1000}/{i:05d}.jpg", images[i]) for i in range(IMAGES)))
