@@ -374,13 +374,13 @@ class Ingestor:
             raise Problem(ErrorCode.MISSING_SOURCE, f"{src.uri} does not exist.") from None
 
     def _label(self, spec: AnnSpec, item: ImportItem) -> Label | None:
-        from .services import palette_color
-
         if not spec.label:
             return None
         label = self.labels.get(spec.label)
         if label is not None:
             return label
+        from .services import palette_color  # here, past the lookup that answers all but a label's first use
+
         if len(self.labels) >= settings.ATELIER_DATASET_MAX_LABELS:
             self.ctx.error(item.origin, ErrorCode.LABEL_QUOTA_EXCEEDED,
                            f'The label "{spec.label}" was not added: the dataset holds the most labels allowed '
