@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import shutil
 import uuid
@@ -191,11 +192,15 @@ class LocalStorage:
             raise
         return written
 
-    def open(self, path: StoragePath) -> BinaryIO:
+    def open(self, path: StoragePath, offset: int = 0) -> BinaryIO:
+        """The file for reading from byte `offset` (past the end: nothing left to read)."""
         full = self._path(path)
         if not full.is_file():
             raise NotFound(f"{path.uri} does not exist.")
-        return open(full, "rb")
+        fh = open(full, "rb")
+        if offset:
+            fh.seek(offset)
+        return fh
 
     def delete(self, path: StoragePath) -> None:
         """Delete a file, or a folder with everything below it. A missing path is not an error."""
@@ -377,15 +382,20 @@ class S3Storage:
             self._put_folder_markers(parent)
         return counting.count
 
-    def open(self, path: StoragePath) -> BinaryIO:
+    def open(self, path: StoragePath, offset: int = 0) -> BinaryIO:
+        """The object's body from byte `offset` (a ranged GET: the bytes before it are not sent;
+        past the end: nothing left to read)."""
         from botocore.exceptions import ClientError
 
         self._ensure()
         if not path.key:
             raise NotFound(f"{path.uri} does not exist.")
+        ranged = {"Range": f"bytes={offset}-"} if offset else {}
         try:
-            return self.client.get_object(Bucket=self.physical, Key=self._key(path))["Body"]
+            return self.client.get_object(Bucket=self.physical, Key=self._key(path), **ranged)["Body"]
         except ClientError as exc:
+            if offset and exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return io.BytesIO(b"")  # the object exists and ends before `offset`
             raise NotFound(f"{path.uri} does not exist.") from exc
 
     def delete(self, path: StoragePath) -> None:

@@ -412,22 +412,8 @@ def version_labels(version: DatasetVersion) -> list[str]:
     return sorted((version.stats or {}).get("labels", {}))
 
 
-# Read forward this much at a time to reach a line in a manifest stream that cannot seek (S3).
-SKIP_BYTES = 1 << 20
-
-
-def _line_at(stream, offset: int) -> bytes:
-    """The line of `stream` starting at byte `offset`, without its newline."""
-    seekable = getattr(stream, "seekable", None)
-    if seekable is not None and seekable():
-        stream.seek(offset)
-        return stream.readline().rstrip(b"\n")
-    skipped = 0
-    while skipped < offset:
-        data = stream.read(min(SKIP_BYTES, offset - skipped))
-        if not data:
-            return b""
-        skipped += len(data)
+def _first_line(stream) -> bytes:
+    """The bytes of `stream` up to its first newline (excluded), read in bounded chunks."""
     line = b""
     while b"\n" not in line:
         data = stream.read(64 * 1024)
@@ -449,8 +435,9 @@ def published_annotations(version: DatasetVersion, entry: VersionSample) -> list
         return None
     manifest = parse(version.manifest_uri)
     try:
-        with contextlib.closing(get_storage().open(manifest)) as stream:  # an S3 body is no context manager
-            line = _line_at(stream, entry.manifest_offset)
+        # From the line's offset: a seek on local files, a ranged GET on S3 (an S3 body is no context manager).
+        with contextlib.closing(get_storage().open(manifest, offset=entry.manifest_offset)) as stream:
+            line = _first_line(stream)
         item = parse_line(line.decode("utf-8"), 1, manifest.parent, version.label_type)
     except (StorageError, Problem, UnicodeDecodeError, ValidationError):
         return None

@@ -1,4 +1,5 @@
 """The storage layer's contract, run once against LocalStorage and once against S3Storage (moto)."""
+import contextlib
 import io
 from datetime import datetime
 
@@ -71,6 +72,16 @@ def test_save_stat_open_and_list(store):
     assert listing.folders == []
     assert [(f.key, f.size) for f in listing.files] == [("docs/readme.txt", 11)]
     assert store.exists(P("docs/readme.txt")) and not store.is_folder(P("docs/readme.txt"))
+
+
+def test_open_from_an_offset_reads_only_the_rest(store):
+    store.save(P("docs/lines.txt"), io.BytesIO(b"first\nsecond\nthird\n"))
+    with contextlib.closing(store.open(P("docs/lines.txt"), offset=6)) as fh:
+        assert fh.read() == b"second\nthird\n"
+    with contextlib.closing(store.open(P("docs/lines.txt"), offset=99)) as fh:
+        assert fh.read() == b""
+    with pytest.raises(NotFound):
+        store.open(P("docs/missing.txt"), offset=6)
 
 
 def test_save_replaces_an_existing_file(store):

@@ -16,6 +16,8 @@ from apps.datasets.models import (Dataset, DatasetVersion, Label, Sample, Sample
                                   VersionSampleLabel)
 from apps.datasets.services import label_delete, sample_annotations_replace, samples_delete
 
+from tests.storage.backends import moto_endpoint, storage_backend  # noqa: F401
+
 from .conftest import image_bytes, publish, put
 
 
@@ -231,29 +233,34 @@ def test_detection_sample_page_draws_the_published_boxes(client_for, owner, make
     assert drawn == published and len(drawn) > 0
 
 
-def test_manifest_line_is_read_at_its_offset_from_seekable_files_and_streams(monkeypatch):
-    """Local files seek; an S3 body cannot, and is read forward to the line in bounded reads."""
+@pytest.mark.django_db
+def test_a_versions_sample_is_read_from_its_manifest_line_on_either_backend(storage_backend):
+    """The line is read from its offset (a seek locally, a ranged GET on S3), not from the file's
+    start; an offset past the end or a missing manifest gives None, not an error."""
     import io
 
     from apps.datasets import versions
 
-    data = b"".join(f'{{"source": "s3://b/{i}.jpg"}}\n'.encode() for i in range(1000))
-    offset = data.index(b'{"source": "s3://b/700.jpg"}')
-
-    class Body:  # read() only, like botocore's StreamingBody
-        def __init__(self):
-            self.inner, self.reads = io.BytesIO(data), []
-
-        def read(self, size=-1):
-            self.reads.append(size)
-            return self.inner.read(size)
-
-    monkeypatch.setattr(versions, "SKIP_BYTES", 4096)
-    body = Body()
-    assert versions._line_at(body, offset) == b'{"source": "s3://b/700.jpg"}'
-    assert max(body.reads) <= 64 * 1024 and -1 not in body.reads
-    assert versions._line_at(io.BytesIO(data), offset) == b'{"source": "s3://b/700.jpg"}'
-    assert versions._line_at(Body(), len(data) + 10) == b""
+    storage_backend.bucket_create("versions")
+    lines = [json.dumps({"source": f"s3://versions/img/{i}.jpg", "annotation": [
+        {"type": "modelarts/image_classification", "name": f"class{i}", "annotated-by": "alice"}]}) for i in range(2000)]
+    data = "".join(line + "\n" for line in lines).encode()
+    storage_backend.save(parse("storage://versions/v1/set.manifest"), io.BytesIO(data))
+    version = DatasetVersion(manifest_uri="storage://versions/v1/set.manifest", label_type="image_classification",
+                             dataset_id=0)
+    offset = data.index(lines[1700].encode())
+    opened = []
+    real_open = type(storage_backend).open
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(storage_backend), "open",
+                      lambda self, path, offset=0: opened.append(offset) or real_open(self, path, offset))
+        found = versions.published_annotations(version, VersionSample(manifest_offset=offset))
+    assert opened == [offset]
+    assert [(a.label.name, a.annotated_by) for a in found] == [("class1700", "alice")]
+    assert versions.published_annotations(version, VersionSample(manifest_offset=len(data) + 10)) is None
+    gone = DatasetVersion(manifest_uri="storage://versions/v1/gone.manifest", label_type="image_classification",
+                          dataset_id=0)
+    assert versions.published_annotations(gone, VersionSample(manifest_offset=0)) is None
 
 
 @pytest.mark.django_db(transaction=True)
