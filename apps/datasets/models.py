@@ -391,6 +391,43 @@ class VersionSampleLabel(models.Model):
         return f"{self.version_id}:{self.sample_id}:{self.label_id}"
 
 
+class VersionSampleAnnotator(models.Model):
+    """Who annotated a sample in a published version: one row per distinct `annotated_by` among the
+    annotations its manifest line holds. Written once at publish, never updated, so the version
+    view's annotator filter and its list of annotators read the version, not the working data.
+    """
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Indexed: deleting samples removes their rows through it.
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="+")
+    annotated_by = models.CharField(max_length=150)
+
+    class Meta:
+        indexes = [models.Index(fields=["version", "annotated_by", "sample"], name="version_annotator")]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}:{self.sample_id}:{self.annotated_by}"
+
+
+class VersionSampleAttribute(models.Model):
+    """A `name=value` attribute a sample had when a version was published (the version's copy of
+    `SampleAttribute`). Written once at publish, never updated: auto-grouping the working data later
+    does not change what the version view's attribute filter finds.
+    """
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Indexed: deleting samples removes their rows through it.
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=128)
+    value = models.CharField(max_length=256)
+
+    class Meta:
+        indexes = [models.Index(fields=["version", "name", "value", "sample"], name="version_attribute")]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}:{self.sample_id}:{self.name}={self.value}"
+
+
 class OperationQuerySet(models.QuerySet):
     def visible_to(self, user):
         if not getattr(user, "is_authenticated", False):

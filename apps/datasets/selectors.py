@@ -19,7 +19,7 @@ from apps.core.scoping import get_for_user, get_with_role
 
 from .choices import DataType, LabelStatus, Usage, VersionStatus
 from .models import (Annotation, Dataset, DatasetOperation, DatasetVersion, Label, Sample, SampleAttribute,
-                     SampleLabel, VersionSample, VersionSampleLabel)
+                     SampleLabel, VersionSample, VersionSampleAnnotator, VersionSampleAttribute, VersionSampleLabel)
 
 
 def datasets_in(workspace) -> QuerySet[Dataset]:
@@ -329,10 +329,26 @@ class SampleFilter:
             raise FilterError(errors)
         return flt
 
+    def recorded_conditions(self, dataset: Dataset, sample: str) -> list[Exists]:
+        """The annotator and attribute conditions on the sample that the outer query's column
+        `sample` names: read from what version `self.version` recorded at publish
+        (VersionSampleAnnotator, VersionSampleAttribute), else from the working data."""
+        ref, out = OuterRef(sample), []
+        if self.annotator:
+            out.append(Exists(
+                VersionSampleAnnotator.objects.filter(version_id=self.version, annotated_by=self.annotator, sample=ref)
+                if self.version else
+                Annotation.objects.filter(dataset=dataset, sample=ref, annotated_by=self.annotator)))
+        if self.attr_name:
+            rows = (VersionSampleAttribute.objects.filter(version_id=self.version) if self.version
+                    else SampleAttribute.objects.filter(dataset=dataset))
+            out.append(Exists(rows.filter(name=self.attr_name, value=self.attr_value, sample=ref)))
+        return out
+
     def apply(self, queryset: QuerySet[Sample], dataset: Dataset) -> QuerySet[Sample]:
-        """`queryset` narrowed by every condition. With a version, status, usage, hard and labels
-        are the values it was published with (VersionSample, VersionSampleLabel); the other
-        conditions (name, annotator, attributes, upload time) read the samples as they are."""
+        """`queryset` narrowed by every condition. With a version, status, usage, hard, labels,
+        annotators and attributes are the values it was published with; name and upload time
+        (which do not change) are read from the samples."""
         qs = queryset
         if self.version:
             published = VersionSample.objects.filter(version_id=self.version, sample=OuterRef("pk"))
@@ -344,12 +360,7 @@ class SampleFilter:
             qs = self.state_narrowed(qs)
             if self.labels:
                 qs = qs.filter(Exists(Annotation.objects.filter(sample=OuterRef("pk"), label_id__in=self.labels)))
-        if self.annotator:
-            qs = qs.filter(Exists(Annotation.objects.filter(dataset=dataset, sample=OuterRef("pk"),
-                                                            annotated_by=self.annotator)))
-        if self.attr_name:
-            qs = qs.filter(Exists(SampleAttribute.objects.filter(
-                dataset=dataset, name=self.attr_name, value=self.attr_value, sample=OuterRef("pk"))))
+        qs = qs.filter(*self.recorded_conditions(dataset, "pk"))
         if self.name:
             qs = qs.filter(Q(file_name__icontains=self.name) | Q(directory__icontains=self.name))
         if self.since:
@@ -544,8 +555,8 @@ def version_page_source(dataset: Dataset, flt: SampleFilter) -> VersionSamples:
     """The samples of version `flt.version` (checked by the caller) narrowed by `flt`, newest first.
 
     Status, usage, hard and labels are matched against the values the version was published
-    with, each a range of one version_sample_* or version_label_* index; name, annotator,
-    attribute and upload-time conditions read the samples as they are now.
+    with, each a range of one version_sample_* or version_label_* index, and so are annotators
+    and attributes; name and upload time (which do not change) are read from the samples.
     """
     if flt.labels:
         labels = list(Label.objects.filter(dataset=dataset, pk__in=flt.labels).values_list("pk", flat=True))
@@ -560,32 +571,31 @@ def version_page_source(dataset: Dataset, flt: SampleFilter) -> VersionSamples:
 def _index_narrowed(index: QuerySet, dataset: Dataset, flt: SampleFilter) -> QuerySet:
     """An index queryset (SampleLabel, VersionSample, VersionSampleLabel: rows with `sample_id`
     and `created_at`) narrowed by `flt`'s upload-time, name, annotator, attribute and id
-    conditions, which read the samples as they are now."""
+    conditions (annotators and attributes as `flt.recorded_conditions` reads them)."""
     if flt.since:
         index = index.filter(created_at__gte=flt.since)
     if flt.until:
         index = index.filter(created_at__lt=flt.until)
     if flt.name:
         index = index.filter(Q(sample__file_name__icontains=flt.name) | Q(sample__directory__icontains=flt.name))
-    if flt.annotator:
-        index = index.filter(Exists(Annotation.objects.filter(dataset=dataset, sample=OuterRef("sample_id"),
-                                                              annotated_by=flt.annotator)))
-    if flt.attr_name:
-        index = index.filter(Exists(SampleAttribute.objects.filter(
-            dataset=dataset, name=flt.attr_name, value=flt.attr_value, sample=OuterRef("sample_id"))))
+    index = index.filter(*flt.recorded_conditions(dataset, "sample_id"))
     if flt.ids:
         index = index.filter(sample_id__in=flt.ids)
     return index
 
 
-def annotators_of(dataset: Dataset) -> list[str]:
-    return list(Annotation.objects.filter(dataset=dataset).order_by("annotated_by")
-                .values_list("annotated_by", flat=True).distinct()[:200])
+def annotators_of(dataset: Dataset, version: DatasetVersion | None = None) -> list[str]:
+    """The annotator filter's choices (at most 200): of the working data, or as `version` recorded them."""
+    rows = (VersionSampleAnnotator.objects.filter(version=version) if version is not None
+            else Annotation.objects.filter(dataset=dataset))
+    return list(rows.order_by("annotated_by").values_list("annotated_by", flat=True).distinct()[:200])
 
 
-def attribute_names_of(dataset: Dataset) -> list[str]:
-    return list(SampleAttribute.objects.filter(dataset=dataset).order_by("name")
-                .values_list("name", flat=True).distinct()[:200])
+def attribute_names_of(dataset: Dataset, version: DatasetVersion | None = None) -> list[str]:
+    """The attribute filter's names (at most 200): of the working data, or as `version` recorded them."""
+    rows = (VersionSampleAttribute.objects.filter(version=version) if version is not None
+            else SampleAttribute.objects.filter(dataset=dataset))
+    return list(rows.order_by("name").values_list("name", flat=True).distinct()[:200])
 
 
 def operations_of(dataset: Dataset, kind: str | None = None) -> QuerySet[DatasetOperation]:

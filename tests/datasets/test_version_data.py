@@ -1,5 +1,6 @@
-"""A published version shows its data as published (item 46): the usage, label status, hard flag
-and labels recorded at publish (VersionSample, VersionSampleLabel) drive the version's filters,
+"""A published version shows its data as published (item 46): the usage, label status, hard flag,
+labels, annotators and attributes recorded at publish (VersionSample, VersionSampleLabel,
+VersionSampleAnnotator, VersionSampleAttribute) drive the version's filters,
 tab and label counts, the list API's `?version=` and the sample page, whatever the working data
 becomes afterwards."""
 import html
@@ -12,8 +13,8 @@ from django.urls import reverse
 
 from apps.core.paths import parse
 from apps.core.storage import get_storage
-from apps.datasets.models import (Dataset, DatasetVersion, Label, Sample, SampleLabel, VersionSample,
-                                  VersionSampleLabel)
+from apps.datasets.models import (Dataset, DatasetVersion, Label, Sample, SampleAttribute, SampleLabel,
+                                  VersionSample, VersionSampleAnnotator, VersionSampleAttribute, VersionSampleLabel)
 from apps.datasets.services import label_delete, sample_annotations_replace, samples_delete
 
 from tests.storage.backends import moto_endpoint, storage_backend  # noqa: F401
@@ -184,6 +185,53 @@ def test_a_deleted_label_leaves_the_version_view(client_for, owner, cls_dataset)
     assert _label_count(body, "Cat") == 6
 
 
+def test_version_view_filters_annotators_and_attributes_as_published(client_for, owner, cls_dataset):
+    """Annotator and attribute filters, and their choices, read what the version recorded; relabeling
+    and regrouping the working data afterwards changes only the working view."""
+    from rest_framework.test import APIClient
+
+    by_name = {s.file_name: s for s in cls_dataset.samples.all()}
+    SampleAttribute.objects.create(dataset=cls_dataset, sample=by_name["Cat0.jpg"], name="group", value="1")
+    version = publish(owner, cls_dataset)
+    assert set(VersionSampleAnnotator.objects.filter(version=version).values_list("annotated_by", flat=True)) == {
+        "human"}
+    assert VersionSampleAnnotator.objects.filter(version=version).count() == 11
+    assert list(VersionSampleAttribute.objects.filter(version=version).values_list("sample__file_name", "name",
+                                                                                   "value")) == [
+        ("Cat0.jpg", "group", "1")]
+    relabel(owner, by_name["Cat0.jpg"], "Dog")  # now annotated by the owner
+    SampleAttribute.objects.filter(sample=by_name["Cat0.jpg"]).update(value="2")
+    SampleAttribute.objects.create(dataset=cls_dataset, sample=by_name["Dog0.jpg"], name="size", value="big")
+
+    client = client_for(owner)
+    url = reverse("datasets:detail", args=[cls_dataset.pk])
+    me = owner.get_username()
+    assert len(_names(client.get(url, {"annotator": "human"}).content.decode())) == 11
+    assert _names(client.get(url, {"annotator": me}).content.decode()) == set()
+    assert _names(client.get(url, {"attr": "group=1"}).content.decode()) == {"Cat0.jpg"}
+    assert _names(client.get(url, {"attr": "group=2"}).content.decode()) == set()
+    assert _names(client.get(url, {"attr": "group=1", "label": by_name["Cat0.jpg"].annotations.get().label_id,
+                                   "status": "labeled"}).content.decode()) == set()  # Cat0 is Dog in the working data
+    context = client.get(url).context
+    assert (context["annotators"], context["attribute_names"]) == (["human"], ["group"])
+    banner = html.unescape(client.get(url).content.decode())
+    assert "so are annotators and sample attributes" in banner
+
+    working = {"version": "working"}
+    assert _names(client.get(url, {**working, "annotator": me}).content.decode()) == {"Cat0.jpg"}
+    assert _names(client.get(url, {**working, "attr": "group=2"}).content.decode()) == {"Cat0.jpg"}
+    context = client.get(url, working).context
+    assert context["annotators"] == sorted(["human", me]) and context["attribute_names"] == ["group", "size"]
+
+    api = APIClient()
+    api.force_authenticate(owner)
+    api_url = f"/api/v1/datasets/{cls_dataset.pk}/samples/"
+    assert api.get(api_url, {"version": version.pk, "annotator": "human"}).json()["count"] == 11
+    assert api.get(api_url, {"version": version.pk, "attr": "group=1"}).json()["count"] == 1
+    assert api.get(api_url, {"version": version.pk, "attr": "size=big"}).json()["count"] == 0
+    assert api.get(api_url, {"annotator": me}).json()["count"] == 1
+
+
 def test_sample_page_in_a_version_shows_the_published_annotations(client_for, owner, outsider, cls_dataset):
     version = publish(owner, cls_dataset)
     rework(owner, cls_dataset)
@@ -305,3 +353,42 @@ def test_migration_fills_the_rows_of_existing_versions(owner):
     assert stats["labels"] == {"Cat": 1} and stats["values_as_of"].endswith("UTC")
     assert SampleLabel.objects.filter(sample_id="1" * 32).count() == 1
     assert Dataset.objects.filter(pk=dataset.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_fills_annotators_and_attributes_of_existing_versions(owner):
+    """0009 on a database whose versions did not record annotators and attributes: they get the
+    samples' ones at migration time, and `stats` says when."""
+    executor = MigrationExecutor(connection)
+    before = [("datasets", "0008_version_published_values")]
+    after = [("datasets", "0009_version_annotators_attributes")]
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before[0]).apps
+        OldDataset, OldVersion = old.get_model("datasets", "Dataset"), old.get_model("datasets", "DatasetVersion")
+        OldSample, OldEntry = old.get_model("datasets", "Sample"), old.get_model("datasets", "VersionSample")
+        OldAnnotation = old.get_model("datasets", "Annotation")
+        OldAttribute = old.get_model("datasets", "SampleAttribute")
+        dataset = OldDataset.objects.create(workspace_id=owner.default_workspace.pk, name="old", data_type="image",
+                                            label_type="image_classification", input_location="storage://b/in",
+                                            output_location="storage://b/out", uid="b" * 18)
+        first = OldSample.objects.create(id="3" * 32, dataset=dataset, dedupe_key="3", file_name="3.jpg")
+        second = OldSample.objects.create(id="4" * 32, dataset=dataset, dedupe_key="4", file_name="4.jpg")
+        for by in ("alice", "alice", "bob"):
+            OldAnnotation.objects.create(sample=first, dataset=dataset, type="image_classification",
+                                         annotated_by=by, created_at=first.created_at)
+        OldAttribute.objects.create(dataset=dataset, sample=second, name="group", value="7")
+        version = OldVersion.objects.create(dataset=dataset, name="V001", label_type="image_classification",
+                                            status="normal", sample_count=2, stats={"labels": {}})
+        OldEntry.objects.bulk_create([OldEntry(version=version, sample=s, created_at=s.created_at)
+                                      for s in (first, second)])
+        executor.loader.build_graph()
+        executor.migrate(after)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert sorted(VersionSampleAnnotator.objects.filter(version_id=version.pk).values_list(
+        "sample_id", "annotated_by")) == [("3" * 32, "alice"), ("3" * 32, "bob")]
+    assert list(VersionSampleAttribute.objects.filter(version_id=version.pk).values_list(
+        "sample_id", "name", "value")) == [("4" * 32, "group", "7")]
+    assert DatasetVersion.objects.get(pk=version.pk).stats["annotators_as_of"].endswith("UTC")
