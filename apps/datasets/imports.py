@@ -57,9 +57,10 @@ from .services import dataset_revision_bump
 # Rows written per transaction: large enough to amortise SQLite commits, small enough that
 # a stop request or a crash loses little work.
 BATCH = 500
-# Metadata-only imports (manifests: no file is read) write 5,000 rows in ~0.2 s; fewer, larger
-# transactions rewrite the sample indexes' pages less often.
-METADATA_BATCH = 5000
+# Metadata-only imports (manifests: no file is read) write 10,000 rows in ~0.3 s; fewer, larger
+# transactions rewrite the sample indexes' pages less often (10,000 rather than 5,000 a batch
+# imported a 10,000-line manifest ~8% faster).
+METADATA_BATCH = 10_000
 THUMBNAIL_SIZE = (256, 256)
 HEX = set("0123456789abcdef")
 
