@@ -173,10 +173,14 @@ class Sample(models.Model):
             models.Index(fields=["dataset", "-created_at", "-id"], name="sample_ds_created"),
             models.Index(fields=["dataset", "label_status", "-created_at", "-id"], name="sample_ds_status"),
             models.Index(fields=["dataset", "usage", "-created_at", "-id"], name="sample_ds_usage"),
-            models.Index(fields=["dataset", "hard", "-created_at", "-id"], name="sample_ds_hard"),
+            # Hard examples only (the "hard: yes" filter): a bare boolean condition ("WHERE hard", as
+            # Django writes it) matches a partial index but cannot seek into a (dataset, hard, ...)
+            # one on SQLite; "hard: no" matches nearly every sample and walks sample_ds_created.
+            models.Index(fields=["dataset", "-created_at", "-id"], condition=models.Q(hard=True),
+                         name="sample_ds_hard"),
         ]
         # No index on file_name: the name filter is a substring match, which no index serves, and
-        # nothing sorts samples by name (migration 0010 dropped one that every insert paid for).
+        # nothing sorts samples by name (migration 0010 dropped the one every insert paid for).
 
     def __str__(self) -> str:
         return self.file_name or self.text[:40] or self.id
@@ -357,7 +361,10 @@ class VersionSample(models.Model):
             models.Index(fields=["version", "-created_at", "-sample"], name="version_sample_created"),
             models.Index(fields=["version", "label_status", "-created_at", "-sample"], name="version_sample_status"),
             models.Index(fields=["version", "usage", "-created_at", "-sample"], name="version_sample_usage"),
-            models.Index(fields=["version", "hard", "-created_at", "-sample"], name="version_sample_hard"),
+            # Partial, like sample_ds_hard: a bare boolean condition ("WHERE hard") cannot seek into
+            # a (version, hard, ...) index on SQLite, which then walked the version's every row.
+            models.Index(fields=["version", "-created_at", "-sample"], condition=models.Q(hard=True),
+                         name="version_sample_hard"),
         ]
 
     def __str__(self) -> str:
@@ -390,6 +397,7 @@ class VersionSampleLabel(models.Model):
             models.Index(fields=["version", "label", "-created_at", "-sample"], name="version_label_recent"),
             models.Index(fields=["version", "label", "label_status", "-created_at", "-sample"],
                          name="version_label_status"),
+            models.Index(fields=["version", "label", "usage", "-created_at", "-sample"], name="version_label_usage"),
         ]
 
     def __str__(self) -> str:
