@@ -117,6 +117,34 @@ def manifest_line(i: int, *, labeled: bool) -> str:
     return json.dumps(line)
 
 
+def bench_dataset(user, name: str, *, label_type: str = "image_classification", input_folder: str = ""):
+    """An image dataset in the bench bucket: input `input_folder` (default `<name>-in`), output `<name>-out`."""
+    from apps.core.paths import parse
+    from apps.datasets.services import dataset_create
+
+    return dataset_create(user=user, workspace=user.default_workspace, name=name, data_type="image",
+                          label_type=label_type,
+                          input_location=parse(f"storage://bench-data/{input_folder or name + '-in'}"),
+                          output_location=parse(f"storage://bench-data/{name}-out"))
+
+
+def timed_import(user, dataset, path: str, fmt: str, *, expected: int, what: str) -> float:
+    """Seconds an import of `path` into `dataset` takes, run here as a worker runs it; the bench
+    stops when it does not create `expected` samples."""
+    from apps.datasets.operations import operation_execute
+    from apps.datasets.services import operation_start
+
+    op = operation_start(user=user, dataset=dataset, kind="import", params={"path": path, "format": fmt})
+    log(f"importing {what}")
+    start = time.perf_counter()
+    status = operation_execute(op.pk)
+    elapsed = time.perf_counter() - start
+    op.refresh_from_db()
+    if status != "succeeded" or op.result.get("created") != expected:
+        raise SystemExit(f"bench datasets: import of {what} {status}: {op.message} {op.result}")
+    return elapsed
+
+
 def write_files(root: Path, names_data) -> None:
     for name, data in names_data:
         path = root / name
@@ -144,7 +172,6 @@ def main() -> int:
         from apps.datasets.exports import export_start
         from apps.datasets.models import Annotation, Label, Sample
         from apps.datasets.operations import operation_execute
-        from apps.datasets.services import dataset_create, operation_start
         from apps.storage.services import bucket_create
 
         user = user_create(username="bench", password="bench-password-123", email="bench@example.test")
@@ -164,45 +191,22 @@ def main() -> int:
             lines = [manifest_line(i, labeled=labeled) for i in range(MANIFEST_LINES)]
             manifest = f"{name or 'plain_'}set.manifest"
             (storage_root / "manifests" / manifest).write_text("\n".join(lines) + "\n")
-            dataset = dataset_create(user=user, workspace=workspace, name=f"manifest-{name}bench", data_type="image",
-                                     label_type="image_classification",
-                                     input_location=parse("storage://bench-data/manifest-in"),
-                                     output_location=parse(f"storage://bench-data/manifest-{name}out"))
-            op = operation_start(user=user, dataset=dataset, kind="import",
-                                 params={"path": f"storage://bench-data/manifests/{manifest}", "format": "manifest"})
-            log(f"importing a {MANIFEST_LINES}-line manifest{' with a class label a line' if labeled else ''}")
-            start = time.perf_counter()
-            status = operation_execute(op.pk)
-            elapsed = time.perf_counter() - start
-            op.refresh_from_db()
-            if status != "succeeded" or op.result.get("created") != MANIFEST_LINES:
-                raise SystemExit(f"bench datasets: manifest import {status}: {op.message} {op.result}")
+            dataset = bench_dataset(user, f"manifest-{name}bench", input_folder="manifest-in")
+            elapsed = timed_import(user, dataset, f"storage://bench-data/manifests/{manifest}", "manifest",
+                                   expected=MANIFEST_LINES, what=f"a {MANIFEST_LINES}-line manifest"
+                                   + (" with a class label a line" if labeled else ""))
             rate = MANIFEST_LINES / elapsed
             figure(f"manifest_import_{name}samples_per_s", rate, "samples/s")
             # The same rows written again with nothing but raw INSERTs: what this machine allows at all.
-            scratch = dataset_create(user=user, workspace=workspace, name=f"manifest-{name}floor", data_type="image",
-                                     label_type="image_classification",
-                                     input_location=parse("storage://bench-data/floor-in"),
-                                     output_location=parse(f"storage://bench-data/floor-{name}out"))
-            floor = MANIFEST_LINES / insert_floor(dataset, scratch)
+            floor = MANIFEST_LINES / insert_floor(dataset, bench_dataset(user, f"manifest-{name}floor"))
             figure(f"manifest_{name}insert_floor_samples_per_s", floor, "samples/s")
             figure(f"manifest_import_{name}vs_floor", rate / floor, "x")
 
         # 2. Folder of images: copied, decoded, thumbnailed.
         write_files(storage_root / "folder", ((f"batch{i // 1000}/{i:05d}.jpg", images[i]) for i in range(IMAGES)))
-        image_ds = dataset_create(user=user, workspace=workspace, name="images-bench", data_type="image",
-                                  label_type="object_detection",
-                                  input_location=parse("storage://bench-data/images-in"),
-                                  output_location=parse("storage://bench-data/images-out"))
-        op = operation_start(user=user, dataset=image_ds, kind="import",
-                             params={"path": "storage://bench-data/folder", "format": "raw"})
-        log(f"importing {IMAGES} images from a folder")
-        start = time.perf_counter()
-        status = operation_execute(op.pk)
-        elapsed = time.perf_counter() - start
-        op.refresh_from_db()
-        if status != "succeeded" or op.result.get("created") != IMAGES:
-            raise SystemExit(f"bench datasets: image import {status}: {op.message} {op.result}")
+        image_ds = bench_dataset(user, "images-bench", label_type="object_detection")
+        elapsed = timed_import(user, image_ds, "storage://bench-data/folder", "raw", expected=IMAGES,
+                               what=f"{IMAGES} images from a folder")
         figure("import_images_per_s", IMAGES / elapsed, "images/s")
 
         # 4. COCO export of those images with 50,000 boxes.
@@ -228,10 +232,7 @@ def main() -> int:
         figure("export_coco_s", elapsed, "s")
 
         # 3. Filtered sample page of a 100,000-sample dataset, over HTTP.
-        list_ds = dataset_create(user=user, workspace=workspace, name="list-bench", data_type="image",
-                                 label_type="image_classification",
-                                 input_location=parse("storage://bench-data/list-in"),
-                                 output_location=parse("storage://bench-data/list-out"))
+        list_ds = bench_dataset(user, "list-bench")
         classes = [Label.objects.create(dataset=list_ds, name=f"class{i}", color="#aa3366") for i in range(10)]
         log(f"creating {LIST_SAMPLES} samples with labels")
         from django.db import transaction

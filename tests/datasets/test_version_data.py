@@ -291,7 +291,8 @@ def test_a_versions_sample_is_read_from_its_manifest_line_on_either_backend(stor
 
     storage_backend.bucket_create("versions")
     lines = [json.dumps({"source": f"s3://versions/img/{i}.jpg", "annotation": [
-        {"type": "modelarts/image_classification", "name": f"class{i}", "annotated-by": "alice"}]}) for i in range(2000)]
+        {"type": "modelarts/image_classification", "name": f"class{i}", "annotated-by": "alice"}]})
+        for i in range(2000)]
     data = "".join(line + "\n" for line in lines).encode()
     storage_backend.save(parse("storage://versions/v1/set.manifest"), io.BytesIO(data))
     version = DatasetVersion(manifest_uri="storage://versions/v1/set.manifest", label_type="image_classification",

@@ -152,8 +152,9 @@ def parse_line(line: str, number: int, base, label_type: str) -> ImportItem:
     usage = str(doc.get("usage") or "").upper()
     if usage not in USAGES:
         raise Problem(ErrorCode.INVALID_VALUE, f'usage "{doc.get("usage")}" is not TRAIN, EVAL, TEST or INFERENCE.')
-    raw_annotations = doc.get("annotation")
-    annotations, width, height = _annotations(raw_annotations, base, label_type) if raw_annotations else ([], None, None)
+    annotations, width, height = [], None, None
+    if doc.get("annotation"):
+        annotations, width, height = _annotations(doc["annotation"], base, label_type)
     properties = doc.get("property") or {}
     if not isinstance(properties, dict):
         raise Problem(ErrorCode.MALFORMED_LINE, f'Line {number}: "property" is not a JSON object.')
