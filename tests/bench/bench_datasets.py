@@ -128,21 +128,27 @@ def bench_dataset(user, name: str, *, label_type: str = "image_classification", 
                           output_location=parse(f"storage://bench-data/{name}-out"))
 
 
-def timed_import(user, dataset, path: str, fmt: str, *, expected: int, what: str) -> float:
-    """Seconds an import of `path` into `dataset` takes, run here as a worker runs it; the bench
-    stops when it does not create `expected` samples."""
+def timed_operation(op, *, what: str, counted: str, expected: int) -> float:
+    """Seconds operation `op` takes, run here as a worker runs it; the bench stops unless it
+    succeeds with `expected` as its result's `counted`."""
     from apps.datasets.operations import operation_execute
-    from apps.datasets.services import operation_start
 
-    op = operation_start(user=user, dataset=dataset, kind="import", params={"path": path, "format": fmt})
-    log(f"importing {what}")
+    log(what)
     start = time.perf_counter()
     status = operation_execute(op.pk)
     elapsed = time.perf_counter() - start
     op.refresh_from_db()
-    if status != "succeeded" or op.result.get("created") != expected:
-        raise SystemExit(f"bench datasets: import of {what} {status}: {op.message} {op.result}")
+    if status != "succeeded" or op.result.get(counted) != expected:
+        raise SystemExit(f"bench datasets: {what}: {status}: {op.message} {op.result}")
     return elapsed
+
+
+def timed_import(user, dataset, path: str, fmt: str, *, expected: int, what: str) -> float:
+    """Seconds an import of `path` into `dataset` takes (see `timed_operation`)."""
+    from apps.datasets.services import operation_start
+
+    op = operation_start(user=user, dataset=dataset, kind="import", params={"path": path, "format": fmt})
+    return timed_operation(op, what=f"importing {what}", counted="created", expected=expected)
 
 
 def write_files(root: Path, names_data) -> None:
@@ -171,7 +177,6 @@ def main() -> int:
         from apps.datasets.choices import LabelStatus, Shape
         from apps.datasets.exports import export_start
         from apps.datasets.models import Annotation, Label, Sample
-        from apps.datasets.operations import operation_execute
         from apps.storage.services import bucket_create
 
         user = user_create(username="bench", password="bench-password-123", email="bench@example.test")
@@ -222,13 +227,8 @@ def main() -> int:
         Sample.objects.filter(dataset=image_ds).update(label_status=LabelStatus.LABELED)
         op = export_start(user=user, dataset=image_ds, method="storage", path=parse("storage://bench-data/coco-out"),
                           format="coco")
-        log(f"exporting {IMAGES} images with {len(boxes)} boxes to COCO")
-        start = time.perf_counter()
-        status = operation_execute(op.pk)
-        elapsed = time.perf_counter() - start
-        op.refresh_from_db()
-        if status != "succeeded" or op.result.get("exported") != IMAGES:
-            raise SystemExit(f"bench datasets: export {status}: {op.message}")
+        elapsed = timed_operation(op, what=f"exporting {IMAGES} images with {len(boxes)} boxes to COCO",
+                                  counted="exported", expected=IMAGES)
         figure("export_coco_s", elapsed, "s")
 
         # 3. Filtered sample page of a 100,000-sample dataset, over HTTP.
