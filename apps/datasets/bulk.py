@@ -13,7 +13,7 @@ import gc
 import json
 import operator
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 
 from .models import Annotation, Sample
 
@@ -142,12 +142,14 @@ def write_rows(table: str, columns: list[str], values: list) -> None:
 
     SQLite: one executemany (in-process, no round trip per row to save). PostgreSQL: COPY, which
     streams the rows in one round trip where executemany would send one statement per row.
+    Always in a transaction (a savepoint inside the caller's): outside one, SQLite committed an
+    executemany row by row.
     """
     if not values:
         return
     quote = connection.ops.quote_name
     names = ", ".join(quote(c) for c in columns)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN") as copy:
                 for value in values:
