@@ -15,6 +15,9 @@ uvicorn server on a loopback port, like the Label Studio figures we compare with
                                             with one raw INSERT/COPY per table and no import work
                                             (tests/bench/datasets_floor.py);
                                             datasets.manifest_import[_labeled]_vs_floor is the import's share of it
+    datasets.publish_samples_per_s          those 10,000 labeled samples published as a version (the
+                                            manifest written and stored, each sample's published values
+                                            recorded)
     datasets.import_images_per_s            10,000 small images from a folder: copied, decoded,
                                             hashed, thumbnailed
     datasets.sample_list_p95_ms             filtered (label + usage) 30-sample page of a 100,000-sample
@@ -206,6 +209,14 @@ def main() -> int:
             floor = MANIFEST_LINES / insert_floor(dataset, bench_dataset(user, f"manifest-{name}floor"))
             figure(f"manifest_{name}insert_floor_samples_per_s", floor, "samples/s")
             figure(f"manifest_import_{name}vs_floor", rate / floor, "x")
+        # The labeled samples (the loop's last dataset) published as a version: manifest written,
+        # per-sample rows recorded.
+        from apps.datasets.versions import version_publish
+
+        publish = version_publish(user=user, dataset=dataset)
+        elapsed = timed_operation(publish, what=f"publishing a version of {MANIFEST_LINES} labeled samples",
+                                  counted="samples", expected=MANIFEST_LINES)
+        figure("publish_samples_per_s", MANIFEST_LINES / elapsed, "samples/s")
 
         # 2. Folder of images: copied, decoded, thumbnailed.
         write_files(storage_root / "folder", ((f"batch{i // 1000}/{i:05d}.jpg", images[i]) for i in range(IMAGES)))
