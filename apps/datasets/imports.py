@@ -36,7 +36,7 @@ from .choices import (
     SampleType,
     Usage,
 )
-from .formats.items import AnnSpec, ImportItem, Problem, extension, read_bytes
+from .formats.items import AnnSpec, ImportItem, Problem, extension
 from .bulk import (
     AnnotationRow,
     SampleRow,
@@ -84,8 +84,12 @@ def dedupe_key(value: str) -> str:
     return hashlib.sha1(value.encode("utf-8")).hexdigest()
 
 
+def thumbnail_folder(dataset: Dataset) -> StoragePath:
+    return parse(dataset.output_location).child("thumbnails")
+
+
 def thumbnail_path(dataset: Dataset, sample_id: str) -> StoragePath:
-    return parse(dataset.output_location).child("thumbnails").child(f"{sample_id}.jpg")
+    return thumbnail_folder(dataset).child(f"{sample_id}.jpg")
 
 
 @dataclass
@@ -525,26 +529,53 @@ def run_sync(ctx: OperationContext) -> dict:
     return {"added": counts["created"], "removed": removed, "rejected": counts["rejected"], "errors": ctx.error_count}
 
 
+THUMBNAIL_CHUNK = 200
+
+
 def run_thumbnails(ctx: OperationContext) -> dict:
-    """Decode images imported without probing (manifests): size, hash, thumbnail; report undecodable ones."""
+    """Decode images imported without probing (manifests): size, hash, thumbnail; report undecodable ones.
+
+    Files are read and thumbnails written through `FileAccess`, as imports do (one folder
+    resolution per folder, not one per file), and the samples' new values are written a chunk
+    at a time in one transaction: file by file through the storage API, with a commit per
+    sample, 10,000 small images took ~9 s.
+    """
     dataset = ctx.dataset
-    storage = get_storage()
+    files = FileAccess()
+    limit = settings.ATELIER_DATASET_MAX_IMAGE_BYTES
+    folder = thumbnail_folder(dataset)
     pending = Sample.objects.filter(dataset=dataset, format_category=FormatCategory.IMAGE, thumbnail="")
     ctx.set_total(pending.count())
     done = 0
+    updates: list[tuple[str, Probe, str]] = []
+
+    def write() -> None:
+        with transaction.atomic():
+            for pk, probe, uri in updates:
+                Sample.objects.filter(pk=pk).update(width=probe.width, height=probe.height, sha256=probe.sha256,
+                                                    thumbnail=uri)
+        updates.clear()
+
     for pk, source in pending.values_list("pk", "source").iterator():
+        path = parse(source)
         try:
-            data = read_bytes(parse(source), limit=settings.ATELIER_DATASET_MAX_IMAGE_BYTES)
-            probe = probe_image(data)
+            size = files.size(path)
+            if size > limit:
+                raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {size} bytes; at most {limit} are allowed.")
+            probe = probe_image(files.read(path))
+        except NotFound:
+            ctx.error(source, ErrorCode.MISSING_SOURCE, f"{path.uri} does not exist.")
         except Problem as problem:
             ctx.error(source, problem.code, problem.message)
         else:
-            thumb = thumbnail_path(dataset, pk)
-            storage.save(thumb, io.BytesIO(probe.thumbnail))
-            Sample.objects.filter(pk=pk).update(width=probe.width, height=probe.height, sha256=probe.sha256,
-                                                thumbnail=thumb.uri)
+            thumb = folder.child(f"{pk}.jpg")
+            files.write(thumb, probe.thumbnail, atomic=False)  # derived, made again when missing
+            updates.append((pk, probe, thumb.uri))
+            if len(updates) >= THUMBNAIL_CHUNK:
+                write()
         done += 1
         ctx.progress(done)
+    write()
     return {"processed": done, "errors": ctx.error_count}
 
 

@@ -9,6 +9,8 @@ uvicorn server on a loopback port, like the Label Studio figures we compare with
                                             (metadata only; thumbnails are left to a background run);
                                             a line names its image and usage, as the peer's URL-only
                                             tasks name theirs
+    datasets.manifest_thumbnails_per_s      the background run that import started, over its 10,000
+                                            images: read, decoded, hashed, previewed
     datasets.manifest_import_labeled_samples_per_s  the same with a class label on every line
                                             (an annotation and a label-index row per sample more)
     datasets.manifest[_labeled]_insert_floor_samples_per_s  the rows each import wrote, written again
@@ -179,7 +181,7 @@ def main() -> int:
         from apps.core.paths import parse
         from apps.datasets.choices import LabelStatus, Shape
         from apps.datasets.exports import export_start
-        from apps.datasets.models import Annotation, Label, Sample
+        from apps.datasets.models import Annotation, DatasetOperation, Label, Sample
         from apps.storage.services import bucket_create
 
         user = user_create(username="bench", password="bench-password-123", email="bench@example.test")
@@ -209,6 +211,11 @@ def main() -> int:
             floor = MANIFEST_LINES / insert_floor(dataset, bench_dataset(user, f"manifest-{name}floor"))
             figure(f"manifest_{name}insert_floor_samples_per_s", floor, "samples/s")
             figure(f"manifest_import_{name}vs_floor", rate / floor, "x")
+            if not labeled:  # the background run the import started: decode, hash, preview
+                thumbnails = DatasetOperation.objects.get(dataset=dataset, kind="thumbnails")
+                elapsed = timed_operation(thumbnails, what=f"making {MANIFEST_LINES} previews",
+                                          counted="processed", expected=MANIFEST_LINES)
+                figure("manifest_thumbnails_per_s", MANIFEST_LINES / elapsed, "images/s")
         # The labeled samples (the loop's last dataset) published as a version: manifest written,
         # per-sample rows recorded.
         from apps.datasets.versions import version_publish

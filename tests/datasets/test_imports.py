@@ -16,7 +16,9 @@ from apps.datasets.models import Annotation, Label, Sample
 from apps.datasets.operations import operation_execute
 from apps.datasets.services import operation_start
 
-from .conftest import errors_of, image_bytes, labels_by_file, put
+from tests.storage.backends import moto_endpoint, storage_backend  # noqa: F401
+
+from .conftest import errors_of, image_bytes, labels_by_file, put, read
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "datasets"
 
@@ -329,6 +331,43 @@ def test_manifest_bad_lines_reported_others_imported(make_dataset, run_import, r
     thumbs = DatasetOperation.objects.get(dataset=dataset, kind="thumbnails")
     assert operation_execute(thumbs.pk) == "succeeded"
     assert dataset.samples.get(file_name="a.jpg").width == 64
+
+
+def test_manifest_thumbnails_run_decodes_in_chunks_and_reports_bad_files(storage_backend, make_dataset, run_import,
+                                                                           root, monkeypatch, settings):
+    """The background run after a metadata import gives each image its size, hash and preview,
+    chunk by chunk; a file that is not an image, one deleted since the import and one grown past
+    the size limit are reported by name, and their samples keep no preview. On either backend."""
+    import hashlib
+
+    from apps.datasets import imports
+    from apps.datasets.models import DatasetOperation
+
+    monkeypatch.setattr(imports, "THUMBNAIL_CHUNK", 2)
+    bucket = parse(root).bucket
+    good = {f"ok{i}.jpg": image_bytes(30 + i, 20, fmt="JPEG") for i in range(5)}
+    for name, data in {**good, "fake.jpg": b"not an image", "gone.jpg": image_bytes(), "big.jpg": image_bytes()}.items():
+        put(f"{root}/imgs/{name}", data)
+    names = [*good, "fake.jpg", "gone.jpg", "big.jpg"]
+    put(f"{root}/m/set.manifest", "\n".join(json.dumps({"source": f"s3://{bucket}/imgs/{n}"}) for n in names) + "\n")
+    dataset = make_dataset()
+    assert run_import(dataset, f"{root}/m/set.manifest", "manifest").result["created"] == 8
+    stored = dict(dataset.samples.values_list("file_name", "source"))  # the copies in the input folder
+    get_storage().delete(parse(stored["gone.jpg"]))
+    put(stored["big.jpg"], b"x" * 2048)
+    settings.ATELIER_DATASET_MAX_IMAGE_BYTES = 1024
+    thumbs = DatasetOperation.objects.get(dataset=dataset, kind="thumbnails")
+    assert operation_execute(thumbs.pk) == "succeeded"
+    thumbs.refresh_from_db()
+    assert thumbs.result["processed"] == 8
+    assert sorted((e.item.rpartition("/")[2], e.code) for e in thumbs.errors.all()) == [
+        ("big.jpg", "FILE_TOO_LARGE"), ("fake.jpg", "CORRUPT_IMAGE"), ("gone.jpg", "MISSING_SOURCE")]
+    samples = {s.file_name: s for s in dataset.samples.all()}
+    for i, (name, data) in enumerate(good.items()):
+        sample = samples[name]
+        assert (sample.width, sample.height, sample.sha256) == (30 + i, 20, hashlib.sha256(data).hexdigest())
+        assert read(sample.thumbnail)[:2] == b"\xff\xd8"  # a JPEG preview
+    assert all(samples[n].thumbnail == "" for n in ("fake.jpg", "gone.jpg", "big.jpg"))
 
 
 def test_manifest_ids_kept_when_free_and_property_checked(make_dataset, run_import, root):
