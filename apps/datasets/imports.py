@@ -36,7 +36,7 @@ from .choices import (
     SampleType,
     Usage,
 )
-from .formats.items import AnnSpec, ImportItem, Problem, extension
+from .formats.items import AnnSpec, ImportItem, Problem, check_size, extension
 from .bulk import (
     AnnotationRow,
     SampleRow,
@@ -85,11 +85,24 @@ def dedupe_key(value: str) -> str:
 
 
 def thumbnail_folder(dataset: Dataset) -> StoragePath:
+    """Where the dataset's previews go: `<sample id>.jpg` in its output folder's thumbnails/."""
     return parse(dataset.output_location).child("thumbnails")
 
 
-def thumbnail_path(dataset: Dataset, sample_id: str) -> StoragePath:
-    return thumbnail_folder(dataset).child(f"{sample_id}.jpg")
+def file_size(files: FileAccess, path: StoragePath) -> int:
+    """Size of an existing file; Problem(MISSING_SOURCE) when there is none."""
+    try:
+        return files.size(path)
+    except NotFound:
+        raise Problem(ErrorCode.MISSING_SOURCE, f"{path.uri} does not exist.") from None
+
+
+def file_bytes(files: FileAccess, path: StoragePath) -> bytes:
+    """The whole file; Problem(MISSING_SOURCE) when there is none."""
+    try:
+        return files.read(path)
+    except NotFound:
+        raise Problem(ErrorCode.MISSING_SOURCE, f"{path.uri} does not exist.") from None
 
 
 @dataclass
@@ -144,6 +157,7 @@ class Ingestor:
         self.dataset: Dataset = ctx.dataset
         self.storage = get_storage()
         self.files = FileAccess()
+        self.thumbnails = thumbnail_folder(self.dataset)
         self.input = parse(self.dataset.input_location)
         self.labeled = labeled
         self.label_filter = {name.strip() for name in label_filter or [] if name.strip()} or None
@@ -256,7 +270,7 @@ class Ingestor:
             self.sample_count += 1
             samples.append(sample)
             if thumb is not None:
-                path = thumbnail_path(self.dataset, sample.pk)
+                path = self.thumbnails.child(f"{sample.pk}.jpg")
                 sample.thumbnail = path.uri
                 thumbs.append((path, thumb))
             sample_annotations = self._annotations_for(item, sample)
@@ -312,8 +326,8 @@ class Ingestor:
         category = CATEGORY_BY_EXTENSION.get(ext, FormatCategory.OTHER)
         is_image = category == FormatCategory.IMAGE
         limit = self.max_image_bytes if is_image else self.max_sample_bytes
-        if item.size is not None and item.size > limit:
-            raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {item.size} bytes; at most {limit} are allowed.")
+        if item.size is not None:
+            check_size(item.size, limit)
         sample.source, sample.file_name, sample.directory = dest.uri, dest.name, dest.key.rpartition("/")[0]
         sample.format_category = category
         if dataset.data_type in (DataType.FREE_FORMAT, DataType.VIDEO):
@@ -321,14 +335,7 @@ class Ingestor:
                                   FormatCategory.AUDIO: SampleType.AUDIO, FormatCategory.VIDEO: SampleType.VIDEO
                                   }.get(category, SampleType.OTHER)
         if self.defer_probe:
-            size = item.size
-            if size is None:
-                try:
-                    size = self.files.size(item.src)
-                except NotFound:
-                    raise Problem(ErrorCode.MISSING_SOURCE, f"{item.src.uri} does not exist.") from None
-            if size > limit:
-                raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {size} bytes; at most {limit} are allowed.")
+            size = check_size(item.size if item.size is not None else file_size(self.files, item.src), limit)
             if dest != item.src:
                 self._copy(item.src, dest)
             sample.size = size
@@ -337,10 +344,8 @@ class Ingestor:
                 self.deferred += 1
             return sample, None
         if is_image or ext == ".wav":
-            size = item.size if item.size is not None else self._size(item.src)
-            if size > limit:
-                raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {size} bytes; at most {limit} are allowed.")
-            data = self._read(item.src)
+            check_size(item.size if item.size is not None else file_size(self.files, item.src), limit)
+            data = file_bytes(self.files, item.src)
             if is_image:
                 try:
                     probe = probe_image(data)
@@ -357,20 +362,8 @@ class Ingestor:
                 self._copy(item.src, dest)
         else:
             sample.size = self._copy(item.src, dest) if dest != item.src else (
-                item.size if item.size is not None else self._size(item.src))
+                item.size if item.size is not None else file_size(self.files, item.src))
         return sample, thumb
-
-    def _size(self, path: StoragePath) -> int:
-        try:
-            return self.files.size(path)
-        except NotFound:
-            raise Problem(ErrorCode.MISSING_SOURCE, f"{path.uri} does not exist.") from None
-
-    def _read(self, path: StoragePath) -> bytes:
-        try:
-            return self.files.read(path)
-        except NotFound:
-            raise Problem(ErrorCode.MISSING_SOURCE, f"{path.uri} does not exist.") from None
 
     def _copy(self, src: StoragePath, dest: StoragePath) -> int:
         try:
@@ -559,12 +552,8 @@ def run_thumbnails(ctx: OperationContext) -> dict:
     for pk, source in pending.values_list("pk", "source").iterator():
         path = parse(source)
         try:
-            size = files.size(path)
-            if size > limit:
-                raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {size} bytes; at most {limit} are allowed.")
-            probe = probe_image(files.read(path))
-        except NotFound:
-            ctx.error(source, ErrorCode.MISSING_SOURCE, f"{path.uri} does not exist.")
+            check_size(file_size(files, path), limit)
+            probe = probe_image(file_bytes(files, path))
         except Problem as problem:
             ctx.error(source, problem.code, problem.message)
         else:

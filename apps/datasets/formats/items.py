@@ -80,6 +80,13 @@ def walk(root: StoragePath) -> Iterator[tuple[StoragePath, ObjectInfo, str]]:
         yield StoragePath(root.bucket, info.key), info, relative(root, info.key)
 
 
+def check_size(size: int, limit: int) -> int:
+    """`size` (bytes) when it is within `limit`, else Problem(FILE_TOO_LARGE)."""
+    if size > limit:
+        raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {size} bytes; at most {limit} are allowed.")
+    return size
+
+
 def read_bytes(path: StoragePath, *, limit: int | None = None) -> bytes:
     """The whole file; Problem(FILE_TOO_LARGE) past `limit`, Problem(MISSING_SOURCE) when absent."""
     storage = get_storage()
@@ -89,13 +96,11 @@ def read_bytes(path: StoragePath, *, limit: int | None = None) -> bytes:
             size = local.stat().st_size if local.is_file() else None
             if size is None:
                 raise NotFound(f"{path.uri} does not exist.")
-            if limit is not None and size > limit:
-                raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {size} bytes; at most {limit} are allowed.")
+            if limit is not None:
+                check_size(size, limit)
             return local.read_bytes()
         if limit is not None:
-            size = storage.stat(path).size
-            if size > limit:
-                raise Problem(ErrorCode.FILE_TOO_LARGE, f"The file has {size} bytes; at most {limit} are allowed.")
+            check_size(storage.stat(path).size, limit)
         with storage.open(path) as fh:
             return fh.read()
     except NotFound:
